@@ -1,0 +1,5 @@
+import sys
+
+from raphe.cli import main
+
+sys.exit(main())

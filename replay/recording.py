@@ -1,0 +1,147 @@
+"""One `.abf` recording, read with pyabf: its channels, its sweeps and where each sweep starts.
+
+Every sweep keeps its start on the stream's sample counter, taken from the time pyabf gives its
+first sample (``absoluteTime=True``), so the pause between episodic sweeps shows downstream as a jump
+of ``sample_num``. Where a header puts a sweep at or before the end of the previous one (many
+episodic headers give a start-to-start interval equal to the sweep length), the sweep starts one
+sample later: two sweeps are never presented as continuous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyabf
+
+from raphe.errors import RapheError
+
+OPERATION_MODES = {
+    1: "event-driven (variable length)",
+    2: "event-driven (fixed length)",
+    3: "gap-free",
+    4: "high-speed oscilloscope",
+    5: "episodic",
+}
+
+
+class RecordingError(RapheError):
+    """A file that cannot be read as an ABF recording, or a request it cannot satisfy."""
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    num: int
+    name: str
+    units: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    index: int
+    sample_num: int
+    traces: tuple[np.ndarray, ...]  # one float32 array per channel, as pyabf reads it
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.traces[0].shape[0])
+
+
+class Recording:
+    """An ABF1 or ABF2 file, any acquisition mode, any number of channels.
+
+    Attributes
+    ----------
+    path, name : the file and its stem (the stream name on the wire)
+    abf_version, mode : as the header gives them
+    sample_rate : float, per channel, in Hz
+    channels : list of :class:`Channel`
+    sweeps : list of :class:`Sweep`, each with its start on the sample counter
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        abf = _open_abf(self.path)
+        self.name = self.path.stem
+        self.abf_version = abf.abfVersionString
+        self.mode = OPERATION_MODES.get(abf.nOperationMode, f"mode {abf.nOperationMode}")
+        self.sample_rate = float(abf.sampleRate)
+        self.channels = [Channel(i, _printable(abf.adcNames[i]) or f"ch{i}", _printable(abf.adcUnits[i]))
+                         for i in range(abf.channelCount)]
+        self.sweeps = _read_sweeps(abf, self.sample_rate)
+
+    def __repr__(self) -> str:
+        return (f"Recording({self.name!r}: ABF {self.abf_version}, {self.mode}, {len(self.channels)} ch, "
+                f"{self.sample_rate:g} Hz, {len(self.sweeps)} sweep(s), {self.recorded_s:.2f} s recorded)")
+
+    @property
+    def total_samples(self) -> int:
+        """Samples per channel actually stored."""
+        return sum(s.num_samples for s in self.sweeps)
+
+    @property
+    def recorded_s(self) -> float:
+        return self.total_samples / self.sample_rate
+
+    @property
+    def span_samples(self) -> int:
+        """From the first sample counter value to the end of the last sweep (includes pauses)."""
+        last = self.sweeps[-1]
+        return last.sample_num + last.num_samples
+
+    def select(self, wanted: list[str] | None) -> list[Channel]:
+        """Channels by 0-based index or by name; all of them when ``wanted`` is None or empty."""
+        if not wanted:
+            return list(self.channels)
+        chosen = []
+        for item in wanted:
+            match = [c for c in self.channels if c.name == item or str(c.num) == item]
+            if not match:
+                known = ", ".join(f"{c.num}={c.name}" for c in self.channels)
+                raise RecordingError(f"{self.path.name} has no channel {item!r} (channels: {known})")
+            if match[0] not in chosen:
+                chosen.append(match[0])
+        return chosen
+
+
+def _printable(text: str) -> str:
+    # Headers written by non-Clampex tools carry NULs and control bytes in their name fields.
+    return "".join(ch for ch in str(text) if ch.isprintable()).strip()
+
+
+def _open_abf(path: Path) -> pyabf.ABF:
+    if not path.exists():
+        raise RecordingError(f"{path}: no such file")
+    if not path.is_file():
+        raise RecordingError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise RecordingError(f"{path}: empty file")
+    try:
+        with path.open("rb") as fh:
+            signature = fh.read(4)
+    except OSError as exc:
+        raise RecordingError(f"{path}: cannot read ({exc.strerror})") from None
+    if signature not in (b"ABF ", b"ABF2"):
+        raise RecordingError(f"{path}: not an ABF file (no ABF signature)")
+    try:
+        return pyabf.ABF(str(path))
+    except Exception as exc:  # pyabf reports a short or damaged file with assorted exception types
+        raise RecordingError(f"{path}: truncated or corrupt ABF file ({exc})") from None
+
+
+def _read_sweeps(abf: pyabf.ABF, rate: float) -> list[Sweep]:
+    sweeps = []
+    next_free = 0
+    for index in range(abf.sweepCount):
+        traces = []
+        for channel in range(abf.channelCount):
+            abf.setSweep(index, channel=channel, absoluteTime=True)
+            traces.append(np.asarray(abf.sweepY, dtype=np.float32))
+        start = max(int(round(abf.sweepX[0] * rate)), next_free)
+        sweep = Sweep(index, start, tuple(traces))
+        sweeps.append(sweep)
+        next_free = start + sweep.num_samples + 1
+    if not sweeps or sweeps[0].num_samples == 0:
+        raise RecordingError(f"{abf.abfFilePath}: holds no samples")
+    return sweeps

@@ -1,0 +1,159 @@
+"""Publishing DATA and EVENT messages on a bound PUB socket, or losslessly on XPUB.
+
+The ordinary mode is the rig's: a PUB socket that drops messages for a subscriber that falls more
+than ``hwm`` messages behind. The lossless mode, for replays into raphe's own consumers, binds an
+XPUB socket with ``XPUB_NODROP``, so a full queue makes the publisher wait instead of dropping; plain
+SUB clients connect to it unchanged.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+
+import numpy as np
+import zmq
+
+from raphe.errors import RapheError
+
+from .heartbeat import HeartbeatServer, heartbeat_endpoint
+from .protocol import encode_data, encode_ttl
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+LOSSLESS_LINGER_MS = 60_000
+
+
+class EndpointError(RapheError):
+    """An endpoint that cannot be bound or connected."""
+
+
+def bind(socket: zmq.Socket, endpoint: str) -> str:
+    """Bind and return the resolved endpoint; a clear :class:`EndpointError` instead of a ZMQError."""
+    try:
+        socket.bind(endpoint)
+    except zmq.ZMQError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise EndpointError(f"{endpoint} is already in use; choose another port with --endpoint") from None
+        raise EndpointError(f"cannot bind {endpoint}: {exc.strerror}") from None
+    return socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+class Publisher:
+    """A bound data socket with its heartbeat responder and the publisher's ``message_num`` counter.
+
+    Parameters
+    ----------
+    endpoint : str
+        Where to bind, default ``tcp://127.0.0.1:5556``. Port ``*`` picks a free port.
+    lossless : bool
+        XPUB with ``XPUB_NODROP``: wait for slow subscribers instead of dropping (default False).
+    heartbeat : bool
+        Answer heartbeats on the data port + 1 (default True; TCP endpoints only).
+    hwm : int
+        Send high-water mark in messages (default 1000, as ZeroMQ's).
+    """
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, lossless: bool = False, heartbeat: bool = True,
+                 hwm: int = 1000):
+        self.lossless = lossless
+        self.subscriptions = 0
+        self._message_num = 0
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.XPUB if lossless else zmq.PUB)
+        self._socket.setsockopt(zmq.SNDHWM, hwm)
+        self._socket.setsockopt(zmq.LINGER, LOSSLESS_LINGER_MS if lossless else 0)
+        if lossless:
+            self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+            # Every subscriber's subscription is reported, not only the first of each topic.
+            self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self._heartbeat: HeartbeatServer | None = None
+        try:
+            self.endpoint = bind(self._socket, endpoint)
+            hb = heartbeat_endpoint(self.endpoint) if heartbeat else None
+            if hb is not None:
+                try:
+                    self._heartbeat = HeartbeatServer(self._context, hb)
+                except zmq.ZMQError as exc:
+                    raise EndpointError(f"cannot bind the heartbeat socket {hb}: {exc.strerror}") from None
+        except EndpointError:
+            self.close()
+            raise
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def heartbeat_endpoint(self) -> str | None:
+        return None if self._heartbeat is None else self._heartbeat.endpoint
+
+    @property
+    def heartbeats(self) -> int:
+        return 0 if self._heartbeat is None else self._heartbeat.beats
+
+    def new_acquisition(self) -> None:
+        """Start ``message_num`` again at 1, as the GUI does when acquisition restarts."""
+        self._message_num = 0
+
+    def _next_message_num(self) -> int:
+        self._message_num += 1
+        return self._message_num
+
+    def send_data(self, stream: str, channel_num: int, channel_name: str, sample_num: int,
+                  sample_rate: float, samples: np.ndarray, units: str | None = None) -> int:
+        """Publish one channel's block; return its ``message_num``."""
+        num = self._next_message_num()
+        self.send_frames(encode_data(num, stream, channel_num, channel_name, sample_num, sample_rate,
+                                     samples, units))
+        return num
+
+    def send_ttl(self, stream: str, source_node: int, sample_num: int, line: int, state: int,
+                 word: int) -> int:
+        num = self._next_message_num()
+        self.send_frames(encode_ttl(num, stream, source_node, sample_num, line, state, word))
+        return num
+
+    def send_frames(self, frames: list[bytes]) -> None:
+        """Send prepared frames as they are (tests use this to put malformed messages on the wire)."""
+        if not self.lossless:
+            self._socket.send_multipart(frames)
+            return
+        self._drain_subscriptions()
+        while True:
+            try:
+                self._socket.send_multipart(frames, zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                # XPUB_NODROP refuses the whole message while any subscriber's queue is full.
+                self._socket.poll(50, zmq.POLLOUT)
+                self._drain_subscriptions()
+
+    def _drain_subscriptions(self) -> None:
+        while self._socket.poll(0, zmq.POLLIN):
+            message = self._socket.recv()
+            if message[:1] == b"\x01":
+                self.subscriptions += 1
+
+    def wait_for_subscribers(self, count: int = 1, timeout_s: float | None = None) -> bool:
+        """Lossless mode only: wait until ``count`` subscriptions have arrived; False on timeout."""
+        if not self.lossless:
+            raise ValueError("only an XPUB (lossless) publisher sees its subscribers")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.subscriptions < count:
+            remaining_ms = 100 if deadline is None else int(max(0.0, deadline - time.monotonic()) * 1000)
+            if deadline is not None and remaining_ms == 0:
+                return False
+            if self._socket.poll(min(100, remaining_ms), zmq.POLLIN):
+                self._drain_subscriptions()
+        return True
+
+    def close(self) -> None:
+        """Close the sockets, then the context; lossless mode first flushes what is queued."""
+        if self._heartbeat is not None:
+            self._heartbeat.close()
+            self._heartbeat = None
+        if not self._socket.closed:
+            self._socket.close()
+        self._context.term()
