@@ -93,6 +93,11 @@ class Publisher:
     def heartbeats(self) -> int:
         return 0 if self._heartbeat is None else self._heartbeat.beats
 
+    @property
+    def message_num(self) -> int:
+        """The ``message_num`` of the last message sent (0 before the first)."""
+        return self._message_num
+
     def new_acquisition(self) -> None:
         """Start ``message_num`` again at 1, as the GUI does when acquisition restarts."""
         self._message_num = 0

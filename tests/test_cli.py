@@ -1,0 +1,143 @@
+"""The command line, run as a user runs it: a subprocess, real files, real sockets."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from raphe.replay import Recording
+from raphe.streamer import Publisher
+
+
+def raphe(*args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "raphe", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert fragment in lines[0]
+
+
+def test_info_describes_a_recording(abf_dir):
+    result = raphe("info", "--json", abf_dir / "f1.abf")
+    assert result.returncode == 0
+    info = json.loads(result.stdout)
+    assert info["abf_version"] == "1.8.3.0" and info["mode"] == "episodic"
+    assert [c["units"] for c in info["channels"]] == ["pA", "pA", "mV", "mV"]
+    assert info["sweeps"] == 10 and info["samples_per_channel"] == 500_000
+    text = raphe("info", abf_dir / "2020_06_16_0000.abf")
+    assert text.returncode == 0 and "event-driven" in text.stdout
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "truncated", "not abf", "directory"])
+def test_bad_files_give_one_line_and_exit_2(case, tmp_path, abf_dir):
+    path = tmp_path / "x.abf"
+    fragment = {"missing": "no such file", "empty": "empty file", "truncated": "truncated or corrupt",
+                "not abf": "not an ABF file", "directory": "not a file"}[case]
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "truncated":
+        path.write_bytes((abf_dir / "19114000.abf").read_bytes()[:1_500_000])
+    elif case == "not abf":
+        path.write_text("time,current\n0,1\n")
+    elif case == "directory":
+        path.mkdir()
+    for command in ("info", "replay"):
+        assert_one_line_error(raphe(command, path), fragment)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--channels", "7"], "no channel '7'"),
+    (["--channels", "nope"], "no channel 'nope'"),
+    (["--speed", "0"], "speed must be > 0"),
+    (["--speed", "-2"], "speed must be > 0"),
+    (["--speed", "fast"], "speed must be a number or 'max'"),
+    (["--block-ms", "0"], "expected a number > 0"),
+])
+def test_bad_replay_options_give_one_line_and_exit_2(abf_dir, args, fragment):
+    assert_one_line_error(raphe("replay", abf_dir / "18425108.abf", *args), fragment)
+
+
+def test_port_in_use_gives_one_line_and_exit_2(abf_dir):
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUB)
+    sock.bind("tcp://127.0.0.1:*")
+    endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    try:
+        assert_one_line_error(raphe("replay", abf_dir / "18425108.abf", "--endpoint", endpoint), "already in use")
+    finally:
+        sock.close(0)
+        ctx.term()
+
+
+def test_replay_and_listen_end_to_end(abf_dir, tmp_path):
+    path = abf_dir / "pclamp11_4ch_abf1.abf"
+    rec = Recording(path)
+    port = free_port_pair()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    listener = subprocess.Popen([sys.executable, "-m", "raphe", "listen", "--connect", endpoint, "--idle", "2",
+                                 "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        sender = raphe("replay", path, "--endpoint", endpoint, "--lossless", "--speed", "max", "--block-ms", "3")
+        assert sender.returncode == 0, sender.stderr
+        out, err = listener.communicate(timeout=60)
+    finally:
+        listener.kill()
+    assert listener.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["lost_messages"] == 0 and summary["malformed"] == {}
+    channels = sorted(summary["channels"], key=lambda c: c["channel_num"])
+    assert [c["samples"] for c in channels] == [rec.total_samples] * 4
+    # ten sweeps, each after a pause: nine jumps of the sample counter per channel
+    assert [c["gaps"] for c in channels] == [len(rec.sweeps) - 1] * 4
+    assert all(c["units"] == "pA" and c["sample_rate"] == 20000.0 for c in channels)
+
+
+def test_listen_refuses_legacy_messages_with_a_clear_line_and_keeps_going():
+    with Publisher("tcp://127.0.0.1:*", heartbeat=False) as pub:
+        listener = subprocess.Popen([sys.executable, "-m", "raphe", "listen", "--connect", pub.endpoint,
+                                     "--duration", "4", "--json"], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)
+        legacy = json.dumps({"message_no": 1, "type": "data", "content": {"n_channels": 1}}).encode()
+        deadline = time.monotonic() + 3
+        sent = 0
+        while time.monotonic() < deadline:
+            pub.send_frames([b"DATA", legacy, bytes(4)])
+            pub.send_data("rig", 0, "A", sent * 4, 1000.0, np.zeros(4, np.float32))
+            sent += 1
+            time.sleep(0.01)
+        out, err = listener.communicate(timeout=30)
+    assert listener.returncode == 0
+    summary = json.loads(out)
+    assert summary["malformed"]["legacy"] > 0 and summary["channels"][0]["samples"] > 0
+    assert err.count("GUI 0.4/0.5") == 1
+
+
+def free_port_pair() -> int:
+    """A TCP port free on 127.0.0.1 whose successor (the heartbeat port) is free too."""
+    ctx = zmq.Context()
+    try:
+        for _ in range(50):
+            a = ctx.socket(zmq.REP)
+            a.bind("tcp://127.0.0.1:*")
+            port = int(a.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+            b = ctx.socket(zmq.REP)
+            try:
+                b.bind(f"tcp://127.0.0.1:{port + 1}")
+                return port
+            except zmq.ZMQError:
+                continue
+            finally:
+                a.close(0)
+                b.close(0)
+        raise RuntimeError("no free port pair")
+    finally:
+        ctx.term()
