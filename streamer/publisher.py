@@ -125,7 +125,6 @@ class Publisher:
         if not self.lossless:
             self._socket.send_multipart(frames)
             return
-        self._drain_subscriptions()
         while True:
             try:
                 self._socket.send_multipart(frames, zmq.NOBLOCK)

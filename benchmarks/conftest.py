@@ -1,0 +1,45 @@
+"""Shared by the benchmarks: the recordings they replay, and a closing table of same-run ratios.
+
+Each benchmark records its throughput with :func:`record`; a ratio is only ever formed between two
+figures measured in this same run, because these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ABF_DIR
+
+RESULTS: dict[str, float] = {}
+
+
+def record(benchmark, name: str, amount: float, unit: str) -> None:
+    """Store ``amount`` per second of the benchmark's median round under ``name``."""
+    rate = amount / benchmark.stats.stats.median
+    RESULTS[name] = rate
+    benchmark.extra_info[unit] = rate
+
+
+@pytest.fixture(scope="session")
+def recording_path() -> Path:
+    path = ABF_DIR / "19114000.abf"  # gap-free, 60 s at 20 kHz: 1.2 M samples
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not RESULTS:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write("raphe figures (rates from each benchmark's median round):")
+    for name, rate in RESULTS.items():
+        write(f"  {name:<44} {rate:>16,.0f} /s")
+    base = RESULTS.get("pyabf read + copy (samples)")
+    if base:
+        for name, rate in RESULTS.items():
+            if name.startswith("replay") and name.endswith("(samples)"):
+                write(f"  ratio {name} / pyabf read + copy: {rate / base:.3f}")
