@@ -1,0 +1,129 @@
+"""numba kernels of the online threshold detector. Plain arrays in, plain arrays out; no Python objects.
+
+One call processes one multi-channel block. All state that must survive between blocks lives in the
+arrays of :class:`raphe.detector.online.Detector`, so detection on a stream cut into blocks of any size
+gives exactly the events of one call on the whole stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+NEGATIVE, POSITIVE, BOTH = 0, 1, 2
+
+# indices into the per-channel int64 state
+NEXT, RUN, LAST_EVENT, HEAD, COUNT, SEG_FILL = range(6)
+# indices into the per-channel count array
+DROPPED_START, DROPPED_GAP, DROPPED_NONFINITE, DETECTED = range(4)
+
+
+@njit(cache=True, nogil=True)
+def _crossing(prev: float, x: float, thr: float, polarity: int) -> int:
+    """+1 for a downward crossing, -1 for an upward one, 0 for none (per the selected polarity)."""
+    if polarity != POSITIVE and x < thr <= prev:
+        return 1
+    if polarity != NEGATIVE and x > thr >= prev:
+        return -1
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _robust_update(segment, baseline, sigma, c, k, polarity, thresholds):
+    """Median and MAD/0.6745 of a completed noise segment; the new threshold k sigma from baseline."""
+    med = np.median(segment)
+    mad = np.median(np.abs(segment - med)) / 0.6745
+    baseline[c] = med
+    sigma[c] = mad
+    thresholds[c] = med + k * mad if polarity == POSITIVE else med - k * mad
+
+
+@njit(cache=True, nogil=True)
+def detect_block(block, starts, ring, state, prev, thresholds, pend_sample, pend_frac, pend_thr, pend_dir,
+                 counts, seg, baseline, sigma, positions, need_before, need_after, refractory,
+                 polarity, adaptive_k, out_channel, out_sample, out_thr, out_amp, out_windows):
+    """Detect threshold crossings in ``block`` (channels x samples) and emit completed windows.
+
+    ``starts[c]`` is the sample_num of channel c's first sample in this block. A start that differs
+    from the channel's expected next sample is a gap: its pending windows are discarded and counted,
+    and detection needs one sample of history again. Returns the number of windows written.
+
+    A window is anchored on the crossing interpolated between the two samples that straddle the
+    threshold; ``positions`` are its points in input samples relative to that instant.
+    """
+    n_channels, n = block.shape
+    mask = ring.shape[1] - 1
+    n_points = positions.shape[0]
+    pend_cap = pend_sample.shape[1]
+    seg_len = seg.shape[1]
+    adaptive = adaptive_k > 0.0
+    out = 0
+    for c in range(n_channels):
+        st = state[c]
+        s0 = starts[c]
+        if st[NEXT] != s0:
+            counts[c, DROPPED_GAP] += st[COUNT] if st[NEXT] >= 0 else 0
+            st[COUNT] = 0
+            st[RUN] = 0
+        p = prev[c]
+        thr = thresholds[c]
+        for k in range(n):
+            s = s0 + k
+            x = block[c, k]
+            ring[c, s & mask] = x
+            st[RUN] += 1
+            if st[RUN] > 1:
+                direction = _crossing(p, x, thr, polarity)
+                if direction != 0 and s - st[LAST_EVENT] >= refractory:
+                    st[LAST_EVENT] = s
+                    counts[c, DETECTED] += 1
+                    if st[RUN] - 1 < need_before:
+                        counts[c, DROPPED_START] += 1
+                    else:
+                        slot = (st[HEAD] + st[COUNT]) % pend_cap
+                        pend_sample[c, slot] = s
+                        pend_frac[c, slot] = (p - thr) / (p - x)
+                        pend_thr[c, slot] = thr
+                        pend_dir[c, slot] = direction
+                        st[COUNT] += 1
+            if adaptive and np.isfinite(x):
+                seg[c, st[SEG_FILL]] = x
+                st[SEG_FILL] += 1
+                if st[SEG_FILL] == seg_len:
+                    st[SEG_FILL] = 0
+                    _robust_update(seg[c], baseline, sigma, c, adaptive_k, polarity, thresholds)
+                    thr = thresholds[c]
+            while st[COUNT] > 0 and pend_sample[c, st[HEAD]] + need_after == s:
+                head = st[HEAD]
+                crossing = pend_sample[c, head]
+                anchor = pend_frac[c, head] - 1.0
+                finite = True
+                extreme = 0.0
+                for j in range(n_points):
+                    relative = anchor + positions[j]
+                    below = np.floor(relative)
+                    f = relative - below
+                    i0 = crossing + np.int64(below)
+                    v = ring[c, i0 & mask]
+                    if f > 0.0:
+                        v = v + f * (ring[c, (i0 + 1) & mask] - v)
+                    if not np.isfinite(v):
+                        finite = False
+                        break
+                    out_windows[out, j] = v
+                    if j == 0 or (pend_dir[c, head] > 0 and v < extreme) or (pend_dir[c, head] < 0 and v > extreme):
+                        extreme = v
+                if finite:
+                    out_channel[out] = c
+                    out_sample[out] = crossing
+                    out_thr[out] = pend_thr[c, head]
+                    out_amp[out] = extreme
+                    out += 1
+                else:
+                    counts[c, DROPPED_NONFINITE] += 1
+                st[HEAD] = (head + 1) % pend_cap
+                st[COUNT] -= 1
+            p = x
+        prev[c] = p
+        st[NEXT] = s0 + n
+    return out
