@@ -38,6 +38,13 @@ def pytest_terminal_summary(terminalreporter):
     write("raphe figures (rates from each benchmark's median round):")
     for name, rate in RESULTS.items():
         write(f"  {name:<44} {rate:>16,.0f} /s")
+    for name, rate in RESULTS.items():
+        if name.startswith("detector raphe:"):
+            setting = name.split(":", 1)[1]
+            ref = RESULTS.get(f"detector numpy reference:{setting}")
+            copy = RESULTS.get(f"detector memory copy:{setting}")
+            if ref and copy:
+                write(f"  ratio detector{setting}: x{rate / ref:.2f} numpy reference, x{rate / copy:.3f} memory copy")
     base = RESULTS.get("pyabf read + copy (samples)")
     if base:
         for name, rate in RESULTS.items():

@@ -59,42 +59,52 @@ def detect_block(block, starts, ring, state, prev, thresholds, pend_sample, pend
     adaptive = adaptive_k > 0.0
     out = 0
     for c in range(n_channels):
+        # State is kept in locals inside the sample loop (array elements would be reloaded and
+        # stored on every sample) and written back once per channel.
         st = state[c]
         s0 = starts[c]
+        run = st[RUN]
+        count = st[COUNT]
+        head = st[HEAD]
+        last_event = st[LAST_EVENT]
+        seg_fill = st[SEG_FILL]
         if st[NEXT] != s0:
-            counts[c, DROPPED_GAP] += st[COUNT] if st[NEXT] >= 0 else 0
-            st[COUNT] = 0
-            st[RUN] = 0
+            if st[NEXT] >= 0:
+                counts[c, DROPPED_GAP] += count
+            count = 0
+            run = 0
         p = prev[c]
         thr = thresholds[c]
+        due = pend_sample[c, head] + need_after if count > 0 else -1
         for k in range(n):
             s = s0 + k
             x = block[c, k]
             ring[c, s & mask] = x
-            st[RUN] += 1
-            if st[RUN] > 1:
+            run += 1
+            if run > 1:
                 direction = _crossing(p, x, thr, polarity)
-                if direction != 0 and s - st[LAST_EVENT] >= refractory:
-                    st[LAST_EVENT] = s
+                if direction != 0 and s - last_event >= refractory:
+                    last_event = s
                     counts[c, DETECTED] += 1
-                    if st[RUN] - 1 < need_before:
+                    if run - 1 < need_before:
                         counts[c, DROPPED_START] += 1
                     else:
-                        slot = (st[HEAD] + st[COUNT]) % pend_cap
+                        slot = (head + count) % pend_cap
                         pend_sample[c, slot] = s
                         pend_frac[c, slot] = (p - thr) / (p - x)
                         pend_thr[c, slot] = thr
                         pend_dir[c, slot] = direction
-                        st[COUNT] += 1
+                        if count == 0:
+                            due = s + need_after
+                        count += 1
             if adaptive and np.isfinite(x):
-                seg[c, st[SEG_FILL]] = x
-                st[SEG_FILL] += 1
-                if st[SEG_FILL] == seg_len:
-                    st[SEG_FILL] = 0
+                seg[c, seg_fill] = x
+                seg_fill += 1
+                if seg_fill == seg_len:
+                    seg_fill = 0
                     _robust_update(seg[c], baseline, sigma, c, adaptive_k, polarity, thresholds)
                     thr = thresholds[c]
-            while st[COUNT] > 0 and pend_sample[c, st[HEAD]] + need_after == s:
-                head = st[HEAD]
+            while s == due:
                 crossing = pend_sample[c, head]
                 anchor = pend_frac[c, head] - 1.0
                 finite = True
@@ -121,9 +131,15 @@ def detect_block(block, starts, ring, state, prev, thresholds, pend_sample, pend
                     out += 1
                 else:
                     counts[c, DROPPED_NONFINITE] += 1
-                st[HEAD] = (head + 1) % pend_cap
-                st[COUNT] -= 1
+                head = (head + 1) % pend_cap
+                count -= 1
+                due = pend_sample[c, head] + need_after if count > 0 else -1
             p = x
         prev[c] = p
         st[NEXT] = s0 + n
+        st[RUN] = run
+        st[COUNT] = count
+        st[HEAD] = head
+        st[LAST_EVENT] = last_event
+        st[SEG_FILL] = seg_fill
     return out

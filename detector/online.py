@@ -113,6 +113,7 @@ class Detector:
         self.sigma = np.full(n_channels, np.nan, np.float32)
         self._starts = np.zeros(n_channels, np.int64)
         self._out_capacity = 0
+        self._no_events = Events(np.empty(0, EVENT_DTYPE), np.empty((0, config.n_points), np.float32))
         self.reset()
 
     def reset(self) -> None:
@@ -157,6 +158,8 @@ class Detector:
             self.sigma, self.positions, self.need_before, self.need_after, self.refractory,
             self.polarity, self.adaptive_k, self._out_channel, self._out_sample, self._out_thr,
             self._out_amp, self._out_windows)
+        if n_out == 0:
+            return self._no_events
         records = np.empty(n_out, EVENT_DTYPE)
         records["channel"] = self._out_channel[:n_out]
         records["sample_num"] = self._out_sample[:n_out]

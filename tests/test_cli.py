@@ -141,3 +141,45 @@ def free_port_pair() -> int:
         raise RuntimeError("no free port pair")
     finally:
         ctx.term()
+
+
+def test_detect_writes_csv_and_windows(abf_dir, tmp_path):
+    out, windows = tmp_path / "spikes.csv", tmp_path / "windows.npz"
+    result = raphe("detect", abf_dir / "2019_07_24_0055_fsi.abf", "--polarity", "pos", "--threshold", "0",
+                   "--out", out, "--windows", windows)
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0] == "channel_num,channel_name,sample_num,time_s,threshold,amplitude"
+    rows = [line.split(",") for line in lines[1:]]
+    assert 900 < len(rows) < 1000  # the file's README counts about 948 evoked APs
+    assert all(r[1] == "IN 0" and float(r[4]) == 0.0 and float(r[5]) > 0 for r in rows)
+    saved = np.load(windows)
+    assert saved["X"].shape == (len(rows), 160)
+    assert saved["sample_num"].tolist() == [int(r[2]) for r in rows]
+    np.testing.assert_allclose(saved["X"].max(axis=1), [float(r[5]) for r in rows], rtol=1e-5)
+
+
+def test_detect_fixed_and_adaptive_on_a_current_recording(abf_dir, tmp_path):
+    # File_axon_1 holds ~138 upward transients of 42-53 pA on a quiet baseline (its README).
+    out = tmp_path / "s.csv"
+    path = abf_dir / "File_axon_1.abf"
+    assert raphe("detect", path, "--polarity", "pos", "--threshold", "20", "--out", out).returncode == 0
+    assert len(out.read_text().splitlines()) - 1 == 138
+    assert raphe("detect", path, "--polarity", "pos", "--adaptive", "50", "--out", out).returncode == 0
+    rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    # No estimate exists during the first 0.5 s noise window, so a transient there may be missed.
+    assert 130 <= len(rows) <= 138
+    assert all(float(r[5]) > float(r[4]) > 5 for r in rows)  # peaks beyond thresholds well above noise
+    assert len({r[4] for r in rows}) > 1  # the threshold in force is reported per event
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--out", "/no/such/folder/s.csv"], "does not exist"),
+    (["--out", "s.csv", "--adaptive", "0"], "expected a number > 0"),
+    (["--out", "s.csv", "--threshold", "-50", "--adaptive", "5"], "not allowed with argument"),
+    (["--out", "s.csv", "--polarity", "up"], "invalid choice"),
+    (["--out", "s.csv", "--channels", "9"], "no channel '9'"),
+    (["--out", "s.csv", "--refractory-ms", "-1"], "refractory period must be >= 0"),
+])
+def test_bad_detect_options_give_one_line_and_exit_2(abf_dir, tmp_path, args, fragment):
+    assert_one_line_error(raphe("detect", abf_dir / "18425108.abf", *args, cwd=tmp_path), fragment)
