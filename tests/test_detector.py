@@ -187,3 +187,16 @@ def test_no_window_spans_two_sweeps(abf_dir):
     bounds = [(s.sample_num, s.sample_num + s.num_samples) for s in rec.sweeps]
     for lo, hi in spans:
         assert any(a <= lo and hi < b for a, b in bounds)
+
+
+def test_kernel_cache_goes_to_numba_cache_dir(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from raphe.detector import Detector; "
+            "print(len(Detector(2, 40000.0).process(np.zeros((2, 400), np.float32), 0)))")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == "0", result.stderr
+    assert list(tmp_path.rglob("*.nbi")), "numba wrote no cache index under NUMBA_CACHE_DIR"
