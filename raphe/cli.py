@@ -35,12 +35,9 @@ def speed_value(text: str) -> float:
     if text == "max":
         return math.inf
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"speed must be a number or 'max' (got {text!r})") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"speed must be > 0 (got {text})")
-    return value
+        return positive_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"speed must be > 0 or 'max' (got {text})") from None
 
 
 def positive_float(text: str) -> float:

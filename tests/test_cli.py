@@ -57,9 +57,10 @@ def test_bad_files_give_one_line_and_exit_2(case, tmp_path, abf_dir):
 @pytest.mark.parametrize("args, fragment", [
     (["--channels", "7"], "no channel '7'"),
     (["--channels", "nope"], "no channel 'nope'"),
-    (["--speed", "0"], "speed must be > 0"),
-    (["--speed", "-2"], "speed must be > 0"),
-    (["--speed", "fast"], "speed must be a number or 'max'"),
+    (["--speed", "0"], "speed must be > 0 or 'max' (got 0)"),
+    (["--speed", "-2"], "speed must be > 0 or 'max' (got -2)"),
+    (["--speed", "fast"], "speed must be > 0 or 'max' (got fast)"),
+    (["--speed", "inf"], "speed must be > 0 or 'max' (got inf)"),
     (["--block-ms", "0"], "expected a number > 0"),
 ])
 def test_bad_replay_options_give_one_line_and_exit_2(abf_dir, args, fragment):
