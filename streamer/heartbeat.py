@@ -82,12 +82,10 @@ class HeartbeatClient:
         self._socket: zmq.Socket | None = None
         self._waiting = False
         self._last_sent = float("-inf")
-        self.replies = 0
 
     def tick(self) -> None:
         if self._socket is not None and self._waiting and self._socket.poll(0):
             self._socket.recv()
-            self.replies += 1
             self._waiting = False
         now = time.monotonic()
         if now - self._last_sent < HEARTBEAT_INTERVAL_S:
