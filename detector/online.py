@@ -12,7 +12,6 @@ from raphe.errors import RapheError
 from . import kernels
 
 POLARITIES = {"neg": kernels.NEGATIVE, "pos": kernels.POSITIVE, "both": kernels.BOTH}
-MODEL_RATE = 40_000.0
 EVENT_DTYPE = np.dtype([("channel", np.int32), ("sample_num", np.int64), ("threshold", np.float32),
                         ("amplitude", np.float32)])
 

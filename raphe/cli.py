@@ -187,8 +187,10 @@ def run_detect(args: argparse.Namespace) -> int:
     from raphe.detector import DetectorConfig
     from raphe.replay import Recording
     from raphe.replay.offline import detect_recording
-    from raphe.spikes_io import write_events_csv, write_windows_npz
+    from raphe.spikes_io import check_writable, write_events_csv, write_windows_npz
 
+    for path in filter(None, (args.out, args.windows)):
+        check_writable(path)
     config = DetectorConfig(threshold=args.threshold, adaptive_k=args.adaptive, polarity=args.polarity,
                             refractory_ms=args.refractory_ms)
     rec = Recording(args.file)

@@ -15,10 +15,16 @@ from raphe.replay import Channel
 CSV_COLUMNS = ["channel_num", "channel_name", "sample_num", "time_s", "threshold", "amplitude"]
 
 
-def _staging(path: str | Path) -> tuple[Path, Path]:
+def check_writable(path: str | Path) -> Path:
+    """Refuse an output path whose folder does not exist, before any work is done for it."""
     target = Path(path)
     if not target.parent.is_dir():
         raise RapheError(f"cannot write {target}: folder {target.parent} does not exist")
+    return target
+
+
+def _staging(path: str | Path) -> tuple[Path, Path]:
+    target = check_writable(path)
     return target, target.with_name(f".{target.name}.partial")
 
 
