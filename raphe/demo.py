@@ -8,9 +8,10 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pyabf
 from rich.console import Console
 
-from raphe.classifier.synthetic import SER, draw_cell, synth_trace, write_abf
+from raphe.classifier.synthetic import SER, draw_cell, draw_day, synth_trace
 from raphe.listen import listen
 from raphe.replay import Recording, replay
 from raphe.streamer import Publisher
@@ -25,8 +26,8 @@ def demo(seconds: float = 15.0, seed: int = 1) -> int:
     cell = draw_cell(SER, rng)
     with tempfile.TemporaryDirectory(prefix="raphe-demo-") as tmp:
         path = Path(tmp) / "demo_cell.abf"
-        trace, spikes = synth_trace(cell, seconds, SAMPLE_RATE, rng)
-        write_abf(path, trace, SAMPLE_RATE)
+        trace, spikes = synth_trace(cell, draw_day("demo", rng), seconds, SAMPLE_RATE, rng)
+        pyabf.abfWriter.writeABF1(trace[np.newaxis, :], str(path), sampleRateHz=SAMPLE_RATE, units="pA")
         console.print(f"generated {path.name}: a synthetic {cell.label} cell, UDI {cell.udi_ms:.2f} ms, "
                       f"{len(spikes)} spikes at {cell.rate_hz:.1f} Hz over {seconds:g} s at {SAMPLE_RATE:g} Hz")
         recording = Recording(path)
