@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import math
+import shlex
 import sys
 
 from rich.console import Console
@@ -21,6 +22,10 @@ EXAMPLES = {
     "listen": "raphe listen --connect tcp://127.0.0.1:5556",
     "demo": "raphe demo",
     "detect": "raphe detect recording.abf --adaptive 5 --out spikes.csv --windows windows.npz",
+    "synth": "raphe synth --cells 40 --days 4 --seed 1 --out synthetic/",
+    "train": "raphe train synthetic/ --out my-model/ --name lab-model",
+    "evaluate": "raphe evaluate my-model/lab-model-dynamic.tflite held-out/ --out report/",
+    "export": "raphe export synthetic/windows.npz spikes-csv/",
 }
 
 
@@ -48,6 +53,37 @@ def positive_float(text: str) -> float:
     if not value > 0 or not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a number > 0 (got {text})")
     return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 (got {text})")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] (got {text})")
+    return value
+
+
+def kernel_range(text: str) -> tuple[int, ...]:
+    try:
+        if "-" in text:
+            low, high = (int(x) for x in text.split("-", 1))
+            kernels = tuple(range(low, high + 1))
+        else:
+            kernels = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected kernels like 20-30 or 20,25,30 (got {text!r})") from None
+    if not kernels or min(kernels) < 1 or max(kernels) > 60:
+        raise argparse.ArgumentTypeError(f"kernel sizes must be 1..60 (got {text!r})")
+    return kernels
 
 
 def build_parser() -> Parser:
@@ -98,6 +134,42 @@ def build_parser() -> Parser:
     p.add_argument("--out", required=True, help="CSV of events to write")
     p.add_argument("--windows", help="also write the 160-point windows to this .npz")
     p.set_defaults(run=run_detect)
+
+    p = command("synth", "Generate labelled synthetic SER/NSER recordings (ABF), a manifest and a window set.")
+    p.add_argument("--cells", type=positive_int, required=True, help="number of cells")
+    p.add_argument("--days", type=positive_int, default=1, help="recording days, each with its own rig noise (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed; also names the days (default 0)")
+    p.add_argument("--out", required=True, help="a new or empty folder")
+    p.add_argument("--rate", type=positive_float, default=40_000.0, help="sample rate in Hz (default 40000)")
+    p.add_argument("--duration", type=positive_float, default=60.0, help="seconds per recording (default 60)")
+    p.add_argument("--ser-fraction", type=fraction, default=0.5, help="share of SER cells (default 0.5)")
+    p.add_argument("--noise-from", nargs="+", metavar="ABF",
+                   help="recordings whose spike-free current stretches replace the synthetic baseline noise")
+    p.add_argument("--no-abf", action="store_true", help="write only the manifest and the window set")
+    p.set_defaults(run=run_synth)
+
+    p = command("train", "Train the CNN ensemble on labelled windows; export float32, dynamic-range and int8 .tflite.")
+    p.add_argument("data", nargs="+", help="window sets: .npz, `raphe synth` folders, or folders of class folders of CSVs")
+    p.add_argument("--out", required=True, help="folder for NAME-{float32,dynamic,int8}.tflite and their .json")
+    p.add_argument("--name", default="model", help="model name (default model)")
+    p.add_argument("--kernels", type=kernel_range, default=tuple(range(20, 31)),
+                   help="kernel sizes of the ensemble, e.g. 20-30 or 20,25,30 (default 20-30)")
+    p.add_argument("--epochs", type=positive_int, default=25, help="at most this many epochs per member (default 25)")
+    p.add_argument("--patience", type=positive_int, default=3, help="early-stopping patience in epochs (default 3)")
+    p.add_argument("--max-per-cell", type=positive_int, default=700, help="windows kept per cell (default 700)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.set_defaults(run=run_train)
+
+    p = command("evaluate", "Evaluate a model (or every model in a folder) on labelled windows; write a report.")
+    p.add_argument("model", help="a model's .tflite or .json, a folder of models, or 'default' (the shipped one)")
+    p.add_argument("data", nargs="+", help="labelled window sets: .npz, `raphe synth` folders or CSV class folders")
+    p.add_argument("--out", help="folder for report.md, metrics.json and the PNG figures")
+    p.set_defaults(run=run_evaluate)
+
+    p = command("export", "Convert a window set between .npz and the seed's per-spike CSV folders.")
+    p.add_argument("source", help="a window set: .npz, `raphe synth` folder, or CSV class folders")
+    p.add_argument("target", help="a .npz file, or a new folder for CLASS/CELL/spike_NNNNNN.csv")
+    p.set_defaults(run=run_export)
 
     p = command("demo", "Generate a recording, replay it in real time and watch it with listen.")
     p.add_argument("--seconds", type=positive_float, default=15.0, help="length of the recording (default 15)")
@@ -205,6 +277,77 @@ def run_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_synth(args: argparse.Namespace) -> int:
+    from raphe.classifier.synth import synthesize
+
+    summary = synthesize(args.out, cells=args.cells, days=args.days, seed=args.seed, sample_rate=args.rate,
+                         duration_s=args.duration, ser_fraction=args.ser_fraction, write_abf=not args.no_abf,
+                         noise_from=args.noise_from)
+    counts = ", ".join(f"{c} {n}" for c, n in summary.per_class.items())
+    print(f"{summary.cells} cells over {args.days} day(s): {summary.windows} windows ({counts}), "
+          f"{summary.abf_files} ABF files, manifest.csv and windows.npz in {args.out}", file=sys.stderr)
+    return 0
+
+
+def load_windows(paths: list[str]):
+    from raphe.classifier import windows
+
+    sets = [windows.load(p) for p in paths]
+    return sets[0] if len(sets) == 1 else windows.concatenate(sets)
+
+
+def quiet_tensorflow() -> None:
+    """Import TensorFlow with its C++ and Python chatter turned down; a clear error if it is missing."""
+    import os
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", module="tensorflow")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise RapheError("training needs TensorFlow: pip install 'raphe[train]' (or make setup-train)") from None
+    tf.get_logger().setLevel("ERROR")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    quiet_tensorflow()
+    from raphe.classifier.train import TrainConfig, train
+
+    data = load_windows(args.data)
+    config = TrainConfig(kernels=args.kernels, epochs=args.epochs, patience=args.patience,
+                         max_per_cell=args.max_per_cell, seed=args.seed)
+    recipe = "raphe " + shlex.join(args.argv)
+    result = train(data, args.out, config, name=args.name, data_description=f"{data!r} from {', '.join(args.data)}",
+                   recipe=recipe)
+    print(f"wrote {', '.join(str(p) for p in result.models.values())}", file=sys.stderr)
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from raphe.classifier.evaluate import evaluate, markdown
+    from raphe.classifier.runtime import DEFAULT_MODEL
+
+    data = load_windows(args.data)
+    summary = evaluate(DEFAULT_MODEL if args.model == "default" else args.model, data, args.out, data_name=", ".join(args.data))
+    print(markdown(summary))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from raphe.classifier import windows
+
+    data = windows.load(args.source)
+    if args.target.endswith(".npz"):
+        windows.save_npz(data, args.target)
+    else:
+        windows.export_csv_folder(data, Path(args.target))
+    print(f"wrote {data!r} to {args.target}", file=sys.stderr)
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from raphe.demo import demo
 
@@ -213,6 +356,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, format="raphe: %(message)s")
     try:
         return args.run(args)
