@@ -50,3 +50,12 @@ def pytest_terminal_summary(terminalreporter):
         for name, rate in RESULTS.items():
             if name.startswith("replay") and name.endswith("(samples)"):
                 write(f"  ratio {name} / pyabf read + copy: {rate / base:.3f}")
+    for name, rate in RESULTS.items():
+        if name.startswith("inference litert:"):
+            kind, variant, threads, batch = name.split(":")[1:]
+            predict = RESULTS.get(f"inference keras predict:{kind}:{batch}")
+            call = RESULTS.get(f"inference keras call:{kind}:{batch}")
+            ratios = [f"x{rate / predict:.1f} keras predict" if predict else "",
+                      f"x{rate / call:.1f} keras call" if call else ""]
+            write(f"  ratio {kind} {variant} {threads} {batch}: {1e6 / rate:9.1f} us/window, "
+                  + ", ".join(r for r in ratios if r))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import RESULTS, record
-from raphe.classifier.synthetic import SER, draw_cell, synth_trace
+from raphe.classifier.synthetic import SER, draw_cell, draw_day, synth_trace
 from raphe.detector import Detector
 
 RATE = 40_000.0
@@ -19,7 +19,7 @@ def recording() -> np.ndarray:
     """384 channels x 0.5 s at 40 kHz: rolled copies of one synthetic SER trace with spikes."""
     rng = np.random.default_rng(0)
     cell = draw_cell(SER, rng)
-    trace, _ = synth_trace(cell, 0.5, RATE, rng)
+    trace, _ = synth_trace(cell, draw_day("bench", rng), 0.5, RATE, rng)
     shifts = rng.integers(0, trace.shape[0], max(CHANNELS))
     return np.stack([np.roll(trace, s) for s in shifts])
 

@@ -52,6 +52,7 @@ class TrainConfig:
 class TrainResult:
     models: dict[str, Path]
     temperature: float
+    ensemble: object  # the fused Keras model the .tflite files were converted from
     members: list[dict] = field(default_factory=list)
     split: dict = field(default_factory=dict)
 
@@ -196,7 +197,7 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
         console.print(f"  {path.name}: {len(flatbuffer) / 1024:.0f} KiB, calibration-set spike accuracy "
                       f"{metrics['calibration_spike_accuracy']:.4f}, agreement with Keras {metrics['agreement_with_keras']:.4f}")
         models[variant] = path
-    return TrainResult(models, temperature, reports, split_info)
+    return TrainResult(models, temperature, fused, reports, split_info)
 
 
 def _describe(windows: ws.WindowSet, mask: np.ndarray) -> dict:

@@ -311,10 +311,11 @@ def quiet_tensorflow() -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    data = load_windows(args.data)
+    data.require_classes(2)
     quiet_tensorflow()
     from raphe.classifier.train import TrainConfig, train
 
-    data = load_windows(args.data)
     config = TrainConfig(kernels=args.kernels, epochs=args.epochs, patience=args.patience,
                          max_per_cell=args.max_per_cell, seed=args.seed)
     recipe = "raphe " + shlex.join(args.argv)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from raphe.classifier.synthetic import NSER, SER, draw_cell, synth_trace
+from raphe.classifier.synthetic import NSER, SER, draw_cell, draw_day, synth_trace
 from raphe.detector import Detector, DetectorConfig
 from raphe.detector.kernels import DETECTED, DROPPED_GAP
 from raphe.replay import Recording
@@ -51,8 +52,8 @@ def synthetic_channels(seed: int, seconds: float = 1.0, rate: float = 40000.0) -
     traces = []
     for label in (SER, NSER, NSER):
         cell = draw_cell(label, rng)
-        cell = type(cell)(cell.label, cell.atypical, cell.udi_ms, cell.trough_pa, cell.rate_hz * 8, cell.cv)
-        traces.append(synth_trace(cell, seconds, rate, rng)[0])
+        cell = dataclasses.replace(cell, rate_hz=cell.rate_hz * 8)
+        traces.append(synth_trace(cell, draw_day("test", rng), seconds, rate, rng)[0])
     data = np.stack(traces)
     data[1, rng.integers(0, data.shape[1], 5)] = np.nan  # non-finite samples must not move events
     return data

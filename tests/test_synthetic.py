@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def test_days_differ_and_artefacts_appear():
 def test_detector_finds_the_generated_spikes():
     rng = np.random.default_rng(21)
     cell = synthetic.draw_cell(synthetic.NSER, rng)
-    cell = synthetic.Cell(**{**{f: getattr(cell, f) for f in cell.__slots__}, "trough_pa": -150.0})
+    cell = dataclasses.replace(cell, trough_pa=-150.0)
     day = synthetic.Day("clean", 3.0, 1.0, 0.5, 50.0, 2.0, 0.0, 10_000.0)
     trace, times = synthetic.synth_trace(cell, day, 20.0, 40_000.0, rng)
     events = Detector(1, 40_000.0, DetectorConfig()).process(trace[np.newaxis], 0)

@@ -1,0 +1,101 @@
+"""Classifier inference: LiteRT (float32, dynamic-range, int8; one member and the fused ensemble; 1 and
+2 threads) against the seed's way of inferring with Keras, in the same run.
+
+The ensemble is the shipped default model. The single member (k = 20) and the Keras baselines have
+the same architecture with freshly initialised weights: weights do not change the time a forward
+pass takes. The seed's consensus ran one ``model.predict`` per member and averaged the outputs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from raphe.classifier.runtime import DEFAULT_DIR, Model
+
+from .conftest import record
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+keras = pytest.importorskip("keras")
+
+KERNELS = tuple(range(20, 31))
+VARIANTS = ("float32", "dynamic", "int8")
+
+
+@pytest.fixture(scope="module")
+def windows() -> np.ndarray:
+    return np.random.default_rng(0).normal(0.0, 30.0, (64, 160)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def keras_members():
+    from raphe.classifier.model import seed_model
+
+    return [seed_model(k, 2) for k in KERNELS]
+
+
+@pytest.fixture(scope="module")
+def single_models(tmp_path_factory, keras_members, windows):
+    """The k = 20 member alone, exported like the ensemble."""
+    from raphe.classifier import export
+    from raphe.classifier.model import fused_ensemble
+
+    out = tmp_path_factory.mktemp("single")
+    single = fused_ensemble(keras_members[:1], 1.0)
+    paths = {}
+    for variant in VARIANTS:
+        meta = {"format": "raphe-model", "classes": ["SER", "NSER"], "variant": variant,
+                "window": {"pre_ms": 1.0, "post_ms": 3.0, "n_points": 160, "sample_rate_hz": 40000.0}}
+        paths[variant] = export.write_model(out / f"single-{variant}.tflite",
+                                            export.convert(single, variant, windows), meta)
+    return paths
+
+
+def model_path(kind: str, variant: str, single_models) -> str:
+    return single_models[variant] if kind == "single" else DEFAULT_DIR / f"raphe-default-{variant}.tflite"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("kind", ["single", "ensemble"])
+def test_litert_one_window(benchmark, kind, variant, threads, single_models, windows):
+    model = Model(model_path(kind, variant, single_models), num_threads=threads)
+    benchmark(model.predict_one, windows[0])
+    record(benchmark, f"inference litert:{kind}:{variant}:t{threads}:b1", 1, "windows/s")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("kind", ["single", "ensemble"])
+def test_litert_batch_64(benchmark, kind, variant, threads, single_models, windows):
+    model = Model(model_path(kind, variant, single_models), num_threads=threads)
+    benchmark(model.predict, windows)
+    record(benchmark, f"inference litert:{kind}:{variant}:t{threads}:b64", 64, "windows/s")
+
+
+@pytest.mark.parametrize("kind", ["single", "ensemble"])
+def test_keras_predict_one_window(benchmark, kind, keras_members, windows):
+    """The seed's way: ``model.predict`` on one window, once per member of the consensus."""
+    members = keras_members[:1] if kind == "single" else keras_members
+    x = windows[:1, :, np.newaxis]
+    benchmark(lambda: np.mean([m.predict(x, verbose=0) for m in members], axis=0))
+    record(benchmark, f"inference keras predict:{kind}:b1", 1, "windows/s")
+
+
+@pytest.mark.parametrize("kind", ["single", "ensemble"])
+def test_keras_call_one_window(benchmark, kind, keras_members, windows):
+    """A direct ``model(x)`` call, the faster way to run Keras on one window."""
+    members = keras_members[:1] if kind == "single" else keras_members
+    x = windows[:1, :, np.newaxis]
+    benchmark(lambda: np.mean([np.asarray(m(x, training=False)) for m in members], axis=0))
+    record(benchmark, f"inference keras call:{kind}:b1", 1, "windows/s")
+
+
+@pytest.mark.parametrize("kind", ["single", "ensemble"])
+def test_keras_predict_batch_64(benchmark, kind, keras_members, windows):
+    members = keras_members[:1] if kind == "single" else keras_members
+    x = windows[:, :, np.newaxis]
+    benchmark(lambda: np.mean([m.predict(x, batch_size=64, verbose=0) for m in members], axis=0))
+    record(benchmark, f"inference keras predict:{kind}:b64", 64, "windows/s")
