@@ -2,7 +2,8 @@
 
 Two kinds of rate are reported and named apart: per true class (TPR = recall of the class, TNR =
 specificity) and per predicted class (precision; the seed's confusion matrices are normalized this
-way). The cell decision here is the seed's rule: the class with the largest mean spike probability.
+way). The cell decision in the tables is the seed's rule: the class with the largest mean spike
+probability; the running posterior of `posterior.py` is reported after them.
 The first class of the model (SER for the default) is the positive class of AUC and ROC.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 from raphe.errors import RapheError
 
 from . import windows as ws
+from .posterior import UNDECIDED, CellPosterior, expected_calibration_error
 from .runtime import Model
 
 UDI_BINS_MS = (0.0, 0.6, 0.9, 1.2, 1.6, math.inf)
@@ -128,6 +130,38 @@ def udi_bins(cells: CellTable, classes: tuple[str, ...]) -> list[dict]:
     return rows
 
 
+def posterior_metrics(model: Model, data: ws.WindowSet, probs: np.ndarray) -> dict:
+    """The running cell posterior over each cell's spikes in recorded order: decisions and calibration."""
+    config = model.posterior_config()
+    confidence, correct, weights = [], [], []
+    final_conf, final_correct, decided, decided_correct, to_decision = [], [], 0, 0, []
+    for cell in np.unique(data.cell):
+        mask = data.cell == cell
+        label = int(data.y[mask][0])
+        running = CellPosterior(model.classes, config)
+        for p in probs[mask]:
+            post = running.update(p)
+            confidence.append(post.max())
+            correct.append(post.argmax() == label)
+        weights += [1.0 / mask.sum()] * int(mask.sum())
+        final_conf.append(confidence[-1])
+        final_correct.append(correct[-1])
+        if running.decision != UNDECIDED:
+            decided += 1
+            decided_correct += running.decision == model.classes[label]
+            to_decision.append(running.spikes_to_decision)
+    n = len(final_conf)
+    return {"alpha": config.alpha, "beta": config.beta, "threshold": config.threshold,
+            "min_spikes": config.min_spikes, "cells": n, "decided": decided, "undecided": n - decided,
+            "decided_accuracy": decided_correct / decided if decided else math.nan,
+            "decided_accuracy_ci95": wilson(decided_correct, decided),
+            "final_argmax_accuracy": float(np.mean(final_correct)),
+            "median_spikes_to_decision": float(np.median(to_decision)) if to_decision else math.nan,
+            "ece_every_spike": expected_calibration_error(np.array(confidence), np.array(correct, float),
+                                                          np.array(weights)),
+            "ece_final": expected_calibration_error(np.array(final_conf), np.array(final_correct, float))}
+
+
 def align(model: Model, data: ws.WindowSet) -> ws.WindowSet:
     """``data`` relabelled in the model's class order; a class the model does not know is an error."""
     unknown = [c for k, c in enumerate(data.classes) if c not in model.classes and (data.y == k).any()]
@@ -164,7 +198,8 @@ def evaluate(model_path: str | Path, data: ws.WindowSet, out: str | Path | None 
         result = {"model": model.path.name, "variant": model.variant, "classes": list(model.classes),
                   "spike": level_metrics(aligned.y, probs, model.classes),
                   "cell": level_metrics(cells.y, cells.mean_probs, model.classes),
-                  "udi_bins": udi_bins(cells, model.classes)}
+                  "udi_bins": udi_bins(cells, model.classes),
+                  "posterior": posterior_metrics(model, aligned, probs)}
         atypical = np.isfinite(cells.udi_ms) & (cells.y == 0) & (cells.udi_ms < ATYPICAL_UDI_MS)
         if model.classes[0] == "SER" and atypical.any():
             correct = int((cells.mean_probs[atypical].argmax(axis=1) == 0).sum())
@@ -225,7 +260,7 @@ def markdown(summary: dict) -> str:
     lines = [f"# Evaluation: {summary['data']}", "",
              f"{summary['windows']} windows from {summary['cells']} cells over {len(summary['days'])} day(s) "
              f"({', '.join(summary['days'][:12])}{', ...' if len(summary['days']) > 12 else ''}).", "",
-             "Cell decision: the seed's rule (class of the largest mean spike probability). Rates per true class "
+             "Cell decision in the tables: the seed's rule (class of the largest mean spike probability). Rates per true class "
              "are TPR (recall) and TNR (specificity); precision is per predicted class. Brackets: 95% Wilson "
              "intervals.", ""]
     for name, r in summary["models"].items():
@@ -253,6 +288,14 @@ def markdown(summary: dict) -> str:
                 lines.append(f"| {b['class']} | {low:g}-{'' if math.isinf(high) else f'{high:g}'} | {b['cells']} | "
                              f"{_pct(b['accuracy'])}{_ci(b['accuracy_ci95'])} |")
             lines.append("")
+        q = r["posterior"]
+        lines += [f"Running cell posterior (alpha {q['alpha']:.4f}, beta {q['beta']:.4f}; decision at "
+                  f"{q['threshold']} after at least {q['min_spikes']} spikes): {q['decided']} of {q['cells']} cells "
+                  f"decided, {_pct(q['decided_accuracy'])}{_ci(q['decided_accuracy_ci95'])} of them correctly, "
+                  f"median {q['median_spikes_to_decision']:g} spikes to the decision; {q['undecided']} undecided. "
+                  f"Expected calibration error {q['ece_every_spike']:.4f} over every spike (cells weighted "
+                  f"equally), {q['ece_final']:.4f} at each cell's last spike; the class with the largest final "
+                  f"posterior is right for {_pct(q['final_argmax_accuracy'])} of cells.", ""]
         if "agreement_with_float32" in r:
             lines += [f"Agreement with the float32 model: {100 * r['agreement_with_float32']:.2f}% of windows "
                       f"(largest probability difference {r['max_abs_difference_from_float32']:.4f}).", ""]

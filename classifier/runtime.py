@@ -15,6 +15,8 @@ from ai_edge_litert.interpreter import Interpreter
 
 from raphe.errors import RapheError
 
+from .posterior import PosteriorConfig
+
 FORMAT = "raphe-model"
 DEFAULT_DIR = Path(__file__).parent / "default"
 DEFAULT_MODEL = DEFAULT_DIR / "raphe-default-dynamic.tflite"
@@ -77,6 +79,16 @@ class Model:
     def __repr__(self) -> str:
         return (f"Model({self.path.name}: {'/'.join(self.classes)}, {self.metadata.get('variant', '?')}, "
                 f"{self.n_points} points over {self.pre_ms + self.post_ms:g} ms)")
+
+    def posterior_config(self, threshold: float = 0.99, min_spikes: int = 5) -> PosteriorConfig:
+        """The cell posterior fitted with this model (the naive product if the metadata has none)."""
+        fitted = self.metadata.get("posterior", {})
+        return PosteriorConfig(alpha=float(fitted.get("alpha", 1.0)), beta=float(fitted.get("beta", 0.0)),
+                               threshold=threshold, min_spikes=min_spikes)
+
+    @property
+    def checksum(self) -> str:
+        return str(self.metadata["sha256"])
 
     @property
     def variant(self) -> str:

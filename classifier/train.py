@@ -2,7 +2,8 @@
 
 Splits are by recording day where there are enough days (at least 4), otherwise by cell; never by
 spike. One held-out part stops each member's training early (validation), the other fits the
-temperature of the fused output (calibration), so neither is seen by the weights it judges.
+temperature of the fused output (calibration), so neither is seen by the weights it judges. The
+cell posterior's tempering is fitted on the cells of both held-out parts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.console import Console
 
 from raphe.errors import RapheError
 
+from . import posterior
 from . import windows as ws
 
 MIN_DAYS_FOR_DAY_SPLIT = 4
@@ -167,7 +169,13 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     logits = np.stack([m.predict(X[calibration], batch_size=256, verbose=0) for m in members])
     temperature = fit_temperature(log_softmax(logits).mean(axis=0), data.y[calibration])
     fused = fused_ensemble(members, temperature)
-    console.print(f"calibrated: temperature {temperature:.3f}; exporting float32, dynamic-range and int8")
+    held_out = part > 0
+    held_out_probs = fused.predict(data.X[held_out], batch_size=256, verbose=0)
+    sequences = [(int(data.y[held_out][data.cell[held_out] == cell][0]), held_out_probs[data.cell[held_out] == cell])
+                 for cell in np.unique(data.cell[held_out])]
+    alpha, beta = posterior.fit(sequences)
+    console.print(f"calibrated: temperature {temperature:.3f}; cell posterior alpha {alpha:.4f}, beta {beta:.4f} "
+                  f"(on {len(sequences)} held-out cells); exporting float32, dynamic-range and int8")
 
     reference = fused.predict(data.X[calibration], batch_size=256, verbose=0)
     representative = data.X[train_mask][rng.permutation(int(train_mask.sum()))[:config.representative_windows]]
@@ -178,6 +186,8 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
         "detector": {"rule": "threshold crossing", "threshold": -50.0, "polarity": "neg", "units": "pA"},
         "ensemble": {"kernels": list(config.kernels), "members": reports, "temperature": temperature,
                      "fusion": "mean of the members' log-softmax, divided by the temperature, softmax"},
+        "posterior": {"alpha": alpha, "beta": beta, "fitted_on_cells": len(sequences),
+                      "rule": "softmax(alpha * sum of log spike probabilities / (1 + beta * (n - 1)))"},
         "training": {"data": data_description, "recipe": recipe, "config": asdict(config), "split": split_info,
                      "windows": len(data), "cells": int(len(np.unique(data.cell))),
                      "days": int(len(np.unique(data.day)))},
