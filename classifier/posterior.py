@@ -47,6 +47,12 @@ class PosteriorConfig:
             raise RapheError("posterior needs alpha > 0, beta >= 0, 0.5 <= threshold < 1 and min_spikes >= 1")
 
 
+def top_class(classes: tuple[str, ...], probabilities) -> str:
+    """The most probable class and its probability, e.g. ``SER 0.998``."""
+    best = int(np.argmax(probabilities))
+    return f"{classes[best]} {float(probabilities[best]):.3f}"
+
+
 def log_evidence(probs: np.ndarray) -> np.ndarray:
     return np.log(np.clip(probs, FLOOR, 1.0))
 

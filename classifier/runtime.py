@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from raphe.detector import DetectorConfig
 from raphe.errors import RapheError
 
 from .posterior import PosteriorConfig
@@ -85,6 +86,11 @@ class Model:
         fitted = self.metadata.get("posterior", {})
         return PosteriorConfig(alpha=float(fitted.get("alpha", 1.0)), beta=float(fitted.get("beta", 0.0)),
                                threshold=threshold, min_spikes=min_spikes)
+
+    def detector_config(self, **settings) -> DetectorConfig:
+        """A detector whose windows are this model's (span and points); ``settings`` set the rest
+        (threshold, adaptive_k, polarity, refractory_ms)."""
+        return DetectorConfig(pre_ms=self.pre_ms, post_ms=self.post_ms, n_points=self.n_points, **settings)
 
     @property
     def checksum(self) -> str:

@@ -20,12 +20,14 @@ EXAMPLES = {
     "info": "raphe info recording.abf",
     "replay": "raphe replay recording.abf --speed 10 --block-ms 2 --channels 0 1",
     "listen": "raphe listen --connect tcp://127.0.0.1:5556",
-    "demo": "raphe demo",
+    "demo": "raphe demo --report demo.png",
     "detect": "raphe detect recording.abf --adaptive 5 --out spikes.csv --windows windows.npz",
     "synth": "raphe synth --cells 40 --days 4 --seed 1 --out synthetic/",
     "train": "raphe train synthetic/ --out my-model/ --name lab-model",
     "evaluate": "raphe evaluate my-model/lab-model-dynamic.tflite held-out/ --out report/",
     "export": "raphe export synthetic/windows.npz spikes-csv/",
+    "serve": "raphe serve --connect tcp://127.0.0.1:5556 --log cells.jsonl",
+    "classify": "raphe classify archive/ --json > cells.jsonl",
 }
 
 
@@ -86,6 +88,35 @@ def kernel_range(text: str) -> tuple[int, ...]:
     return kernels
 
 
+def add_detector_options(p: Parser) -> None:
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--threshold", type=float, default=-50.0,
+                     help="absolute threshold in the recording's units (default -50, the seed's -50 pA)")
+    how.add_argument("--adaptive", type=positive_float, metavar="K",
+                     help="threshold at K x robust noise (MAD / 0.6745) from the running median instead")
+    p.add_argument("--polarity", choices=["neg", "pos", "both"], default="neg", help="crossing direction (default neg)")
+    p.add_argument("--refractory-ms", type=float, default=2.0, help="minimum time between events (default 2)")
+
+
+def detector_settings(args: argparse.Namespace) -> dict:
+    return {"threshold": args.threshold, "adaptive_k": args.adaptive, "polarity": args.polarity,
+            "refractory_ms": args.refractory_ms}
+
+
+def add_model_options(p: Parser) -> None:
+    p.add_argument("--model", help="a model's .tflite or .json (default: the model shipped with raphe)")
+    p.add_argument("--decision-threshold", type=float, default=0.99,
+                   help="posterior a class must reach to be decided (default 0.99)")
+    p.add_argument("--min-spikes", type=positive_int, default=5, help="spikes before any decision (default 5)")
+
+
+def load_model(args: argparse.Namespace):
+    from raphe.classifier.runtime import Model
+
+    model = Model(args.model)
+    return model, model.posterior_config(args.decision_threshold, args.min_spikes)
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="raphe", description="Real-time identification of serotonergic neurons.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -123,17 +154,36 @@ def build_parser() -> Parser:
 
     p = command("detect", "Detect spikes in an .abf recording; write a CSV of events and their windows.")
     p.add_argument("file", help="an ABF1 or ABF2 file")
-    how = p.add_mutually_exclusive_group()
-    how.add_argument("--threshold", type=float, default=-50.0,
-                     help="absolute threshold in the recording's units (default -50, the seed's -50 pA)")
-    how.add_argument("--adaptive", type=positive_float, metavar="K",
-                     help="threshold at K x robust noise (MAD / 0.6745) from the running median instead")
-    p.add_argument("--polarity", choices=["neg", "pos", "both"], default="neg", help="crossing direction (default neg)")
-    p.add_argument("--refractory-ms", type=float, default=2.0, help="minimum time between events (default 2)")
+    add_detector_options(p)
     p.add_argument("--channels", nargs="+", metavar="CH", help="channel indices or names (default all)")
     p.add_argument("--out", required=True, help="CSV of events to write")
     p.add_argument("--windows", help="also write the 160-point windows to this .npz")
     p.set_defaults(run=run_detect)
+
+    p = command("serve", "Classify cells live: subscribe, detect, classify, publish posteriors and spike events.")
+    p.add_argument("--connect", default="tcp://127.0.0.1:5556", help="the rig's data endpoint (default %(default)s)")
+    p.add_argument("--posterior-endpoint", default="tcp://127.0.0.1:5570",
+                   help="where POSTERIOR messages are published (default %(default)s)")
+    p.add_argument("--events-endpoint", default="tcp://127.0.0.1:5571",
+                   help="where Event Broadcaster spike events are published (default %(default)s)")
+    p.add_argument("--log", help="append one JSON object per line: every spike's update, restarts, final summaries")
+    add_model_options(p)
+    add_detector_options(p)
+    p.add_argument("--units", help="units of channels whose header has none (Open Ephys sends µV or V)")
+    p.add_argument("--scale", type=float, default=1.0, help="factor for samples of such channels (default 1)")
+    p.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument("--idle", type=positive_float, help="stop when data stops for this many seconds")
+    p.add_argument("--json", action="store_true", help="print the final cells and timings as one JSON object")
+    p.set_defaults(run=run_serve)
+
+    p = command("classify", "Classify every cell of .abf files or folders offline, as fast as the CPU allows.")
+    p.add_argument("paths", nargs="+", help=".abf files or folders (searched recursively)")
+    p.add_argument("--json", action="store_true", help="one JSON object per cell per line on stdout")
+    p.add_argument("--out", help="also write one CSV row per cell here")
+    p.add_argument("--channels", nargs="+", metavar="CH", help="channel indices or names (default: every pA channel)")
+    add_model_options(p)
+    add_detector_options(p)
+    p.set_defaults(run=run_classify)
 
     p = command("synth", "Generate labelled synthetic SER/NSER recordings (ABF), a manifest and a window set.")
     p.add_argument("--cells", type=positive_int, required=True, help="number of cells")
@@ -171,9 +221,11 @@ def build_parser() -> Parser:
     p.add_argument("target", help="a .npz file, or a new folder for CLASS/CELL/spike_NNNNNN.csv")
     p.set_defaults(run=run_export)
 
-    p = command("demo", "Generate a recording, replay it in real time and watch it with listen.")
-    p.add_argument("--seconds", type=positive_float, default=15.0, help="length of the recording (default 15)")
-    p.add_argument("--seed", type=int, default=1, help="random seed of the synthetic cells (default 1)")
+    p = command("demo", "Classify a simulated rig of synthetic cells live with the shipped model; report against the truth.")
+    p.add_argument("--seconds", type=positive_float, default=40.0, help="length of the simulated recording (default 40)")
+    p.add_argument("--seed", type=int, default=7, help="random seed of the synthetic cells (default 7)")
+    p.add_argument("--report", default="raphe-demo.png", help="PNG report to write (default %(default)s)")
+    p.add_argument("--model", help="a model's .tflite or .json (default: the model shipped with raphe)")
     p.set_defaults(run=run_demo)
     return parser
 
@@ -263,8 +315,7 @@ def run_detect(args: argparse.Namespace) -> int:
 
     for path in filter(None, (args.out, args.windows)):
         check_writable(path)
-    config = DetectorConfig(threshold=args.threshold, adaptive_k=args.adaptive, polarity=args.polarity,
-                            refractory_ms=args.refractory_ms)
+    config = DetectorConfig(**detector_settings(args))
     rec = Recording(args.file)
     channels = rec.select(args.channels)
     events, detector = detect_recording(rec, channels, config)
@@ -275,6 +326,51 @@ def run_detect(args: argparse.Namespace) -> int:
     print(f"{rec.name}: {len(events)} spikes on {len(channels)} channel(s) written to {args.out} "
           f"(not emitted: {dropped}; still pending at the end: {detector.pending})", file=sys.stderr)
     return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from raphe.serve import Service, run
+    from raphe.streamer.outputs import Outputs
+
+    model, posterior = load_model(args)
+    settings = detector_settings(args)
+    model.detector_config(**settings)  # refuse bad settings before any socket is bound
+    log = open(args.log, "a", buffering=1) if args.log else None
+    err = Console(stderr=True)
+    try:
+        with Outputs(args.posterior_endpoint, args.events_endpoint) as outputs:
+            service = Service(args.connect, model, settings, posterior, outputs, log, args.units, args.scale)
+            try:
+                err.print(f"serving {args.connect} with {model!r}; posteriors on {outputs.posterior_endpoint}, "
+                          f"spike events on {outputs.events_endpoint}")
+                seconds = run(service, duration_s=args.duration, idle_s=args.idle,
+                              console=Console(stderr=args.json))
+            finally:
+                service.close()
+    finally:
+        if log is not None:
+            log.close()
+    if args.json:
+        print(json.dumps({"seconds": seconds, "spikes": service.spikes, "timings": service.timings.summary(),
+                          "cells": [c.cell.summary() for c in service.channels.values()]}))
+    return 0
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    from raphe.classify import classify_paths, print_table, write_csv
+
+    from raphe.spikes_io import check_writable
+
+    model, posterior = load_model(args)
+    if args.out:
+        check_writable(args.out)
+    on_row = (lambda row: print(json.dumps(row), flush=True)) if args.json else None
+    result = classify_paths(args.paths, model, detector_settings(args), posterior, args.channels, on_row)
+    if args.out:
+        write_csv(args.out, result.rows, model.classes)
+    if not args.json:
+        print_table(result.rows, model.classes, Console())
+    return 1 if result.failed else 0
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -352,7 +448,10 @@ def run_export(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from raphe.demo import demo
 
-    return demo(seconds=args.seconds, seed=args.seed)
+    from raphe.spikes_io import check_writable
+
+    check_writable(args.report)
+    return demo(seconds=args.seconds, seed=args.seed, report=args.report, model_path=args.model)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,52 +1,144 @@
-"""`raphe demo`: the main job with nothing from outside. It writes synthetic cell-attached recordings,
-replays one in real time on a loopback socket and watches it with the same code as `raphe listen`."""
+"""`raphe demo`: the main job on the shipped model, with no network and no data from outside.
+
+A simulated rig publishes several synthetic cells of known classes (one channel each, 40 kHz, pA)
+in real time on a loopback port; `raphe serve`'s service classifies them live with its table on
+the terminal; at the end the decisions are compared with the truth, and a PNG shows each cell's mean
+waveform and its posterior over time.
+"""
 
 from __future__ import annotations
 
-import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyabf
 from rich.console import Console
+from rich.table import Table
 
-from raphe.classifier.synthetic import SER, draw_cell, draw_day, synth_trace
-from raphe.listen import listen
-from raphe.replay import Recording, replay
+from raphe.classifier import synthetic
+from raphe.classifier.posterior import UNDECIDED, top_class
+from raphe.classifier.runtime import Model
+from raphe.replay import Channel, Recording, replay
+from raphe.serve import Service, run
 from raphe.streamer import Publisher
+from raphe.streamer.outputs import Outputs
 
 SAMPLE_RATE = 40_000.0
+STREAM = "demo-rig"
+# The rig's cells: two typical SER, one atypical (narrow) SER, three NSER.
+CAST = ((synthetic.SER, False), (synthetic.SER, True), (synthetic.SER, False),
+        (synthetic.NSER, False), (synthetic.NSER, False), (synthetic.NSER, False))
 
 
-def demo(seconds: float = 15.0, seed: int = 1) -> int:
-    """Run the demo; return the exit code (0 when every sample arrived, in order, without a gap)."""
+@dataclass(frozen=True)
+class Truth:
+    cell: synthetic.Cell
+    udi_ms: float
+
+
+def cast_cells(rng: np.random.Generator) -> list[Truth]:
+    """Cells of the cast's classes; SER cells firing at least 1 Hz so a minute is enough to decide."""
+    cells = []
+    for label, atypical in CAST:
+        while True:
+            cell = synthetic.draw_cell(label, rng)
+            if cell.atypical == atypical and (label == synthetic.NSER or cell.rate_hz >= 1.0):
+                break
+        cells.append(Truth(cell, synthetic.measured_udi_ms(cell)))
+    return cells
+
+
+def simulated_rig(cells: list[Truth], seconds: float, rng: np.random.Generator) -> Recording:
+    day = synthetic.draw_day("demo", rng)
+    traces = [synthetic.synth_trace(t.cell, day, seconds, SAMPLE_RATE, rng)[0] for t in cells]
+    channels = [Channel(i, f"cell{i + 1}", "pA") for i in range(len(cells))]
+    return Recording.from_traces(STREAM, SAMPLE_RATE, channels, traces)
+
+
+def demo(seconds: float = 40.0, seed: int = 7, report: str | Path = "raphe-demo.png",
+         model_path: str | None = None) -> int:
+    """Run the demo; exit code 0 when every cell is decided and every decision is right."""
     console = Console()
+    model = Model(model_path)
     rng = np.random.default_rng(seed)
-    cell = draw_cell(SER, rng)
-    with tempfile.TemporaryDirectory(prefix="raphe-demo-") as tmp:
-        path = Path(tmp) / "demo_cell.abf"
-        trace, spikes = synth_trace(cell, draw_day("demo", rng), seconds, SAMPLE_RATE, rng)
-        pyabf.abfWriter.writeABF1(trace[np.newaxis, :], str(path), sampleRateHz=SAMPLE_RATE, units="pA")
-        console.print(f"generated {path.name}: a synthetic {cell.label} cell, UDI {cell.udi_ms:.2f} ms, "
-                      f"{len(spikes)} spikes at {cell.rate_hz:.1f} Hz over {seconds:g} s at {SAMPLE_RATE:g} Hz")
-        recording = Recording(path)
-        with Publisher("tcp://127.0.0.1:*", lossless=True) as publisher:
-            console.print(f"replaying it in real time on {publisher.endpoint}; listening ...")
-            done = threading.Event()
+    truths = cast_cells(rng)
+    recording = simulated_rig(truths, seconds, rng)
+    console.print(f"simulated rig: {len(truths)} cells on stream {STREAM!r}, {SAMPLE_RATE:g} Hz, {seconds:g} s; "
+                  f"model {model.path.name} ({'/'.join(model.classes)}, {model.variant})")
+    done = threading.Event()
+    with Publisher("tcp://127.0.0.1:*", lossless=True) as publisher, \
+            Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
+        service = Service(publisher.endpoint, model, {}, model.posterior_config(), outputs, keep_history=True)
 
-            def publish() -> None:
-                publisher.wait_for_subscribers(1)
-                replay(recording, publisher, block_ms=10.0, speed=1.0)
-                done.set()
+        def publish() -> None:
+            publisher.wait_for_subscribers(1)
+            replay(recording, publisher, block_ms=10.0, speed=1.0)
+            done.set()
 
-            sender = threading.Thread(target=publish, name="raphe-demo-replay")
-            sender.start()
-            result = listen(publisher.endpoint, idle_s=1.0, console=console)
-            sender.join()
-    received = sum(c.samples for c in result.stats.channels.values())
-    clean = (done.is_set() and received == recording.total_samples and result.stats.lost_messages == 0
-             and result.stats.malformed_total == 0)
-    console.print(f"received {received:,} of {recording.total_samples:,} samples: "
-                  + ("complete, no gap, no loss" if clean else "INCOMPLETE"))
-    return 0 if clean else 1
+        rig = threading.Thread(target=publish, name="raphe-demo-rig", daemon=True)
+        rig.start()
+        try:
+            run(service, idle_s=1.0, console=console, title=f"raphe serve {publisher.endpoint} (simulated rig)")
+        finally:
+            service.close()
+        rig.join(timeout=5)
+    cells = [service.channels.get((STREAM, i)) for i in range(len(truths))]
+    right = summary(console, truths, [c.cell if c else None for c in cells])
+    write_report(Path(report), truths, [c.cell if c else None for c in cells], model)
+    console.print(f"report: {report}")
+    complete = done.is_set() and service.subscriber.stats.lost_messages == 0
+    return 0 if complete and right == len(truths) else 1
+
+
+def summary(console: Console, truths: list[Truth], cells: list) -> int:
+    """Print truth against decision per cell; return how many cells were decided rightly."""
+    table = Table(title="decisions against the truth", title_justify="left")
+    for column in ("channel", "truth", "UDI ms", "rate Hz", "spikes", "decision", "spikes to decision", "posterior",
+                   ""):
+        table.add_column(column)
+    right = 0
+    for i, (truth, cell) in enumerate(zip(truths, cells)):
+        label = truth.cell.label + (" (atypical)" if truth.cell.atypical else "")
+        decision = cell.posterior.decision if cell else UNDECIDED
+        ok = decision == truth.cell.label
+        right += ok
+        posterior = top_class(cell.classes, cell.posterior.posterior) if cell else "-"
+        table.add_row(f"cell{i + 1}", label, f"{truth.udi_ms:.2f}", f"{truth.cell.rate_hz:.1f}",
+                      str(cell.n_spikes if cell else 0), decision,
+                      str(cell.posterior.spikes_to_decision or "-") if cell else "-", posterior,
+                      "[green]right[/]" if ok else "[red]wrong[/]" if decision != UNDECIDED else "[yellow]undecided[/]")
+    console.print(table)
+    console.print(f"{right} of {len(truths)} cells decided rightly")
+    return right
+
+
+def write_report(path: Path, truths: list[Truth], cells: list, model: Model) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(truths), 2, figsize=(10, 2.2 * len(truths)), squeeze=False)
+    t_ms = np.arange(model.n_points) * (model.pre_ms + model.post_ms) / model.n_points - model.pre_ms
+    for row, (truth, cell) in enumerate(zip(truths, cells)):
+        wave, post = axes[row]
+        label = truth.cell.label + (" atypical" if truth.cell.atypical else "")
+        if cell is not None and cell.mean_window is not None:
+            wave.plot(t_ms, cell.mean_window, color="black")
+            times = np.array([s for s, _ in cell.history]) / cell.sample_rate
+            values = np.array([p for _, p in cell.history])
+            for k, name in enumerate(cell.classes):
+                post.step(times, values[:, k], where="post", label=name)
+        wave.set_title(f"cell{row + 1}: {label}, UDI {truth.udi_ms:.2f} ms - mean window", fontsize=9)
+        wave.set_ylabel("pA")
+        post.axhline(0.99, color="grey", lw=0.5, ls="--")
+        decision = cell.posterior.decision if cell else UNDECIDED
+        post.set_title(f"posterior over time - decision: {decision}", fontsize=9)
+        post.set_ylim(-0.02, 1.02)
+        post.legend(loc="center right", fontsize=8)
+    axes[-1][0].set_xlabel("ms from the threshold crossing")
+    axes[-1][1].set_xlabel("s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

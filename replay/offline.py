@@ -1,9 +1,13 @@
-"""Detection on a whole recording without sockets: the same detector, fed blocks read from the file."""
+"""Detection and classification of a whole recording without sockets: the same detector, cells and
+posterior as the live service, fed blocks read straight from the file."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from raphe.classifier.cells import Cell
+from raphe.classifier.posterior import PosteriorConfig
+from raphe.classifier.runtime import Model
 from raphe.detector import Detector, DetectorConfig, Events
 
 from .player import block_samples
@@ -25,3 +29,20 @@ def detect_recording(recording: Recording, channels: list[Channel], config: Dete
             records.append(events.records)
             windows.append(events.windows)
     return Events(np.concatenate(records), np.concatenate(windows)), detector
+
+
+def classify_recording(recording: Recording, channels: list[Channel], model: Model, config: DetectorConfig,
+                       posterior: PosteriorConfig, block_ms: float = 10.0) -> tuple[list[Cell], Detector]:
+    """One :class:`Cell` per channel, after every spike of the recording, classified in batches.
+
+    The spikes are exactly those a live `raphe serve` finds in a replay of the file (the detector
+    gives the same events for any block size), and each cell's posterior takes them in the same order.
+    """
+    events, detector = detect_recording(recording, channels, config, block_ms)
+    probabilities = model.predict(events.windows) if len(events) else np.empty((0, len(model.classes)))
+    cells = [Cell(recording.name, c.num, c.name, recording.sample_rate, model.classes, posterior) for c in channels]
+    for cell in cells:
+        cell.samples = recording.total_samples
+    for record, p, window in zip(events.records, probabilities, events.windows):
+        cells[record["channel"]].add_spike(int(record["sample_num"]), p, window)
+    return cells, detector

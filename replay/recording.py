@@ -71,6 +71,20 @@ class Recording:
                          for i in range(abf.channelCount)]
         self.sweeps = _read_sweeps(abf, self.sample_rate)
 
+    @classmethod
+    def from_traces(cls, name: str, sample_rate: float, channels: list[Channel],
+                    traces: list[np.ndarray]) -> Recording:
+        """A gap-free recording held in memory (a simulated rig), one float32 trace per channel."""
+        recording = cls.__new__(cls)
+        recording.path = Path(name)
+        recording.name = name
+        recording.abf_version = "none (in memory)"
+        recording.mode = "gap-free"
+        recording.sample_rate = float(sample_rate)
+        recording.channels = list(channels)
+        recording.sweeps = [Sweep(0, 0, tuple(np.asarray(t, dtype=np.float32) for t in traces))]
+        return recording
+
     def __repr__(self) -> str:
         return (f"Recording({self.name!r}: ABF {self.abf_version}, {self.mode}, {len(self.channels)} ch, "
                 f"{self.sample_rate:g} Hz, {len(self.sweeps)} sweep(s), {self.recorded_s:.2f} s recorded)")

@@ -139,6 +139,12 @@ class Subscriber:
             if message is not None:
                 return message
 
+    def wait(self, timeout_ms: int) -> bool:
+        """Block until a message is waiting (True) or ``timeout_ms`` passed (False); receives nothing."""
+        if self._heartbeat is not None:
+            self._heartbeat.tick()
+        return bool(self._socket.poll(timeout_ms))
+
     def _accept(self, frames: list[bytes]) -> Received | TTLEvent | None:
         self.stats.messages += 1
         try:
