@@ -6,8 +6,11 @@ training data and recipe, metrics and the sha256 of the ``.tflite``, which is ch
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +25,22 @@ FORMAT = "raphe-model"
 DEFAULT_DIR = Path(__file__).parent / "default"
 DEFAULT_MODEL = DEFAULT_DIR / "raphe-default-dynamic.tflite"
 BATCH = 64
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """LiteRT's C++ runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" on file descriptor 2
+    with no switch to turn it off; it would break raphe's one-line errors and clutter its tables.
+    Failures still surface, as Python exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def sidecar(path: Path) -> tuple[Path, Path]:
@@ -101,10 +120,11 @@ class Model:
         return str(self.metadata.get("variant", ""))
 
     def _interpreter(self, batch: int) -> Interpreter:
-        interpreter = Interpreter(model_content=self._content, num_threads=self.num_threads)
-        if batch != 1:
-            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [batch, self.n_points])
-        interpreter.allocate_tensors()
+        with native_stderr_silenced():
+            interpreter = Interpreter(model_content=self._content, num_threads=self.num_threads)
+            if batch != 1:
+                interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [batch, self.n_points])
+            interpreter.allocate_tensors()
         return interpreter
 
     def predict_one(self, window: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ def detect_recording(recording: Recording, channels: list[Channel], config: Dete
 
 
 def classify_recording(recording: Recording, channels: list[Channel], model: Model, config: DetectorConfig,
-                       posterior: PosteriorConfig, block_ms: float = 10.0) -> tuple[list[Cell], Detector]:
+                       posterior: PosteriorConfig, block_ms: float = 10.0,
+                       keep_history: bool = False) -> tuple[list[Cell], Detector]:
     """One :class:`Cell` per channel, after every spike of the recording, classified in batches.
 
     The spikes are exactly those a live `raphe serve` finds in a replay of the file (the detector
@@ -40,7 +41,8 @@ def classify_recording(recording: Recording, channels: list[Channel], model: Mod
     """
     events, detector = detect_recording(recording, channels, config, block_ms)
     probabilities = model.predict(events.windows) if len(events) else np.empty((0, len(model.classes)))
-    cells = [Cell(recording.name, c.num, c.name, recording.sample_rate, model.classes, posterior) for c in channels]
+    cells = [Cell(recording.name, c.num, c.name, recording.sample_rate, model.classes, posterior, keep_history)
+             for c in channels]
     for cell in cells:
         cell.samples = recording.total_samples
     for record, p, window in zip(events.records, probabilities, events.windows):
