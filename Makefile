@@ -26,12 +26,12 @@ bench: setup
 	$(BIN)/python -m pytest benchmarks --benchmark-only
 
 # The recipe of the model shipped in classifier/default (about 20 minutes on 2 cores): train on
-# 160 synthetic cells over 8 days (seed 1), evaluate on 100 cells of 4 other days (seed 2).
+# 160 synthetic cells over 8 days (seed 1), evaluate on 200 cells of 4 other days (seed 2).
 MODEL_BUILD := build/default-model
 default-model: setup
 	rm -rf $(MODEL_BUILD)
 	$(BIN)/raphe synth --cells 160 --days 8 --seed 1 --no-abf --out $(MODEL_BUILD)/train
-	$(BIN)/raphe synth --cells 100 --days 4 --seed 2 --no-abf --out $(MODEL_BUILD)/test
+	$(BIN)/raphe synth --cells 200 --days 4 --seed 2 --no-abf --out $(MODEL_BUILD)/test
 	$(BIN)/raphe train $(MODEL_BUILD)/train --out $(MODEL_BUILD)/model --name raphe-default --max-per-cell 200 --seed 1
 	$(BIN)/raphe evaluate $(MODEL_BUILD)/model $(MODEL_BUILD)/test --out $(MODEL_BUILD)/report
 	rm -rf classifier/default && mkdir -p classifier/default
