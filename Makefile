@@ -19,11 +19,13 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(BIN)/raphe demo
 
+# The tests, then every benchmark once in quick mode so that the suite cannot rot (no time is asserted).
 test: setup
 	$(BIN)/python -m pytest
+	$(BIN)/raphe bench --quick --out build/bench-quick
 
 bench: setup
-	$(BIN)/python -m pytest benchmarks --benchmark-only
+	$(BIN)/raphe bench
 
 # The recipe of the model shipped in classifier/default (about 20 minutes on 2 cores): train on
 # 160 synthetic cells over 8 days (seed 1), evaluate on 200 cells of 4 other days (seed 2).

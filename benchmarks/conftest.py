@@ -6,6 +6,7 @@ figures measured in this same run, because these machines are shared and noisy.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ import pytest
 from tests.conftest import ABF_DIR
 
 RESULTS: dict[str, float] = {}
+LATENCY: list[dict] = []
+SUSTAINED: dict = {}
+REPORT_DIR = Path(os.environ.get("RAPHE_BENCH_OUT", Path(__file__).resolve().parents[1] / "build" / "bench"))
 
 
 def record(benchmark, name: str, amount: float, unit: str) -> None:
@@ -31,6 +35,11 @@ def recording_path() -> Path:
 
 
 def pytest_terminal_summary(terminalreporter):
+    if RESULTS or LATENCY or SUSTAINED:
+        from benchmarks.report import write as write_report
+
+        summary = write_report(REPORT_DIR, RESULTS, LATENCY, SUSTAINED, os.environ.get("RAPHE_BENCH_QUICK") == "1")
+        terminalreporter.write_line(f"raphe benchmark report: {summary} (results.json, latency.png beside it)")
     if not RESULTS:
         return
     write = terminalreporter.write_line

@@ -28,7 +28,11 @@ EXAMPLES = {
     "export": "raphe export synthetic/windows.npz spikes-csv/",
     "serve": "raphe serve --connect tcp://127.0.0.1:5556 --log cells.jsonl",
     "classify": "raphe classify archive/ --json > cells.jsonl",
+    "bench": "raphe bench --quick -k latency",
 }
+
+# pytest-benchmark options of `raphe bench --quick`: one short round each
+QUICK_BENCHMARK_OPTIONS = ["--benchmark-min-rounds=1", "--benchmark-max-time=0.05", "--benchmark-warmup=off"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -184,6 +188,13 @@ def build_parser() -> Parser:
     add_model_options(p)
     add_detector_options(p)
     p.set_defaults(run=run_classify)
+
+    p = command("bench", "Run the benchmark suite of a source checkout; print and write the report.")
+    p.add_argument("--quick", action="store_true", help="short cases and few rounds (what CI runs)")
+    p.add_argument("--out", default="build/bench", help="folder for summary.md, results.json, latency.png "
+                                                         "(default %(default)s)")
+    p.add_argument("-k", dest="select", metavar="EXPR", help="only the benchmarks whose names match (pytest -k)")
+    p.set_defaults(run=run_bench)
 
     p = command("synth", "Generate labelled synthetic SER/NSER recordings (ABF), a manifest and a window set.")
     p.add_argument("--cells", type=positive_int, required=True, help="number of cells")
@@ -371,6 +382,27 @@ def run_classify(args: argparse.Namespace) -> int:
     if not args.json:
         print_table(result.rows, model.classes, Console())
     return 1 if result.failed else 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "benchmarks" / "conftest.py").is_file():
+        raise RapheError(f"raphe bench runs the benchmarks/ of a source checkout; none beside {root}")
+    out = Path(args.out).resolve()
+    env = {**os.environ, "RAPHE_BENCH_OUT": str(out), "RAPHE_BENCH_QUICK": "1" if args.quick else "0"}
+    command = [sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-q"]
+    if args.quick:
+        command += QUICK_BENCHMARK_OPTIONS
+    if args.select:
+        command += ["-k", args.select]
+    code = subprocess.call(command, cwd=root, env=env)
+    if (out / "summary.md").is_file():
+        print((out / "summary.md").read_text())
+    return 0 if code == 0 else 1
 
 
 def run_synth(args: argparse.Namespace) -> int:

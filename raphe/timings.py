@@ -6,12 +6,14 @@ is read to within one bin; the maximum is kept exactly.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
 
 LOW_S, HIGH_S, PER_DECADE = 1e-7, 1e2, 20
 EDGES = np.logspace(np.log10(LOW_S), np.log10(HIGH_S), int(np.log10(HIGH_S / LOW_S)) * PER_DECADE + 1)
+EDGE_LIST = EDGES.tolist()  # bisect on a list costs a tenth of numpy's searchsorted on one value
 
 
 @dataclass
@@ -25,7 +27,7 @@ class Histogram:
         return int(self.counts.sum())
 
     def add(self, seconds: float) -> None:
-        self.counts[int(np.searchsorted(EDGES, seconds))] += 1
+        self.counts[bisect.bisect_left(EDGE_LIST, seconds)] += 1
         self.total_s += seconds
         self.max_s = max(self.max_s, seconds)
 

@@ -1,0 +1,229 @@
+"""End-to-end latency on real sockets, in three processes: a rig, raphe's service, a POSTERIOR reader.
+
+Latency is from the moment the rig sends the DATA message that completes a spike's window (the
+POSTERIOR message names it in ``source_message_num``) to the moment the reader receives that
+POSTERIOR message. All three processes stamp ``time.monotonic_ns()``, one clock on one machine.
+The same run can swap raphe's service for an echo that answers every DATA message at once with a
+bare POSTERIOR-shaped message: ZeroMQ's own round trip on the same sockets, the floor of latency.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+POOL_TRACES = 8
+POOL_SECONDS = 4.0
+WARMUP_S = 0.5
+START_DELAY_S = 1.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """A rig: ``channels`` cells at ``sample_rate``, blocks of ``block_ms``, each firing ``firing_hz``."""
+
+    channels: int
+    block_ms: float
+    firing_hz: float
+    seconds: float
+    sample_rate: float = 40_000.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.channels} ch, {self.block_ms:g} ms blocks, {self.firing_hz:g} Hz"
+
+
+def spike_pool(case: Case, seed: int = 0) -> list[np.ndarray]:
+    """A few synthetic cell-attached traces firing at the case's rate, shared round-robin by channels."""
+    from raphe.classifier import synthetic
+
+    rng = np.random.default_rng(seed)
+    day = synthetic.draw_day("bench", rng)
+    traces = []
+    for i in range(POOL_TRACES):
+        cell = synthetic.draw_cell(synthetic.CLASSES[i % 2], rng)
+        cell = dataclasses.replace(cell, rate_hz=case.firing_hz, cv=0.5)
+        traces.append(synthetic.synth_trace(cell, day, POOL_SECONDS, case.sample_rate, rng)[0])
+    return traces
+
+
+def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
+    """Publish the case in real time from ``start_at_ns``; save each message's send time."""
+    from raphe.streamer import Publisher
+
+    pool = spike_pool(case)
+    length = len(pool[0])
+    step = max(1, int(round(case.sample_rate * case.block_ms / 1000.0)))
+    n_blocks = int(case.seconds * case.sample_rate / step)
+    warm = int(WARMUP_S * case.sample_rate / step)
+    block_ns = int(step / case.sample_rate * 1e9)
+    sent = np.zeros(n_blocks * case.channels + warm + 2, np.int64)
+    offsets = [(c * 7919) % (length - step) for c in range(case.channels)]
+    latest = 0
+    with Publisher(endpoint, heartbeat=False, hwm=10_000) as pub:
+        while time.monotonic_ns() < start_at_ns:
+            time.sleep(0.005)
+        for k in range(warm):  # lets every subscriber join before the measured messages
+            pub.send_data("warmup", 0, "warmup", k * step, case.sample_rate, np.zeros(step, np.float32))
+            time.sleep(WARMUP_S / warm)
+        first = pub.message_num + 1
+        t0 = time.monotonic_ns()
+        for k in range(n_blocks):
+            due = t0 + (k + 1) * block_ns
+            delay = due - time.monotonic_ns()
+            if delay > 0:
+                time.sleep(delay / 1e9)
+            latest = max(latest, time.monotonic_ns() - due)
+            start = (k * step) % (length - step)
+            for c in range(case.channels):
+                trace = pool[c % POOL_TRACES]
+                at = (start + offsets[c]) % (length - step)
+                sent[pub.message_num + 1] = time.monotonic_ns()
+                pub.send_data("bench", c, f"ch{c}", k * step, case.sample_rate, trace[at:at + step])
+        elapsed = time.monotonic_ns() - t0
+        np.savez(out, sent=sent[:pub.message_num + 1], first=first, last=pub.message_num,
+                 max_late_ns=latest, elapsed_ns=elapsed, due_ns=n_blocks * block_ns)
+        time.sleep(0.5)
+
+
+def service(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready) -> None:
+    """raphe's live service until data stops for 1 s (or the deadline); save its counters and timings."""
+    from raphe.classifier.runtime import Model
+    from raphe.serve import Service
+    from raphe.streamer.outputs import Outputs
+
+    model = Model()
+    with Outputs(posterior, events) as outputs:
+        svc = Service(connect, model, {}, model.posterior_config(), outputs)
+        ready.set()
+        try:
+            spin(svc.step, deadline_s)
+            stats = svc.subscriber.stats
+            Path(out).write_text(json.dumps({
+                "timings": svc.timings.summary(), "spikes": svc.spikes, "messages": stats.data_messages,
+                "lost_messages": stats.lost_messages, "malformed": sum(stats.malformed.values())}))
+        finally:
+            svc.close()
+
+
+def echo(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready) -> None:
+    """Answer every DATA message at once with a POSTERIOR-shaped message naming it: no detection,
+    no classification, the same sockets and the same header parsing to find ``message_num``."""
+    ctx = zmq.Context()
+    sub, pub = ctx.socket(zmq.SUB), ctx.socket(zmq.PUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(connect)
+    pub.bind(posterior)
+    ready.set()
+    count = 0
+
+    def step(timeout_ms: int) -> bool:
+        nonlocal count
+        if not sub.poll(timeout_ms):
+            return False
+        frames = sub.recv_multipart()
+        header = json.loads(frames[1])
+        pub.send_multipart([b"POSTERIOR", json.dumps(
+            {"message_num": count, "type": "posterior",
+             "content": {"source_message_num": header["message_num"]}}).encode()])
+        count += 1
+        return True
+
+    try:
+        spin(step, deadline_s)
+        Path(out).write_text(json.dumps({"messages": count}))
+    finally:
+        sub.close(0)
+        pub.close(0)
+        ctx.term()
+
+
+def spin(step, deadline_s: float, idle_s: float = 1.0) -> None:
+    started = time.monotonic()
+    last = None
+    while time.monotonic() - started < deadline_s:
+        if step(50):
+            last = time.monotonic()
+        elif last is not None and time.monotonic() - last > idle_s:
+            return
+
+
+def reader(endpoint: str, out: str, deadline_s: float, ready) -> None:
+    """Stamp every POSTERIOR message on arrival; parse it afterwards."""
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.setsockopt(zmq.RCVHWM, 0)
+    sub.connect(endpoint)
+    ready.set()
+    stamps, headers = [], []
+
+    def step(timeout_ms: int) -> bool:
+        if not sub.poll(timeout_ms):
+            return False
+        frames = sub.recv_multipart()
+        stamps.append(time.monotonic_ns())
+        headers.append(frames[1])
+        return True
+
+    try:
+        spin(step, deadline_s, idle_s=1.5)
+    finally:
+        sub.close(0)
+        ctx.term()
+    sources = [json.loads(h)["content"]["source_message_num"] for h in headers]
+    np.savez(out, received=np.array(stamps, np.int64), source=np.array(sources, np.int64))
+
+
+def free_endpoint() -> str:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUB)
+    sock.bind("tcp://127.0.0.1:*")
+    endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    sock.close(0)
+    ctx.term()
+    return endpoint
+
+
+def run(case: Case, baseline: bool = False) -> dict:
+    """Run ``case`` through raphe (or, with ``baseline``, the echo); latencies and counters."""
+    spawn = multiprocessing.get_context("spawn")
+    data, posterior, events = free_endpoint(), free_endpoint(), free_endpoint()
+    deadline = case.seconds + START_DELAY_S + WARMUP_S + 30
+    with tempfile.TemporaryDirectory(prefix="raphe-bench-") as tmp:
+        paths = {k: str(Path(tmp) / k) for k in ("rig.npz", "service.json", "reader.npz")}
+        served, heard = spawn.Event(), spawn.Event()
+        middle = spawn.Process(target=echo if baseline else service,
+                               args=(data, posterior, events, paths["service.json"], deadline, served))
+        listener = spawn.Process(target=reader, args=(posterior, paths["reader.npz"], deadline, heard))
+        middle.start()
+        served.wait(60)
+        listener.start()
+        heard.wait(60)
+        source = spawn.Process(target=rig, args=(data, case, paths["rig.npz"],
+                                                 time.monotonic_ns() + int(START_DELAY_S * 1e9)))
+        source.start()
+        for p in (source, middle, listener):
+            p.join(deadline + 30)
+        sent = np.load(paths["rig.npz"])
+        got = np.load(paths["reader.npz"])
+        served_info = json.loads(Path(paths["service.json"]).read_text())
+    measured = got["source"] >= int(sent["first"])
+    latency_ms = (got["received"][measured] - sent["sent"][got["source"][measured]]) / 1e6
+    messages = int(sent["last"]) - int(sent["first"]) + 1
+    result = {"case": dataclasses.asdict(case), "label": case.label, "baseline": baseline,
+              "messages_sent": messages, "rig_max_late_ms": float(sent["max_late_ns"]) / 1e6,
+              "rig_real_time": float(sent["elapsed_ns"]) / float(sent["due_ns"]),
+              "posteriors": int(measured.sum()), "latency_ms": latency_ms.tolist(), **served_info}
+    if len(latency_ms):
+        result.update({f"p{q}_ms": float(np.percentile(latency_ms, q)) for q in (50, 95, 99)})
+        result["max_ms"] = float(latency_ms.max())
+    return result

@@ -1,0 +1,93 @@
+"""The benchmark report: results.json, summary.md and latency.png, written at the end of a run."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def ms(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def stage_p50_us(result: dict) -> str:
+    timings = result.get("timings") or {}
+    return " / ".join(f"{1e6 * timings[s]['p50_s']:.0f}" if timings.get(s, {}).get("n") else "-"
+                      for s in ("receive", "detect", "classify", "publish"))
+
+
+def markdown(results: dict[str, float], latency: list[dict], sustained: dict, quick: bool) -> str:
+    lines = [f"# raphe benchmarks, {datetime.date.today().isoformat()}{' (quick mode)' if quick else ''}", "",
+             f"Machine: {machine()}. Every ratio is between figures of this same run.", ""]
+    if latency:
+        lines += ["## End-to-end latency (DATA message sent → POSTERIOR received), ms", "",
+                  "| case | served by | posteriors | p50 | p95 | p99 | max | stage p50 µs (receive / detect / "
+                  "classify / publish) | rig pace | lost |", "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in latency:
+            lines.append(f"| {r['label']} | {'echo (ZeroMQ round trip)' if r['baseline'] else 'raphe'} | "
+                         f"{r['posteriors']} | {ms(r.get('p50_ms'))} | {ms(r.get('p95_ms'))} | {ms(r.get('p99_ms'))} | "
+                         f"{ms(r.get('max_ms'))} | {stage_p50_us(r)} | {r['rig_real_time']:.2f}× | "
+                         f"{r.get('lost_messages', '-')} |")
+        lines += ["", "Rig pace: wall time the rig took over the recorded time it sent (1.00× = it kept real "
+                  "time; above, the rig itself could not send that many messages that fast).", ""]
+    if sustained:
+        lines += [f"## Sustained in real time (40 kHz, 10 ms blocks, 2 Hz): {sustained['channels']} channels", "",
+                  "| channels | sustained | rig pace | lost | served / sent | p50 ms | p99 ms |",
+                  "|---|---|---|---|---|---|---|"]
+        for t in sustained["trials"]:
+            lines.append(f"| {t['channels']} | {'yes' if t['sustained'] else 'no'} | {t['rig_real_time']:.2f}× | "
+                         f"{t['lost_messages']} | {t['messages']} / {t['messages_sent']} | {ms(t.get('p50_ms'))} | "
+                         f"{ms(t.get('p99_ms'))} |")
+        lines.append("")
+    if results:
+        lines += ["## Throughput (per second of the median round)", "", "| what | per second |", "|---|---|"]
+        lines += [f"| {name} | {rate:,.1f} |" for name, rate in results.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def latency_png(path: Path, latency: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [r for r in latency if r["latency_ms"]]
+    if not shown:
+        return
+    fig, ax = plt.subplots(figsize=(10, 0.35 * len(shown) + 1.5))
+    ax.boxplot([r["latency_ms"] for r in shown], vert=False, whis=(1, 99), showfliers=False)
+    ax.set_yticks(range(1, len(shown) + 1),
+                  [f"{r['label']}{' (echo)' if r['baseline'] else ''}" for r in shown], fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("ms from DATA sent to POSTERIOR received (box: quartiles, whiskers: 1st-99th percentile)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def write(out: Path, results: dict[str, float], latency: list[dict], sustained: dict, quick: bool) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    summary = [{k: v for k, v in r.items() if k != "latency_ms"} for r in latency]
+    (out / "results.json").write_text(json.dumps({"machine": machine(), "quick": quick, "throughput": results,
+                                                  "latency": summary, "sustained": sustained}, indent=2) + "\n")
+    (out / "summary.md").write_text(markdown(results, latency, sustained, quick))
+    latency_png(out / "latency.png", latency)
+    return out / "summary.md"
+

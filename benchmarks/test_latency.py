@@ -1,0 +1,107 @@
+"""End-to-end latency, the channel count sustained in real time, and offline classification speed.
+
+Each latency case runs once (a few seconds of a real-time rig); pytest-benchmark times the whole
+run, and the latency distribution goes to the report (``benchmarks/conftest.py``). With
+``RAPHE_BENCH_QUICK=1`` every case is short, so CI can run the suite without it rotting.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from benchmarks.conftest import LATENCY, SUSTAINED, record
+from benchmarks.latency import Case, run
+
+QUICK = os.environ.get("RAPHE_BENCH_QUICK") == "1"
+SECONDS = 1.0 if QUICK else 4.0
+P99_LIMIT_MS = 5.0
+
+
+@pytest.mark.parametrize("firing_hz", [2.0, 20.0])
+@pytest.mark.parametrize("block_ms", [1.0, 10.0])
+@pytest.mark.parametrize("channels", [1, 8, 64, 256])
+def test_end_to_end_latency(benchmark, channels, block_ms, firing_hz):
+    case = Case(channels, block_ms, firing_hz, SECONDS)
+    result = benchmark.pedantic(run, args=(case,), rounds=1, iterations=1)
+    LATENCY.append(result)
+    benchmark.extra_info.update({k: v for k, v in result.items() if k != "latency_ms"})
+
+
+@pytest.mark.parametrize("block_ms", [1.0, 10.0])
+@pytest.mark.parametrize("channels", [1, 64])
+def test_zeromq_round_trip_baseline(benchmark, channels, block_ms):
+    """The same rig, sockets and reader, with an echo in place of raphe: the floor of latency."""
+    case = Case(channels, block_ms, 20.0, SECONDS)
+    result = benchmark.pedantic(run, args=(case,), kwargs={"baseline": True}, rounds=1, iterations=1)
+    LATENCY.append(result)
+    benchmark.extra_info.update({k: v for k, v in result.items() if k != "latency_ms"})
+
+
+def sustained(result: dict) -> bool:
+    """Real time: the rig kept its pace, nothing was lost, every message was served, p99 < 5 ms."""
+    return (result["rig_real_time"] < 1.02 and result["lost_messages"] == 0
+            and result["messages"] >= result["messages_sent"] and result.get("p99_ms", np.inf) < P99_LIMIT_MS)
+
+
+def test_largest_channel_count_in_real_time(benchmark):
+    """Doubling from 32 channels (40 kHz, 10 ms blocks, 2 Hz) until a trial fails, then bisecting."""
+    trials = []
+
+    def search() -> int:
+        def trial(n: int) -> bool:
+            result = run(Case(n, 10.0, 2.0, SECONDS))
+            ok = sustained(result)
+            trials.append({"channels": n, "sustained": ok, **{k: result.get(k) for k in (
+                "rig_real_time", "lost_messages", "messages", "messages_sent", "p50_ms", "p99_ms", "timings")}})
+            return ok
+
+        good, bad = 0, None
+        n = 32
+        while n <= 4096 and trial(n):
+            good, n = n, n * 2
+        bad = n
+        while bad - good > max(8, good // 8):
+            middle = (good + bad) // 2
+            good, bad = (middle, bad) if trial(middle) else (good, middle)
+        return good
+
+    best = benchmark.pedantic(search, rounds=1, iterations=1)
+    SUSTAINED.update({"channels": best, "trials": trials})
+    benchmark.extra_info["channels"] = best
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    from raphe.classifier.synth import synthesize
+
+    out = tmp_path_factory.mktemp("offline") / "synth"
+    synthesize(out, cells=4, days=1, seed=3, duration_s=10.0 if QUICK else 60.0)
+    return sorted((out / "abf").glob("*.abf"))
+
+
+@pytest.mark.parametrize("what", ["classify", "detect only", "pyabf read"])
+def test_offline_classify_speed(benchmark, recordings, what):
+    """`raphe classify`'s path over 4 one-channel files, against detection alone and reading alone."""
+    from raphe.classifier.runtime import Model
+    from raphe.replay import Recording
+    from raphe.replay.offline import classify_recording, detect_recording
+
+    model = Model()
+    config = model.detector_config()
+
+    def once() -> float:
+        seconds = 0.0
+        for path in recordings:
+            recording = Recording(path)
+            if what == "classify":
+                classify_recording(recording, recording.channels, model, config, model.posterior_config())
+            elif what == "detect only":
+                detect_recording(recording, recording.channels, config)
+            seconds += recording.recorded_s
+        return seconds
+
+    seconds = benchmark.pedantic(once, rounds=1 if QUICK else 3, warmup_rounds=1)
+    record(benchmark, f"offline {what} (recorded seconds)", seconds, "x_real_time")
