@@ -132,7 +132,7 @@ def fit(sequences: list[tuple[int, np.ndarray]]) -> tuple[float, float]:
     sums, counts, labels, weights = prefixes(sequences)
     rows = np.arange(len(labels))
     best, best_nll = (1.0, 0.0), np.inf
-    for beta in np.r_[0.0, np.logspace(-3, 0.5, 36)]:
+    for beta in np.r_[0.0, np.logspace(-3, 1.0, 41)]:
         for alpha in np.logspace(-2.5, 1.0, 71):
             p = combine(sums, counts, alpha, beta)
             nll = -(weights * np.log(np.clip(p[rows, labels], 1e-12, 1.0))).sum() / weights.sum()

@@ -26,6 +26,7 @@ EXAMPLES = {
     "train": "raphe train synthetic/ --out my-model/ --name lab-model",
     "evaluate": "raphe evaluate my-model/lab-model-dynamic.tflite held-out/ --out report/",
     "export": "raphe export synthetic/windows.npz spikes-csv/",
+    "calibrate": "raphe calibrate my-model/ held-out-cells/",
     "serve": "raphe serve --connect tcp://127.0.0.1:5556 --log cells.jsonl",
     "classify": "raphe classify archive/ --json > cells.jsonl",
     "bench": "raphe bench --quick -k latency",
@@ -226,6 +227,11 @@ def build_parser() -> Parser:
     p.add_argument("data", nargs="+", help="labelled window sets: .npz, `raphe synth` folders or CSV class folders")
     p.add_argument("--out", help="folder for report.md, metrics.json and the PNG figures")
     p.set_defaults(run=run_evaluate)
+
+    p = command("calibrate", "Refit the cell posterior of a model (or every model in a folder) on held-out cells.")
+    p.add_argument("model", help="a model's .tflite or .json, or a folder of models")
+    p.add_argument("data", nargs="+", help="labelled window sets of cells the model never saw")
+    p.set_defaults(run=run_calibrate)
 
     p = command("export", "Convert a window set between .npz and the seed's per-spike CSV folders.")
     p.add_argument("source", help="a window set: .npz, `raphe synth` folder, or CSV class folders")
@@ -460,6 +466,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
     data = load_windows(args.data)
     summary = evaluate(DEFAULT_MODEL if args.model == "default" else args.model, data, args.out, data_name=", ".join(args.data))
     print(markdown(summary))
+    return 0
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from raphe.classifier.calibrate import calibrate
+
+    data = load_windows(args.data)
+    data.require_classes(2)
+    for name, (alpha, beta) in calibrate(args.model, data, ", ".join(args.data)).items():
+        print(f"{name}: cell posterior alpha {alpha:.4f}, beta {beta:.4f} "
+              f"(fitted on {len(set(data.cell.tolist()))} cells)", file=sys.stderr)
     return 0
 
 

