@@ -72,7 +72,7 @@ def latency_png(path: Path, latency: list[dict]) -> None:
     if not shown:
         return
     fig, ax = plt.subplots(figsize=(10, 0.35 * len(shown) + 1.5))
-    ax.boxplot([r["latency_ms"] for r in shown], vert=False, whis=(1, 99), showfliers=False)
+    ax.boxplot([r["latency_ms"] for r in shown], orientation="horizontal", whis=(1, 99), showfliers=False)
     ax.set_yticks(range(1, len(shown) + 1),
                   [f"{r['label']}{' (echo)' if r['baseline'] else ''}" for r in shown], fontsize=8)
     ax.set_xscale("log")
