@@ -109,14 +109,3 @@ def write_days(path: Path, days: list[synthetic.Day]) -> None:
         writer.writeheader()
         writer.writerows(asdict(d) for d in days)
 
-
-def read_manifest(path: str | Path) -> list[dict[str, str]]:
-    path = Path(path)
-    try:
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
-        raise RapheError(f"{path}: cannot read manifest ({exc.strerror})") from None
-    if not rows or set(MANIFEST_COLUMNS) - set(rows[0]):
-        raise RapheError(f"{path}: not a raphe synth manifest (columns {', '.join(MANIFEST_COLUMNS)})")
-    return rows
