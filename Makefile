@@ -27,7 +27,7 @@ test: setup
 bench: setup
 	$(BIN)/raphe bench
 
-# The recipe of the model shipped in classifier/default (about 23 minutes on 2 cores): train on
+# The recipe of the model shipped in classifier/default (about 22 minutes on 2 cores): train on
 # 160 synthetic cells over 8 days (seed 1), fit the cell posterior on 200 cells of 4 other days
 # (seed 3), evaluate on 200 cells of 4 more days (seed 2).
 MODEL_BUILD := build/default-model
