@@ -8,9 +8,10 @@ dedicated set of cells the weights never saw, from other days, makes the fit stu
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
+
+from raphe.staged import staged
 
 from . import posterior
 from . import windows as ws
@@ -32,8 +33,7 @@ def calibrate(model_path, data: ws.WindowSet, data_name: str = "") -> dict[str, 
         metadata = {**model.metadata, "posterior": {
             **model.metadata.get("posterior", {}), "alpha": alpha, "beta": beta,
             "fitted_on_cells": len(sequences), "fitted_on": data_name or repr(data)}}
-        partial = meta_path.with_name(f".{meta_path.name}.partial")
-        partial.write_text(json.dumps(metadata, indent=2) + "\n")
-        os.replace(partial, meta_path)
+        with staged(meta_path) as partial:
+            partial.write_text(json.dumps(metadata, indent=2) + "\n")
         fitted[model.path.name] = (alpha, beta)
     return fitted

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from raphe.errors import RapheError
+from raphe.staged import staged
 
 from . import windows as ws
 from .posterior import UNDECIDED, CellPosterior, expected_calibration_error
@@ -228,10 +228,10 @@ def write_report(out: Path, summary: dict, results: dict) -> None:
         stem = Path(name).stem
         figures.confusion_png(out / f"{stem}-confusion.png", result, aligned.classes)
         figures.roc_png(out / f"{stem}-roc.png", aligned.y, probs, cells, aligned.classes)
-    (out / "metrics.json").write_text(json.dumps(json_safe(summary), indent=2) + "\n")
-    partial = out / ".report.md.partial"
-    partial.write_text(markdown(summary))
-    os.replace(partial, out / "report.md")
+    with staged(out / "metrics.json") as partial:
+        partial.write_text(json.dumps(json_safe(summary), indent=2) + "\n")
+    with staged(out / "report.md") as partial:
+        partial.write_text(markdown(summary))
 
 
 def json_safe(value):

@@ -10,12 +10,13 @@ import contextlib
 import hashlib
 import io
 import json
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+
+from raphe.staged import staged
 
 VARIANTS = ("float32", "dynamic", "int8")
 
@@ -48,7 +49,6 @@ def write_model(path: Path, flatbuffer: bytes, metadata: dict) -> Path:
     metadata = {**metadata, "tflite": path.name, "sha256": hashlib.sha256(flatbuffer).hexdigest()}
     for target, data in ((path, flatbuffer), (path.with_suffix(".json"),
                                              (json.dumps(metadata, indent=2) + "\n").encode())):
-        partial = target.with_name(f".{target.name}.partial")
-        partial.write_bytes(data)
-        os.replace(partial, target)
+        with staged(target) as partial:
+            partial.write_bytes(data)
     return path

@@ -9,7 +9,6 @@ seed's were. At most 700 windows per cell are kept, the seed's cap.
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from rich.progress import track
 
 from raphe.detector import Detector, DetectorConfig
 from raphe.errors import RapheError
+from raphe.staged import staged
 
 from . import synthetic, windows
 from .noise_masks import cut_noise_masks, noise_from_masks
@@ -95,16 +95,14 @@ def synthesize(out: str | Path, cells: int, days: int, seed: int, sample_rate: f
 
 
 def write_manifest(path: Path, rows: list[list]) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("w", newline="") as fh:
+    with staged(path) as partial, partial.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(MANIFEST_COLUMNS)
         writer.writerows(rows)
-    os.replace(partial, path)
 
 
 def write_days(path: Path, days: list[synthetic.Day]) -> None:
-    with path.open("w", newline="") as fh:
+    with staged(path) as partial, partial.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(asdict(days[0])))
         writer.writeheader()
         writer.writerows(asdict(d) for d in days)

@@ -15,7 +15,6 @@ On disk:
 from __future__ import annotations
 
 import csv
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from raphe.errors import RapheError
+from raphe.staged import staged
 
 N_POINTS = 160
 STEP_S = 0.004 / N_POINTS
@@ -128,14 +128,9 @@ def load_npz(path: str | Path) -> WindowSet:
 
 def save_npz(windows: WindowSet, path: str | Path) -> None:
     """Write atomically: the file appears whole or not at all."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise RapheError(f"cannot write {target}: folder {target.parent} does not exist")
-    partial = target.with_name(f".{target.name}.partial")
-    with partial.open("wb") as fh:
+    with staged(path) as partial, partial.open("wb") as fh:
         np.savez_compressed(fh, X=windows.X, y=windows.y, classes=np.asarray(windows.classes),
                             cell=windows.cell, day=windows.day, udi_ms=windows.udi_ms)
-    os.replace(partial, target)
 
 
 def day_of(cell: str) -> str:

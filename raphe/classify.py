@@ -7,7 +7,6 @@ pA (cell-attached current) is skipped with one line unless channels are named.
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from raphe.classifier.runtime import Model
 from raphe.errors import RapheError
 from raphe.replay import Recording
 from raphe.replay.offline import classify_recording
+from raphe.staged import staged
 
 CURRENT_UNITS = ("pA",)
 CSV_COLUMNS = ["recording", "stream", "channel_num", "channel_name", "recorded_s", "n_spikes", "rate_hz",
@@ -87,19 +87,14 @@ def classify_paths(paths: list[str], model: Model, detector_settings: dict, post
 
 def write_csv(path: str | Path, rows: list[dict], classes: tuple[str, ...]) -> None:
     """One row per cell; posterior and mean spike probability one column per class. Written atomically."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise RapheError(f"cannot write {target}: folder {target.parent} does not exist")
     columns = CSV_COLUMNS + [f"posterior_{c}" for c in classes] + [f"mean_spike_probability_{c}" for c in classes]
-    partial = target.with_name(f".{target.name}.partial")
-    with partial.open("w", newline="") as fh:
+    with staged(path) as partial, partial.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(columns)
         for row in rows:
             writer.writerow([row[c] if row[c] is not None else "" for c in CSV_COLUMNS]
                             + [f"{row['posterior'][c]:.6g}" for c in classes]
                             + [f"{row['mean_spike_probability'][c]:.6g}" for c in classes])
-    os.replace(partial, target)
 
 
 def print_table(rows: list[dict], classes: tuple[str, ...], console: Console) -> None:

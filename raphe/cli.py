@@ -328,7 +328,8 @@ def run_detect(args: argparse.Namespace) -> int:
     from raphe.detector import DetectorConfig
     from raphe.replay import Recording
     from raphe.replay.offline import detect_recording
-    from raphe.spikes_io import check_writable, write_events_csv, write_windows_npz
+    from raphe.spikes_io import write_events_csv, write_windows_npz
+    from raphe.staged import check_writable
 
     for path in filter(None, (args.out, args.windows)):
         check_writable(path)
@@ -376,7 +377,7 @@ def run_serve(args: argparse.Namespace) -> int:
 def run_classify(args: argparse.Namespace) -> int:
     from raphe.classify import classify_paths, print_table, write_csv
 
-    from raphe.spikes_io import check_writable
+    from raphe.staged import check_writable
 
     model, posterior = load_model(args)
     if args.out:
@@ -497,7 +498,7 @@ def run_export(args: argparse.Namespace) -> int:
 def run_demo(args: argparse.Namespace) -> int:
     from raphe.demo import demo
 
-    from raphe.spikes_io import check_writable
+    from raphe.staged import check_writable
 
     check_writable(args.report)
     return demo(seconds=args.seconds, seed=args.seed, report=args.report, model_path=args.model)
