@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from raphe.staged import staged
 
 from . import posterior
@@ -26,8 +24,7 @@ def calibrate(model_path, data: ws.WindowSet, data_name: str = "") -> dict[str, 
         model = Model(path)
         aligned = align(model, data)
         probabilities = model.predict(aligned.X)
-        sequences = [(int(aligned.y[aligned.cell == cell][0]), probabilities[aligned.cell == cell])
-                     for cell in np.unique(aligned.cell)]
+        sequences = posterior.cell_sequences(aligned.cell, aligned.y, probabilities)
         alpha, beta = posterior.fit(sequences)
         _, meta_path = sidecar(model.path)
         metadata = {**model.metadata, "posterior": {

@@ -20,7 +20,7 @@ from raphe.errors import RapheError
 from raphe.staged import staged
 
 from . import windows as ws
-from .posterior import UNDECIDED, CellPosterior, expected_calibration_error
+from .posterior import UNDECIDED, CellPosterior, cell_sequences, expected_calibration_error
 from .runtime import Model
 
 UDI_BINS_MS = (0.0, 0.6, 0.9, 1.2, 1.6, math.inf)
@@ -96,10 +96,9 @@ class CellTable:
 
 
 def cell_table(data: ws.WindowSet, probs: np.ndarray) -> CellTable:
-    names, inverse = np.unique(data.cell, return_inverse=True)
+    names, first, inverse = np.unique(data.cell, return_index=True, return_inverse=True)
     counts = np.bincount(inverse)
     mean = np.stack([np.bincount(inverse, weights=probs[:, k]) / counts for k in range(probs.shape[1])], axis=1)
-    first = np.array([np.flatnonzero(inverse == i)[0] for i in range(len(names))])
     return CellTable(names, data.y[first], mean, counts, data.udi_ms[first])
 
 
@@ -135,15 +134,13 @@ def posterior_metrics(model: Model, data: ws.WindowSet, probs: np.ndarray) -> di
     config = model.posterior_config()
     confidence, correct, weights = [], [], []
     final_conf, final_correct, decided, decided_correct, to_decision = [], [], 0, 0, []
-    for cell in np.unique(data.cell):
-        mask = data.cell == cell
-        label = int(data.y[mask][0])
+    for label, spikes in cell_sequences(data.cell, data.y, probs):
         running = CellPosterior(model.classes, config)
-        for p in probs[mask]:
+        for p in spikes:
             post = running.update(p)
             confidence.append(post.max())
             correct.append(post.argmax() == label)
-        weights += [1.0 / mask.sum()] * int(mask.sum())
+        weights += [1.0 / len(spikes)] * len(spikes)
         final_conf.append(confidence[-1])
         final_correct.append(correct[-1])
         if running.decision != UNDECIDED:

@@ -107,6 +107,12 @@ class CellPosterior:
         return self.posterior
 
 
+def cell_sequences(cells: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Per cell, its class index and its spikes' probabilities (n, C) in recorded order: what
+    :func:`fit` takes. ``cells``, ``labels`` and ``probabilities`` are per spike."""
+    return [(int(labels[cells == cell][0]), probabilities[cells == cell]) for cell in np.unique(cells)]
+
+
 def prefixes(sequences: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Every prefix of every cell: (summed log-probabilities, n, true class, weight 1/len per cell)."""
     sums, counts, labels, weights = [], [], [], []

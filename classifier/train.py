@@ -171,8 +171,7 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     fused = fused_ensemble(members, temperature)
     held_out = part > 0
     held_out_probs = fused.predict(data.X[held_out], batch_size=256, verbose=0)
-    sequences = [(int(data.y[held_out][data.cell[held_out] == cell][0]), held_out_probs[data.cell[held_out] == cell])
-                 for cell in np.unique(data.cell[held_out])]
+    sequences = posterior.cell_sequences(data.cell[held_out], data.y[held_out], held_out_probs)
     alpha, beta = posterior.fit(sequences)
     console.print(f"calibrated: temperature {temperature:.3f}; cell posterior alpha {alpha:.4f}, beta {beta:.4f} "
                   f"(on {len(sequences)} held-out cells); exporting float32, dynamic-range and int8")
