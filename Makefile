@@ -1,30 +1,40 @@
 # The README's commands. Everything installs into .venv; nothing outside the checkout is touched.
+# `make demo` installs the runtime only (no TensorFlow: the demo never trains); `make test` installs
+# everything (the train and dev extras, and the two third-party test clients).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+EVERYTHING := $(VENV)/.installed-everything
 
-.PHONY: setup demo test bench default-model default-model-recipe clean
+.PHONY: setup setup-runtime demo test bench default-model default-model-recipe clean
 
-setup: $(STAMP)
+setup: $(EVERYTHING)
+setup-runtime: $(RUNTIME)
 
-$(STAMP): pyproject.toml Makefile
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "raphe needs Python 3.11 or newer (found " + sys.version.split()[0] + "); run: make PYTHON=python3.11 ...")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUNTIME): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(EVERYTHING): pyproject.toml Makefile $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
 	$(BIN)/python -m pip install --quiet --no-deps python-oephys==0.1.3 open-ephys-python-tools==1.0.1
 	touch $@
 
-demo: setup
+demo: $(RUNTIME)
 	$(BIN)/raphe demo
 
 # The tests, then every benchmark once in quick mode so that the suite cannot rot (no time is asserted).
-test: setup
+test: $(EVERYTHING)
 	$(BIN)/python -m pytest
 	$(BIN)/raphe bench --quick --out build/bench-quick
 
-bench: setup
+bench: $(EVERYTHING)
 	$(BIN)/raphe bench
 
 # The recipe of the model shipped in classifier/default (about 22 minutes on 2 cores): train on
@@ -37,7 +47,7 @@ SYNTH_TEST := synth --cells 200 --days 4 --seed 2 --no-abf --out $(MODEL_BUILD)/
 TRAIN := train $(MODEL_BUILD)/train --out $(MODEL_BUILD)/model --name raphe-default --max-per-cell 200 --seed 1
 CALIBRATE := calibrate $(MODEL_BUILD)/model $(MODEL_BUILD)/calibration
 EVALUATE := evaluate $(MODEL_BUILD)/model $(MODEL_BUILD)/test --out $(MODEL_BUILD)/report
-default-model: setup
+default-model: $(EVERYTHING)
 	rm -rf $(MODEL_BUILD)
 	$(BIN)/raphe $(SYNTH_TRAIN)
 	$(BIN)/raphe $(SYNTH_CAL)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ABF_DIR
+from tests.helpers import ABF_DIR
 
 RESULTS: dict[str, float] = {}
 LATENCY: list[dict] = []

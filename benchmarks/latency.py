@@ -44,7 +44,7 @@ class Case:
 
 def spike_pool(case: Case, seed: int = 0) -> list[np.ndarray]:
     """A few synthetic cell-attached traces firing at the case's rate, shared round-robin by channels."""
-    from raphe.classifier import synthetic
+    from raphe.classifier.synthetic import template as synthetic
 
     rng = np.random.default_rng(seed)
     day = synthetic.draw_day("bench", rng)
@@ -58,7 +58,7 @@ def spike_pool(case: Case, seed: int = 0) -> list[np.ndarray]:
 
 def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
     """Publish the case in real time from ``start_at_ns``; save each message's send time."""
-    from raphe.streamer import Publisher
+    from raphe.streamer.publisher import Publisher
 
     pool = spike_pool(case)
     length = len(pool[0])
@@ -99,8 +99,8 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
 
 def service(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready) -> None:
     """raphe's live service until data stops for 1 s (or the deadline); save its counters and timings."""
-    from raphe.classifier.runtime import Model
-    from raphe.serve import Service
+    from raphe.classifier.runtime.model import Model
+    from raphe.pipelines.live import Service
     from raphe.streamer.outputs import Outputs
 
     model = Model()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from benchmarks.conftest import RESULTS, record
-from raphe.classifier.synthetic import SER, draw_cell, draw_day, synth_trace
-from raphe.detector import Detector
+from raphe.classifier.synthetic.template import SER, draw_cell, draw_day, synth_trace
+from raphe.detector.online import Detector
 
 RATE = 40_000.0
 CHANNELS = [1, 16, 64, 384]

@@ -13,7 +13,8 @@ import os
 import numpy as np
 import pytest
 
-from raphe.classifier.runtime import DEFAULT_DIR, Model
+from raphe.classifier.runtime.model import DEFAULT_DIR, Model
+from raphe.core.specs import MODEL_FORMAT, SEED_WINDOW
 
 from .conftest import record
 
@@ -31,7 +32,7 @@ def windows() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def keras_members():
-    from raphe.classifier.model import seed_model
+    from raphe.classifier.training.network import seed_model
 
     return [seed_model(k, 2) for k in KERNELS]
 
@@ -39,15 +40,14 @@ def keras_members():
 @pytest.fixture(scope="module")
 def single_models(tmp_path_factory, keras_members, windows):
     """The k = 20 member alone, exported like the ensemble."""
-    from raphe.classifier import export
-    from raphe.classifier.model import fused_ensemble
+    from raphe.classifier.training import export
+    from raphe.classifier.training.network import fused_ensemble
 
     out = tmp_path_factory.mktemp("single")
     single = fused_ensemble(keras_members[:1], 1.0)
     paths = {}
     for variant in VARIANTS:
-        meta = {"format": "raphe-model", "classes": ["SER", "NSER"], "variant": variant,
-                "window": {"pre_ms": 1.0, "post_ms": 3.0, "n_points": 160, "sample_rate_hz": 40000.0}}
+        meta = {"format": MODEL_FORMAT, "classes": ["SER", "NSER"], "variant": variant, "window": SEED_WINDOW.to_json()}
         paths[variant] = export.write_model(out / f"single-{variant}.tflite",
                                             export.convert(single, variant, windows), meta)
     return paths

@@ -75,7 +75,7 @@ def test_largest_channel_count_in_real_time(benchmark):
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory):
-    from raphe.classifier.synth import synthesize
+    from raphe.classifier.synthetic.dataset import synthesize
 
     out = tmp_path_factory.mktemp("offline") / "synth"
     synthesize(out, cells=4, days=1, seed=3, duration_s=10.0 if QUICK else 60.0)
@@ -85,12 +85,13 @@ def recordings(tmp_path_factory):
 @pytest.mark.parametrize("what", ["classify", "detect only", "pyabf read"])
 def test_offline_classify_speed(benchmark, recordings, what):
     """`raphe classify`'s path over 4 one-channel files, against detection alone and reading alone."""
-    from raphe.classifier.runtime import Model
-    from raphe.replay import Recording
-    from raphe.replay.offline import classify_recording, detect_recording
+    from raphe.classifier.runtime.model import Model
+    from raphe.detector.config import DetectorConfig
+    from raphe.pipelines.offline import classify_recording, detect_recording
+    from raphe.replay.recording import Recording
 
     model = Model()
-    config = model.detector_config()
+    config = DetectorConfig(window=model.window)
 
     def once() -> float:
         seconds = 0.0

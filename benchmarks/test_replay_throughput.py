@@ -14,8 +14,10 @@ import pyabf
 import pytest
 
 from benchmarks.conftest import record
-from raphe.replay import Recording, block_samples, replay
-from raphe.streamer import Publisher, Subscriber
+from raphe.replay.player import block_samples, replay
+from raphe.replay.recording import Recording
+from raphe.streamer.publisher import Publisher
+from raphe.streamer.subscriber import Subscriber
 
 
 def replay_worker(path: str, commands) -> None:

@@ -1,7 +1,10 @@
-"""Telling SER from NSER cells (or any classes a lab's data holds).
+"""Telling SER from NSER cells (or any classes a lab's data holds), in four parts by job:
 
-Runtime (no TensorFlow): ``runtime`` loads and runs a model with LiteRT, ``posterior`` combines a
-cell's spikes, ``cells`` keeps one cell's state. Data: ``synthetic`` and ``synth`` generate labelled
-recordings, ``noise_masks`` cuts real baseline noise, ``windows`` reads and writes window sets.
-Training side (extra ``train``): ``model``, ``train``, ``export``. Judging: ``evaluate``, ``figures``.
+- ``runtime``: what serving and classifying need, and nothing more (LiteRT, never TensorFlow):
+  loading and running a model, the running cell posterior, a cell's state, labelled window sets.
+- ``training``: the seed's network in Keras, training, export to .tflite (the only TensorFlow).
+- ``evaluation``: metrics, the report and its figures, and calibration of the cell posterior.
+- ``synthetic``: labelled synthetic recordings, from generators built on the published facts.
+
+The default model ships in ``default/``.
 """

@@ -1,5 +1,2 @@
-"""Online spike detection: numba kernels over preallocated arrays, driven by a thin stateful wrapper."""
-
-from .online import EVENT_DTYPE, Detector, DetectorConfig, Events, window_positions
-
-__all__ = ["EVENT_DTYPE", "Detector", "DetectorConfig", "Events", "window_positions"]
+"""Online spike detection: ``config`` (the rule and the window: what counts as a spike), ``kernels``
+(numba loops over preallocated arrays) and ``online`` (the stateful wrapper: ``Detector``, ``Events``)."""

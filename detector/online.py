@@ -1,4 +1,4 @@
-"""The stateful wrapper around the detector kernel: configuration, preallocated state, events out."""
+"""The stateful wrapper around the detector kernel: preallocated state in, events out."""
 
 from __future__ import annotations
 
@@ -7,51 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raphe.errors import RapheError
+from raphe.core.errors import RapheError
 
 from . import kernels
+from .config import DetectorConfig
 
 POLARITIES = {"neg": kernels.NEGATIVE, "pos": kernels.POSITIVE, "both": kernels.BOTH}
 EVENT_DTYPE = np.dtype([("channel", np.int32), ("sample_num", np.int64), ("threshold", np.float32),
                         ("amplitude", np.float32)])
-
-
-@dataclass(frozen=True, slots=True)
-class DetectorConfig:
-    """What counts as a spike and what window is cut around it.
-
-    Parameters
-    ----------
-    threshold : absolute threshold in the recording's units (default -50, the seed's -50 pA).
-    adaptive_k : if set, the threshold is baseline -/+ k x sigma instead, where baseline is the median
-        and sigma = MAD / 0.6745 of the last ``noise_window_s`` of the channel (default None).
-    polarity : "neg" (downward crossings, default), "pos" (upward) or "both".
-    refractory_ms : minimum time from one event to the next on a channel (default 2 ms).
-    pre_ms, post_ms : the window around the crossing (default 1 ms before, 3 ms after).
-    n_points : points of the resampled window (default 160: the model's 40 kHz grid over 4 ms).
-    noise_window_s : length of the segments the adaptive noise estimate is computed on (default 0.5 s).
-    """
-
-    threshold: float = -50.0
-    adaptive_k: float | None = None
-    polarity: str = "neg"
-    refractory_ms: float = 2.0
-    pre_ms: float = 1.0
-    post_ms: float = 3.0
-    n_points: int = 160
-    noise_window_s: float = 0.5
-
-    def __post_init__(self):
-        if self.polarity not in POLARITIES:
-            raise RapheError(f"polarity must be one of {', '.join(POLARITIES)} (got {self.polarity!r})")
-        if self.adaptive_k is not None and not (math.isfinite(self.adaptive_k) and self.adaptive_k > 0):
-            raise RapheError(f"adaptive k must be a number > 0 (got {self.adaptive_k})")
-        if not math.isfinite(self.threshold):
-            raise RapheError(f"threshold must be a finite number (got {self.threshold})")
-        if not (self.refractory_ms >= 0 and math.isfinite(self.refractory_ms)):
-            raise RapheError(f"refractory period must be >= 0 ms (got {self.refractory_ms})")
-        if not (self.pre_ms >= 0 and self.post_ms > 0 and self.n_points >= 2 and self.noise_window_s > 0):
-            raise RapheError("window needs pre_ms >= 0, post_ms > 0, n_points >= 2 and noise_window_s > 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +30,9 @@ class Events:
 
 def window_positions(sample_rate: float, config: DetectorConfig) -> np.ndarray:
     """The window's points in input samples relative to the threshold crossing (float64)."""
-    step = sample_rate * (config.pre_ms + config.post_ms) / 1000.0 / config.n_points
-    return -sample_rate * config.pre_ms / 1000.0 + step * np.arange(config.n_points)
+    window = config.window
+    step = sample_rate * window.span_ms / 1000.0 / window.n_points
+    return -sample_rate * window.pre_ms / 1000.0 + step * np.arange(window.n_points)
 
 
 class Detector:
@@ -112,7 +76,7 @@ class Detector:
         self.sigma = np.full(n_channels, np.nan, np.float32)
         self._starts = np.zeros(n_channels, np.int64)
         self._out_capacity = 0
-        self._no_events = Events(np.empty(0, EVENT_DTYPE), np.empty((0, config.n_points), np.float32))
+        self._no_events = Events(np.empty(0, EVENT_DTYPE), np.empty((0, config.window.n_points), np.float32))
         self.reset()
 
     def reset(self) -> None:
@@ -142,7 +106,7 @@ class Detector:
             self._out_sample = np.zeros(capacity, np.int64)
             self._out_thr = np.zeros(capacity, np.float32)
             self._out_amp = np.zeros(capacity, np.float32)
-            self._out_windows = np.zeros((capacity, self.config.n_points), np.float32)
+            self._out_windows = np.zeros((capacity, self.config.window.n_points), np.float32)
 
     def process(self, block: np.ndarray, sample_num: int | np.ndarray) -> Events:
         """Feed one block; return the events whose windows completed in it."""
@@ -166,8 +130,9 @@ class Detector:
         records["amplitude"] = self._out_amp[:n_out]
         return Events(records, self._out_windows[:n_out].copy())
 
-    def dropped(self) -> dict[str, int]:
-        """Totals over channels of the events not emitted, by reason."""
-        return {"no pre-samples": int(self.counts[:, kernels.DROPPED_START].sum()),
-                "gap": int(self.counts[:, kernels.DROPPED_GAP].sum()),
-                "non-finite": int(self.counts[:, kernels.DROPPED_NONFINITE].sum())}
+    def dropped(self, channel: int | None = None) -> dict[str, int]:
+        """Events not emitted, by reason: of one channel, or totals over all channels (default)."""
+        counts = self.counts if channel is None else self.counts[channel:channel + 1]
+        return {"no pre-samples": int(counts[:, kernels.DROPPED_START].sum()),
+                "gap": int(counts[:, kernels.DROPPED_GAP].sum()),
+                "non-finite": int(counts[:, kernels.DROPPED_NONFINITE].sum())}

@@ -1,6 +1,2 @@
-"""Reading `.abf` recordings with pyabf and publishing them, paced, on the Open Ephys ZMQ protocol."""
-
-from .player import ReplaySummary, block_samples, replay
-from .recording import Channel, Recording, RecordingError, Sweep
-
-__all__ = ["Channel", "Recording", "RecordingError", "ReplaySummary", "Sweep", "block_samples", "replay"]
+"""Recordings: reading `.abf` files with pyabf (``recording``) and publishing them, paced, on the
+Open Ephys ZMQ protocol (``player``). Nothing here knows the classifier."""

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from raphe.streamer import Publisher
+from raphe.streamer.publisher import Publisher
 
 from .recording import Channel, Recording, RecordingError
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyabf
 
-from raphe.errors import RapheError
+from raphe.core.errors import RapheError
 
 OPERATION_MODES = {
     1: "event-driven (variable length)",
@@ -104,6 +104,15 @@ class Recording:
         last = self.sweeps[-1]
         return last.sample_num + last.num_samples
 
+    def description(self) -> dict:
+        """What `raphe info --json` prints."""
+        return {"file": str(self.path), "abf_version": self.abf_version, "mode": self.mode,
+                "sample_rate_hz": self.sample_rate,
+                "channels": [{"num": c.num, "name": c.name, "units": c.units} for c in self.channels],
+                "sweeps": len(self.sweeps), "samples_per_channel": self.total_samples,
+                "recorded_s": self.recorded_s, "sweep_start_samples": [s.sample_num for s in self.sweeps],
+                "sweep_lengths": [s.num_samples for s in self.sweeps]}
+
     def select(self, wanted: list[str] | None) -> list[Channel]:
         """Channels by 0-based index or by name; all of them when ``wanted`` is None or empty."""
         if not wanted:
@@ -117,6 +126,12 @@ class Recording:
             if match[0] not in chosen:
                 chosen.append(match[0])
         return chosen
+
+
+def write_abf1(path: str | Path, trace: np.ndarray, sample_rate: float, units: str) -> None:
+    """Write one channel as a gap-free ABF1 file (pyabf's writer stores int16 with a scale)."""
+    pyabf.abfWriter.writeABF1(np.asarray(trace, np.float32)[np.newaxis, :], str(path), sampleRateHz=sample_rate,
+                              units=units)
 
 
 def _printable(text: str) -> str:

@@ -1,11 +1,6 @@
-"""The Open Ephys ZMQ Interface protocol: encoding, strict decoding, publisher, subscriber, heartbeat."""
+"""The Open Ephys ZMQ Interface protocol and raphe's outputs.
 
-from .protocol import DataBlock, LegacyFormat, MalformedMessage, TTLEvent, decode, encode_data, encode_ttl
-from .publisher import DEFAULT_ENDPOINT, EndpointError, Publisher
-from .subscriber import ChannelStats, Continuity, Received, StreamStats, Subscriber
-
-__all__ = [
-    "DEFAULT_ENDPOINT", "ChannelStats", "Continuity", "DataBlock", "EndpointError", "LegacyFormat",
-    "MalformedMessage", "Publisher", "Received", "StreamStats", "Subscriber", "TTLEvent", "decode",
-    "encode_data", "encode_ttl",
-]
+``protocol`` encodes and strictly decodes messages (numpy only), ``publisher`` and ``subscriber``
+carry them over ZeroMQ, ``heartbeat`` answers and sends heartbeats, ``outputs`` publishes raphe's
+POSTERIOR messages and spike events. Import from the module that holds what you need.
+"""

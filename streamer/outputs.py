@@ -3,7 +3,8 @@ spike events, each on its own PUB socket, never on the data socket.
 
 POSTERIOR: two frames, the envelope ``POSTERIOR`` (no NUL) and a JSON header; there is no payload
 frame. Events: two frames, a little-endian uint16 type code (1 = spike) and a JSON object, which the
-official ``open_ephys.streaming.EventListener`` consumes unchanged.
+official ``open_ephys.streaming.EventListener`` consumes unchanged. Both are built here, from one
+:class:`SpikeUpdate`, so the two never disagree about a spike.
 """
 
 from __future__ import annotations
@@ -11,16 +12,66 @@ from __future__ import annotations
 import json
 import struct
 import time
+from dataclasses import dataclass
 
 import zmq
+
+from raphe.core.specs import EVENTS_ENDPOINT, POSTERIOR_ENDPOINT
 
 from .publisher import EndpointError
 
 POSTERIOR_ENVELOPE = b"POSTERIOR"
 POSTERIOR_SCHEMA_VERSION = 1
 SPIKE_EVENT = struct.pack("<H", 1)
-DEFAULT_POSTERIOR_ENDPOINT = "tcp://127.0.0.1:5570"
-DEFAULT_EVENTS_ENDPOINT = "tcp://127.0.0.1:5571"
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeUpdate:
+    """One classified spike of one cell and the cell's state after it: what every output says.
+
+    Plain values only (lists of floats per class), so the streamer knows nothing of the classifier.
+    ``source_message_num`` is the DATA message that completed the spike's window.
+    """
+
+    stream: str
+    channel_num: int
+    channel_name: str
+    cell: str
+    acquisition: int
+    sample_num: int
+    source_message_num: int
+    sample_rate: float
+    amplitude: float
+    threshold: float
+    n_spikes: int
+    classes: list[str]
+    spike_probabilities: list[float]
+    posterior: list[float]
+    decision: str
+    spikes_to_decision: int | None
+    mean_spike_probability: list[float]
+    model: dict
+
+    def posterior_content(self) -> dict:
+        """The ``content`` of the POSTERIOR message (and of the log's ``spike`` record)."""
+        return {"stream": self.stream, "channel_num": self.channel_num, "channel_name": self.channel_name,
+                "cell": self.cell, "acquisition": self.acquisition, "sample_num": self.sample_num,
+                "source_message_num": self.source_message_num, "sample_rate": self.sample_rate,
+                "amplitude": self.amplitude, "threshold": self.threshold, "n_spikes": self.n_spikes,
+                "classes": self.classes, "spike_probabilities": self.spike_probabilities,
+                "posterior": self.posterior, "decision": self.decision,
+                "spikes_to_decision": self.spikes_to_decision,
+                "mean_spike_probability": self.mean_spike_probability, "model": self.model}
+
+    def spike_event(self) -> dict:
+        """The Event Broadcaster spike object; ``sorted_id`` is 1 + the decided class, 0 while undecided."""
+        sorted_id = self.classes.index(self.decision) + 1 if self.decision in self.classes else 0
+        return {"event_type": "spike", "stream": self.stream, "source_node": 0, "electrode": self.channel_name,
+                "num_channels": 1, "sample_rate": self.sample_rate, "sample_number": self.sample_num,
+                "sorted_id": sorted_id, "amp1": self.amplitude, "cell": self.cell,
+                "channel_num": self.channel_num, "classes": self.classes,
+                "spike_probabilities": self.spike_probabilities, "posterior": self.posterior,
+                "decision": self.decision, "n_spikes": self.n_spikes}
 
 
 def encode_posterior(message_num: int, content: dict) -> list[bytes]:
@@ -40,7 +91,7 @@ def decode_posterior(frames: list[bytes]) -> dict:
 
 
 def encode_spike_event(event: dict) -> list[bytes]:
-    return [SPIKE_EVENT, json.dumps({"event_type": "spike", **event}, separators=(",", ":")).encode()]
+    return [SPIKE_EVENT, json.dumps(event, separators=(",", ":")).encode()]
 
 
 class Outputs:
@@ -54,8 +105,7 @@ class Outputs:
     ``events_endpoint`` afterwards.
     """
 
-    def __init__(self, posterior_endpoint: str = DEFAULT_POSTERIOR_ENDPOINT,
-                 events_endpoint: str = DEFAULT_EVENTS_ENDPOINT):
+    def __init__(self, posterior_endpoint: str = POSTERIOR_ENDPOINT, events_endpoint: str = EVENTS_ENDPOINT):
         self._context = zmq.Context()
         self._sockets: list[zmq.Socket] = []
         self.message_num = 0
@@ -82,10 +132,11 @@ class Outputs:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def publish(self, posterior: dict, spike_event: dict) -> None:
+    def publish(self, update: SpikeUpdate) -> None:
+        """One POSTERIOR message and one spike event for ``update``."""
         self.message_num += 1
-        self._posterior.send_multipart(encode_posterior(self.message_num, posterior))
-        self._events.send_multipart(encode_spike_event(spike_event))
+        self._posterior.send_multipart(encode_posterior(self.message_num, update.posterior_content()))
+        self._events.send_multipart(encode_spike_event(update.spike_event()))
 
     def close(self) -> None:
         for socket in self._sockets:

@@ -14,12 +14,12 @@ import time
 import numpy as np
 import zmq
 
-from raphe.errors import RapheError
+from raphe.core.errors import RapheError
+from raphe.core.specs import DATA_ENDPOINT
 
 from .heartbeat import HeartbeatServer, heartbeat_endpoint
 from .protocol import encode_data, encode_ttl
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 LOSSLESS_LINGER_MS = 60_000
 
 
@@ -53,7 +53,7 @@ class Publisher:
         Send high-water mark in messages (default 1000, as ZeroMQ's).
     """
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, lossless: bool = False, heartbeat: bool = True,
+    def __init__(self, endpoint: str = DATA_ENDPOINT, *, lossless: bool = False, heartbeat: bool = True,
                  hwm: int = 1000):
         self.lossless = lossless
         self.subscriptions = 0

@@ -1,0 +1,96 @@
+"""Calibrating the running cell posterior: its tempering fitted on held-out cells, and the
+expected calibration error that judges it.
+
+The tempering (``alpha``, ``beta``; see ``runtime.posterior``) is fitted by minimizing the negative
+log-likelihood of the true class over every prefix of held-out cells, each cell weighted equally,
+so the posterior is calibrated at every spike count, not only at the end.
+
+`raphe train` fits the posterior on the cells it held out, which are few (a day or two);
+`raphe calibrate` refits it on a dedicated set of cells the weights never saw, from other days.
+Only the model's ``.json`` changes: the checksum covers the ``.tflite``, which stays as it is.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from raphe.classifier.runtime import windows as ws
+from raphe.classifier.runtime.model import Model, model_files, sidecar
+from raphe.classifier.runtime.posterior import combine, log_evidence
+from raphe.core.errors import RapheError
+from raphe.core.staged import staged
+
+
+def cell_sequences(cells: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Per cell, its class index and its spikes' probabilities (n, C) in recorded order: what
+    :func:`fit_posterior` takes. ``cells``, ``labels`` and ``probabilities`` are per spike."""
+    return [(int(labels[cells == cell][0]), probabilities[cells == cell]) for cell in np.unique(cells)]
+
+
+def prefixes(sequences: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every prefix of every cell: (summed log-probabilities, n, true class, weight 1/len per cell)."""
+    sums, counts, labels, weights = [], [], [], []
+    for label, probs in sequences:
+        n = len(probs)
+        if n == 0:
+            continue
+        sums.append(np.cumsum(log_evidence(probs), axis=0))
+        counts.append(np.arange(1, n + 1))
+        labels.append(np.full(n, label))
+        weights.append(np.full(n, 1.0 / n))
+    if not sums:
+        raise RapheError("no cell with spikes to fit the posterior on")
+    return np.concatenate(sums), np.concatenate(counts), np.concatenate(labels), np.concatenate(weights)
+
+
+def fit_posterior(sequences: list[tuple[int, np.ndarray]]) -> tuple[float, float]:
+    """(alpha, beta) minimizing the cell-weighted NLL over all prefixes of ``sequences``.
+
+    ``sequences`` holds, per held-out cell, its true class index and its spikes' probabilities
+    (n, C) in the order they were recorded.
+    """
+    sums, counts, labels, weights = prefixes(sequences)
+    rows = np.arange(len(labels))
+    best, best_nll = (1.0, 0.0), np.inf
+    for beta in np.r_[0.0, np.logspace(-3, 1.0, 41)]:
+        for alpha in np.logspace(-2.5, 1.0, 71):
+            p = combine(sums, counts, alpha, beta)
+            nll = -(weights * np.log(np.clip(p[rows, labels], 1e-12, 1.0))).sum() / weights.sum()
+            if nll < best_nll:
+                best, best_nll = (float(alpha), float(beta)), nll
+    return best
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarray | None = None,
+                               bins: int = 10) -> float:
+    """ECE: the weighted mean gap between confidence and accuracy over ``bins`` equal-width bins."""
+    weights = np.ones(len(confidence)) if weights is None else weights
+    edges = np.minimum((confidence * bins).astype(int), bins - 1)
+    total, gap = weights.sum(), 0.0
+    for b in range(bins):
+        mask = edges == b
+        if mask.any():
+            w = weights[mask]
+            gap += abs(np.average(correct[mask], weights=w) - np.average(confidence[mask], weights=w)) * w.sum()
+    return float(gap / total) if total else float("nan")
+
+
+def calibrate(model_path, data: ws.WindowSet, data_name: str = "") -> dict[str, tuple[float, float]]:
+    """Refit (alpha, beta) for every model at ``model_path`` on the cells of ``data``; return them."""
+    fitted = {}
+    for path in model_files(model_path):
+        model = Model(path)
+        aligned = data.in_classes(model.classes)
+        probabilities = model.predict(aligned.X)
+        sequences = cell_sequences(aligned.cell, aligned.y, probabilities)
+        alpha, beta = fit_posterior(sequences)
+        _, meta_path = sidecar(model.path)
+        metadata = {**model.metadata, "posterior": {
+            **model.metadata.get("posterior", {}), "alpha": alpha, "beta": beta,
+            "fitted_on_cells": len(sequences), "fitted_on": data_name or repr(data)}}
+        with staged(meta_path) as partial:
+            partial.write_text(json.dumps(metadata, indent=2) + "\n")
+        fitted[model.path.name] = (alpha, beta)
+    return fitted

@@ -1,0 +1,166 @@
+"""Loading and running a raphe model with the LiteRT interpreter (never TensorFlow).
+
+A raphe model is ``NAME.tflite`` plus ``NAME.json`` beside it: classes, window spec, sample rate,
+training data and recipe, metrics and the sha256 of the ``.tflite``, which is checked on load.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from raphe.core.errors import RapheError
+from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES, MODEL_FORMAT, WindowSpec
+
+from .posterior import PosteriorConfig
+
+DEFAULT_DIR = Path(__file__).parents[1] / "default"
+DEFAULT_MODEL = DEFAULT_DIR / "raphe-default-dynamic.tflite"
+BATCH = 64
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """LiteRT's C++ runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" on file descriptor 2
+    with no switch to turn it off; it would break raphe's one-line errors and clutter its tables.
+    Failures still surface, as Python exceptions."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def sidecar(path: Path) -> tuple[Path, Path]:
+    """(tflite, json) paths of a model named by either file."""
+    return path.with_suffix(".tflite"), path.with_suffix(".json")
+
+
+def read_metadata(path: str | Path) -> tuple[dict, bytes]:
+    """The metadata and the verified flatbuffer of a model; one clear error for anything else."""
+    tflite, meta_path = sidecar(Path(path))
+    for p in (tflite, meta_path):
+        if not p.is_file():
+            raise RapheError(f"{path}: not a raphe model ({p.name} is missing; a model is NAME.tflite + NAME.json)")
+    try:
+        metadata = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        raise RapheError(f"{meta_path}: not a raphe model (metadata is not readable JSON)") from None
+    if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
+        raise RapheError(f"{meta_path}: not a raphe model (format is not {MODEL_FORMAT!r})")
+    content = tflite.read_bytes()
+    if hashlib.sha256(content).hexdigest() != metadata.get("sha256"):
+        raise RapheError(f"{tflite}: checksum does not match its metadata (file altered or corrupt)")
+    return metadata, content
+
+
+def model_files(path: str | Path) -> list[Path]:
+    """A model file, or every model (.tflite with its .json) in a folder."""
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(p for p in path.glob("*.tflite") if p.with_suffix(".json").is_file())
+        if not found:
+            raise RapheError(f"{path}: no raphe model (NAME.tflite + NAME.json) in this folder")
+        return found
+    return [path]
+
+
+class Model:
+    """A classifier ready to run: ``predict(windows)`` gives class probabilities.
+
+    Parameters
+    ----------
+    path : a model's ``.tflite`` or ``.json`` (default: the model shipped with raphe).
+    num_threads : interpreter threads (default 1: at the rig, latency of one window matters most).
+    """
+
+    def __init__(self, path: str | Path | None = None, num_threads: int = 1):
+        self.path = Path(path) if path is not None else DEFAULT_MODEL
+        self.metadata, self._content = read_metadata(self.path)
+        try:
+            self.classes = tuple(str(c) for c in self.metadata["classes"])
+            self.window = WindowSpec.from_json(self.metadata["window"])
+        except (KeyError, TypeError, ValueError, RapheError):
+            raise RapheError(f"{self.path}: not a raphe model (metadata lacks classes or window)") from None
+        self.num_threads = num_threads
+        try:
+            self._single = self._interpreter(1)
+        except (ValueError, RuntimeError) as exc:
+            raise RapheError(f"{self.path}: LiteRT cannot load this model ({exc})") from None
+        self._batched: Interpreter | None = None
+        detail = self._single.get_input_details()[0]
+        if list(detail["shape"]) != [1, self.n_points]:
+            raise RapheError(f"{self.path}: model input is {list(detail['shape'])}, metadata says {self.n_points} points")
+
+    def __repr__(self) -> str:
+        return (f"Model({self.path.name}: {'/'.join(self.classes)}, {self.metadata.get('variant', '?')}, "
+                f"{self.n_points} points over {self.window.span_ms:g} ms)")
+
+    @property
+    def n_points(self) -> int:
+        return self.window.n_points
+
+    def posterior_config(self, threshold: float = DECISION_THRESHOLD, min_spikes: int = MIN_SPIKES) -> PosteriorConfig:
+        """The cell posterior fitted with this model (the naive product if the metadata has none)."""
+        fitted = self.metadata.get("posterior", {})
+        return PosteriorConfig(alpha=float(fitted.get("alpha", 1.0)), beta=float(fitted.get("beta", 0.0)),
+                               threshold=threshold, min_spikes=min_spikes)
+
+    @property
+    def checksum(self) -> str:
+        return str(self.metadata["sha256"])
+
+    @property
+    def variant(self) -> str:
+        return str(self.metadata.get("variant", ""))
+
+    def _interpreter(self, batch: int) -> Interpreter:
+        with native_stderr_silenced():
+            interpreter = Interpreter(model_content=self._content, num_threads=self.num_threads)
+            if batch != 1:
+                interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], [batch, self.n_points])
+            interpreter.allocate_tensors()
+        return interpreter
+
+    def predict_one(self, window: np.ndarray) -> np.ndarray:
+        """Probabilities (C,) for one window of ``n_points`` values."""
+        interpreter = self._single
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
+                               np.ascontiguousarray(window, dtype=np.float32).reshape(1, self.n_points))
+        interpreter.invoke()
+        return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0].copy()
+
+    def predict(self, windows: np.ndarray) -> np.ndarray:
+        """Probabilities (N, C) for windows (N, n_points), in batches of 64."""
+        windows = np.asarray(windows, dtype=np.float32)
+        if windows.ndim != 2 or windows.shape[1] != self.n_points:
+            raise RapheError(f"windows must be (N, {self.n_points}) (got {windows.shape})")
+        out = np.empty((len(windows), len(self.classes)), dtype=np.float32)
+        if len(windows) < BATCH:
+            for i, w in enumerate(windows):
+                out[i] = self.predict_one(w)
+            return out
+        if self._batched is None:
+            self._batched = self._interpreter(BATCH)
+        interpreter = self._batched
+        index_in = interpreter.get_input_details()[0]["index"]
+        index_out = interpreter.get_output_details()[0]["index"]
+        chunk = np.zeros((BATCH, self.n_points), dtype=np.float32)
+        for start in range(0, len(windows), BATCH):
+            part = windows[start:start + BATCH]
+            chunk[: len(part)] = part
+            interpreter.set_tensor(index_in, chunk)
+            interpreter.invoke()
+            out[start:start + len(part)] = interpreter.get_tensor(index_out)[: len(part)]
+        return out

@@ -1,0 +1,28 @@
+"""`raphe evaluate`: a model judged on labelled windows, with a report."""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import Parser, load_windows
+
+HELP = "Evaluate a model (or every model in a folder) on labelled windows; write a report."
+EXAMPLE = "raphe evaluate my-model/lab-model-dynamic.tflite held-out/ --out report/"
+
+
+def add_arguments(p: Parser) -> None:
+    p.add_argument("model", help="a model's .tflite or .json, a folder of models, or 'default' (the shipped one)")
+    p.add_argument("data", nargs="+", help="labelled window sets: .npz, `raphe synth` folders or CSV class folders")
+    p.add_argument("--out", help="folder for report.md, metrics.json and the PNG figures")
+
+
+def run(args: argparse.Namespace) -> int:
+    from raphe.classifier.evaluation.evaluate import evaluate
+    from raphe.classifier.evaluation.report import markdown
+    from raphe.classifier.runtime.model import DEFAULT_MODEL
+
+    data = load_windows(args.data)
+    summary = evaluate(DEFAULT_MODEL if args.model == "default" else args.model, data, args.out,
+                       data_name=", ".join(args.data))
+    print(markdown(summary))
+    return 0

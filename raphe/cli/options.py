@@ -1,0 +1,98 @@
+"""What several commands share: argparse with one-line errors, argument types, and option groups
+(the detector's rule, the model and its decision rule, the units of channels without any)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES
+from raphe.detector.config import DetectorConfig
+
+DETECTOR_DEFAULTS = DetectorConfig()
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line, not a usage block followed by the error."""
+
+    def error(self, message: str) -> None:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number (got {text!r})") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number > 0 (got {text})")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number (got {text!r})") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1 (got {text})")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1] (got {text})")
+    return value
+
+
+def add_detector_options(p: Parser) -> None:
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--threshold", type=float, default=DETECTOR_DEFAULTS.threshold,
+                     help="absolute threshold in the recording's units (default %(default)g, the seed's -50 pA)")
+    how.add_argument("--adaptive", type=positive_float, metavar="K",
+                     help="threshold at K x robust noise (MAD / 0.6745) from the running median instead")
+    p.add_argument("--polarity", choices=["neg", "pos", "both"], default=DETECTOR_DEFAULTS.polarity,
+                   help="crossing direction (default %(default)s)")
+    p.add_argument("--refractory-ms", type=float, default=DETECTOR_DEFAULTS.refractory_ms,
+                   help="minimum time between events (default %(default)g)")
+
+
+def detector_settings(args: argparse.Namespace) -> dict:
+    """The detector options as DetectorConfig keywords (the window comes with the model)."""
+    return {"threshold": args.threshold, "adaptive_k": args.adaptive, "polarity": args.polarity,
+            "refractory_ms": args.refractory_ms}
+
+
+def add_model_options(p: Parser) -> None:
+    p.add_argument("--model", help="a model's .tflite or .json (default: the model shipped with raphe)")
+    p.add_argument("--decision-threshold", type=float, default=DECISION_THRESHOLD,
+                   help="posterior a class must reach to be decided (default %(default)g)")
+    p.add_argument("--min-spikes", type=positive_int, default=MIN_SPIKES,
+                   help="spikes before any decision (default %(default)d)")
+
+
+def load_model(args: argparse.Namespace):
+    """The model of ``--model`` and the posterior of ``--decision-threshold`` and ``--min-spikes``."""
+    from raphe.classifier.runtime.model import Model
+
+    model = Model(args.model)
+    return model, model.posterior_config(args.decision_threshold, args.min_spikes)
+
+
+def add_units_options(p: Parser) -> None:
+    p.add_argument("--units", help="units of channels whose header has none (Open Ephys sends µV or V)")
+    p.add_argument("--scale", type=float, default=1.0, help="factor for samples of such channels (default 1)")
+
+
+def add_stop_options(p: Parser) -> None:
+    p.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: Ctrl-C)")
+    p.add_argument("--idle", type=positive_float, help="stop when data stops for this many seconds")
+
+
+def load_windows(paths: list[str]):
+    """One window set from several (.npz, `raphe synth` folders, CSV class folders), merged."""
+    from raphe.classifier.runtime import windows
+
+    sets = [windows.load(p) for p in paths]
+    return sets[0] if len(sets) == 1 else windows.concatenate(sets)

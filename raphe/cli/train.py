@@ -1,0 +1,57 @@
+"""`raphe train`: the ensemble trained on labelled windows and exported (needs the `train` extra)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from raphe.core.specs import MAX_WINDOWS_PER_CELL
+
+from .options import Parser, load_windows, positive_int
+
+HELP = "Train the CNN ensemble on labelled windows; export float32, dynamic-range and int8 .tflite."
+EXAMPLE = "raphe train synthetic/ --out my-model/ --name lab-model"
+
+
+def kernel_range(text: str) -> tuple[int, ...]:
+    try:
+        if "-" in text:
+            low, high = (int(x) for x in text.split("-", 1))
+            kernels = tuple(range(low, high + 1))
+        else:
+            kernels = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected kernels like 20-30 or 20,25,30 (got {text!r})") from None
+    if not kernels or min(kernels) < 1 or max(kernels) > 60:
+        raise argparse.ArgumentTypeError(f"kernel sizes must be 1..60 (got {text!r})")
+    return kernels
+
+
+def add_arguments(p: Parser) -> None:
+    p.add_argument("data", nargs="+", help="window sets: .npz, `raphe synth` folders, or folders of class folders of CSVs")
+    p.add_argument("--out", required=True, help="folder for NAME-{float32,dynamic,int8}.tflite and their .json")
+    p.add_argument("--name", default="model", help="model name (default model)")
+    p.add_argument("--kernels", type=kernel_range, default=tuple(range(20, 31)),
+                   help="kernel sizes of the ensemble, e.g. 20-30 or 20,25,30 (default 20-30)")
+    p.add_argument("--epochs", type=positive_int, default=25, help="at most this many epochs per member (default 25)")
+    p.add_argument("--patience", type=positive_int, default=3, help="early-stopping patience in epochs (default 3)")
+    p.add_argument("--max-per-cell", type=positive_int, default=MAX_WINDOWS_PER_CELL,
+                   help="windows kept per cell (default %(default)d)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from raphe.classifier.training.train import TrainConfig, quiet_tensorflow, train
+
+    data = load_windows(args.data)
+    data.require_classes(2)
+    quiet_tensorflow()
+
+    config = TrainConfig(kernels=args.kernels, epochs=args.epochs, patience=args.patience,
+                         max_per_cell=args.max_per_cell, seed=args.seed)
+    recipe = "raphe " + shlex.join(args.argv)
+    result = train(data, args.out, config, name=args.name, data_description=f"{data!r} from {', '.join(args.data)}",
+                   recipe=recipe)
+    print(f"wrote {', '.join(str(p) for p in result.models.values())}", file=sys.stderr)
+    return 0

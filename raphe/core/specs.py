@@ -1,0 +1,75 @@
+"""Facts shared by several components, each defined once: the spike window, the default endpoints,
+the decision rule, the caps and bounds of the science, and the name of raphe's model format."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from raphe.core.errors import RapheError
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """The 4 ms of current a spike is judged by, and the grid the model sees it on.
+
+    Parameters
+    ----------
+    pre_ms, post_ms : the window runs from ``pre_ms`` before the threshold crossing to ``post_ms``
+        after it (default 1 ms and 3 ms, the seed's).
+    n_points : points the window is resampled to (default 160).
+    sample_rate_hz : the rate at which ``n_points`` span the window (default 40 kHz, the seed's
+        recordings); windows from any other rate are resampled onto this grid.
+    """
+
+    pre_ms: float = 1.0
+    post_ms: float = 3.0
+    n_points: int = 160
+    sample_rate_hz: float = 40_000.0
+
+    def __post_init__(self):
+        if not (self.pre_ms >= 0 and self.post_ms > 0 and self.n_points >= 2 and self.sample_rate_hz > 0):
+            raise RapheError("a window needs pre_ms >= 0, post_ms > 0, n_points >= 2 and a rate > 0")
+
+    @property
+    def span_ms(self) -> float:
+        return self.pre_ms + self.post_ms
+
+    @property
+    def step_s(self) -> float:
+        """Time between two points of the window."""
+        return self.span_ms / 1000.0 / self.n_points
+
+    def time_ms(self) -> np.ndarray:
+        """Each point's time in ms relative to the threshold crossing."""
+        return np.arange(self.n_points) * self.span_ms / self.n_points - self.pre_ms
+
+    def to_json(self) -> dict:
+        return {"pre_ms": self.pre_ms, "post_ms": self.post_ms, "n_points": self.n_points,
+                "sample_rate_hz": self.sample_rate_hz}
+
+    @classmethod
+    def from_json(cls, data: dict) -> WindowSpec:
+        return cls(float(data["pre_ms"]), float(data["post_ms"]), int(data["n_points"]),
+                   float(data["sample_rate_hz"]))
+
+
+SEED_WINDOW = WindowSpec()
+
+# Where raphe talks (wire-protocol.md): the rig's data socket, and raphe's own two outputs.
+DATA_ENDPOINT = "tcp://127.0.0.1:5556"
+POSTERIOR_ENDPOINT = "tcp://127.0.0.1:5570"
+EVENTS_ENDPOINT = "tcp://127.0.0.1:5571"
+
+# The decision rule: a cell is decided once one class's posterior reaches the threshold after at
+# least this many spikes.
+DECISION_THRESHOLD = 0.99
+MIN_SPIKES = 5
+
+# The seed kept at most 700 windows per cell.
+MAX_WINDOWS_PER_CELL = 700
+# SER cells narrower than this are "atypical": inside the NSER range of widths (science.md).
+ATYPICAL_UDI_MS = 0.9
+
+MODEL_FORMAT = "raphe-model"

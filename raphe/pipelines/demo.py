@@ -1,0 +1,155 @@
+"""`raphe demo`: the main job on the shipped model, with no network and no data from outside.
+
+A simulated rig publishes several synthetic cells of known classes (one channel each, 40 kHz, pA)
+in real time on a loopback port; `raphe serve`'s service classifies them live with its table on
+the terminal; at the end the decisions are compared with the truth, and a PNG shows each cell's mean
+waveform and its posterior over time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.posterior import UNDECIDED, top_class
+from raphe.classifier.synthetic import template as synthetic
+from raphe.core.specs import DECISION_THRESHOLD, SEED_WINDOW
+from raphe.replay.player import replay
+from raphe.replay.recording import Channel, Recording
+from raphe.streamer.outputs import Outputs
+from raphe.streamer.publisher import Publisher
+
+from .live import Service, serve
+
+SAMPLE_RATE = SEED_WINDOW.sample_rate_hz  # the seed's recordings: no resampling needed
+STREAM = "demo-rig"
+# The rig's cells: two typical SER, one atypical (narrow) SER, three NSER.
+CAST = ((synthetic.SER, False), (synthetic.SER, True), (synthetic.SER, False),
+        (synthetic.NSER, False), (synthetic.NSER, False), (synthetic.NSER, False))
+
+
+@dataclass(frozen=True)
+class Truth:
+    cell: synthetic.Cell
+    udi_ms: float
+
+
+def cast_cells(rng: np.random.Generator) -> list[Truth]:
+    """Cells of the cast's classes; SER cells firing at least 1 Hz so a minute is enough to decide."""
+    cells = []
+    for label, atypical in CAST:
+        while True:
+            cell = synthetic.draw_cell(label, rng)
+            if cell.atypical == atypical and (label == synthetic.NSER or cell.rate_hz >= 1.0):
+                break
+        cells.append(Truth(cell, synthetic.measured_udi_ms(cell)))
+    return cells
+
+
+def simulated_rig(cells: list[Truth], seconds: float, rng: np.random.Generator) -> Recording:
+    day = synthetic.draw_day("demo", rng)
+    traces = [synthetic.synth_trace(t.cell, day, seconds, SAMPLE_RATE, rng)[0] for t in cells]
+    channels = [Channel(i, f"cell{i + 1}", "pA") for i in range(len(cells))]
+    return Recording.from_traces(STREAM, SAMPLE_RATE, channels, traces)
+
+
+def demo(seconds: float = 40.0, seed: int = 7, report: str | Path = "raphe-demo.png",
+         model_path: str | None = None) -> int:
+    """Run the demo; exit code 0 when every sample arrived and no decision is wrong ("undecided" is the
+    honest answer for a cell whose calibrated posterior has not reached the threshold)."""
+    console = Console()
+    model = Model(model_path)
+    rng = np.random.default_rng(seed)
+    truths = cast_cells(rng)
+    recording = simulated_rig(truths, seconds, rng)
+    console.print(f"simulated rig: {len(truths)} cells on stream {STREAM!r}, {SAMPLE_RATE:g} Hz, {seconds:g} s; "
+                  f"model {model.path.name} ({'/'.join(model.classes)}, {model.variant})")
+    done = threading.Event()
+    with Publisher("tcp://127.0.0.1:*", lossless=True) as publisher, \
+            Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
+        service = Service(publisher.endpoint, model, {}, model.posterior_config(), outputs, keep_history=True)
+
+        def publish() -> None:
+            publisher.wait_for_subscribers(1)
+            replay(recording, publisher, block_ms=10.0, speed=1.0)
+            done.set()
+
+        rig = threading.Thread(target=publish, name="raphe-demo-rig", daemon=True)
+        rig.start()
+        try:
+            serve(service, idle_s=1.0, console=console, title=f"raphe serve {publisher.endpoint} (simulated rig)")
+        finally:
+            service.close()
+        rig.join(timeout=5)
+    cells = [service.channels.get((STREAM, i)) for i in range(len(truths))]
+    wrong = summary(console, truths, [c.cell if c else None for c in cells])
+    write_report(Path(report), truths, [c.cell if c else None for c in cells], model)
+    console.print(f"report: {report}")
+    complete = done.is_set() and service.subscriber.stats.lost_messages == 0
+    return 0 if complete and wrong == 0 else 1
+
+
+def summary(console: Console, truths: list[Truth], cells: list) -> int:
+    """Print truth against decision per cell; return how many decisions are wrong."""
+    table = Table(title="decisions against the truth", title_justify="left")
+    for column in ("channel", "truth", "UDI ms", "rate Hz", "spikes", "decision", "spikes to decision", "posterior",
+                   ""):
+        table.add_column(column)
+    right = wrong = leaning_right = 0
+    for i, (truth, cell) in enumerate(zip(truths, cells)):
+        label = truth.cell.label + (" (atypical)" if truth.cell.atypical else "")
+        decision = cell.posterior.decision if cell else UNDECIDED
+        ok = decision == truth.cell.label
+        right += ok
+        wrong += decision not in (truth.cell.label, UNDECIDED)
+        leaning_right += bool(cell) and decision == UNDECIDED and \
+            cell.classes[int(cell.posterior.posterior.argmax())] == truth.cell.label
+        posterior = top_class(cell.classes, cell.posterior.posterior) if cell else "-"
+        table.add_row(f"cell{i + 1}", label, f"{truth.udi_ms:.2f}", f"{truth.cell.rate_hz:.1f}",
+                      str(cell.n_spikes if cell else 0), decision,
+                      str(cell.posterior.spikes_to_decision or "-") if cell else "-", posterior,
+                      "[green]right[/]" if ok else "[red]wrong[/]" if decision != UNDECIDED else "[yellow]undecided[/]")
+    console.print(table)
+    undecided = len(truths) - right - wrong
+    console.print(f"{right} of {len(truths)} cells decided rightly, {wrong} wrongly, {undecided} undecided "
+                  f"(the most probable class of {leaning_right} of them is right; an undecided cell's posterior "
+                  "has not reached the decision threshold, because its spikes are ambiguous to the model)",
+                  soft_wrap=True)
+    return wrong
+
+
+def write_report(path: Path, truths: list[Truth], cells: list, model: Model) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(truths), 2, figsize=(10, 2.2 * len(truths)), squeeze=False)
+    t_ms = model.window.time_ms()
+    for row, (truth, cell) in enumerate(zip(truths, cells)):
+        wave, post = axes[row]
+        label = truth.cell.label + (" atypical" if truth.cell.atypical else "")
+        if cell is not None and cell.mean_window is not None:
+            wave.plot(t_ms, cell.mean_window, color="black")
+            times = np.array([s for s, _ in cell.history]) / cell.sample_rate
+            values = np.array([p for _, p in cell.history])
+            for k, name in enumerate(cell.classes):
+                post.step(times, values[:, k], where="post", label=name)
+        wave.set_title(f"cell{row + 1}: {label}, UDI {truth.udi_ms:.2f} ms - mean window", fontsize=9)
+        wave.set_ylabel("pA")
+        post.axhline(DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
+        decision = cell.posterior.decision if cell else UNDECIDED
+        post.set_title(f"posterior over time - decision: {decision}", fontsize=9)
+        post.set_ylim(-0.02, 1.02)
+        post.legend(loc="center right", fontsize=8)
+    axes[-1][0].set_xlabel("ms from the threshold crossing")
+    axes[-1][1].set_xlabel("s")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

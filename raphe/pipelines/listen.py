@@ -1,0 +1,73 @@
+"""`raphe listen`: the rig-side diagnostic, a live per-channel table of what arrives on the wire.
+
+It runs the live path's receive loop with the subscriber alone: no detector, no classifier.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from raphe.streamer.subscriber import StreamStats, Subscriber
+
+from .loop import run_loop
+
+
+@dataclass(frozen=True, slots=True)
+class ListenResult:
+    stats: StreamStats
+    seconds: float
+
+    def summary(self) -> dict:
+        """What `raphe listen --json` prints: the stream's counters and each channel's."""
+        s = self.stats
+        return {"seconds": self.seconds, "messages": s.messages, "lost_messages": s.lost_messages,
+                "acquisitions": s.acquisitions, "events": s.events, "malformed": dict(s.malformed),
+                "channels": [{"stream": c.stream, "channel_num": c.channel_num, "channel_name": c.channel_name,
+                              "units": c.units, "sample_rate": c.sample_rate, "samples": c.samples,
+                              "blocks": c.blocks, "gaps": c.gaps, "lost_samples": c.lost_samples}
+                             for c in s.channels.values()]}
+
+
+def stats_table(stats: StreamStats, seconds: float, endpoint: str) -> Table:
+    """The per-channel table, with the stream-wide counters in its caption."""
+    table = Table(title=f"raphe listen {endpoint}", title_justify="left")
+    for column in ("stream", "ch", "name", "units", "Hz", "samples", "blocks", "x real time", "gaps",
+                   "lost samples"):
+        table.add_column(column, justify="left" if column in ("stream", "name", "units") else "right")
+    for key in sorted(stats.channels):
+        c = stats.channels[key]
+        realtime = c.samples / (seconds * c.sample_rate) if seconds > 0 else 0.0
+        table.add_row(c.stream, str(c.channel_num), c.channel_name, c.units or "?", f"{c.sample_rate:g}",
+                      f"{c.samples:,}", f"{c.blocks:,}", f"{realtime:.2f}", str(c.gaps), f"{c.lost_samples:,}")
+    malformed = ", ".join(f"{k} {n}" for k, n in sorted(stats.malformed.items())) or "0"
+    table.caption = (f"messages {stats.messages:,} · lost messages {stats.lost_messages:,} · "
+                     f"acquisitions {stats.acquisitions} · TTL events {stats.events:,} · malformed {malformed} · "
+                     f"{seconds:.1f} s")
+    table.caption_justify = "left"
+    return table
+
+
+def listen(endpoint: str, *, duration_s: float | None = None, idle_s: float | None = None,
+           units: str | None = None, scale: float = 1.0, console: Console | None = None,
+           stop: threading.Event | None = None) -> ListenResult:
+    """Receive from ``endpoint`` and keep a live table on ``console`` until stopped.
+
+    Parameters
+    ----------
+    duration_s : stop after this many seconds (default: until Ctrl-C).
+    idle_s : stop once data has arrived and then none has for this many seconds (default: never).
+    units, scale : for channels whose header carries no units (see :class:`Subscriber`).
+    console : where the table goes (default stdout); the final table is printed on exit.
+    stop : ends the loop when set (default: never).
+    """
+    console = console or Console()
+    with Subscriber(endpoint, units=units, scale=scale) as sub:
+        seconds = run_loop(lambda timeout_ms: sub.receive(timeout_ms=timeout_ms) is not None,
+                           lambda s: stats_table(sub.stats, s, endpoint), console=console,
+                           duration_s=duration_s, idle_s=idle_s, stop=stop)
+    console.print(stats_table(sub.stats, seconds, endpoint))
+    return ListenResult(sub.stats, seconds)

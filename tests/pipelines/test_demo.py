@@ -1,0 +1,15 @@
+"""The demo: the main job on the shipped model, on a simulated rig."""
+
+from __future__ import annotations
+
+from tests.helpers import run_raphe
+
+
+def test_demo_makes_no_wrong_decision(tmp_path):
+    report = tmp_path / "demo.png"
+    result = run_raphe("demo", "--report", report, timeout=180)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+    line = next(x for x in result.stdout.splitlines() if "cells decided rightly" in x)
+    right = int(line.split(" of ")[0])
+    assert right >= 3 and ", 0 wrongly," in line
+    assert report.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

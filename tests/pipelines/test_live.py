@@ -1,0 +1,230 @@
+"""Live classification over real sockets: serve against classify, the documented outputs, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from raphe.classifier.runtime.model import Model
+from raphe.classifier.synthetic import template as synthetic
+from raphe.detector.config import DetectorConfig
+from raphe.detector.online import Detector
+from raphe.pipelines.live import Service
+from raphe.pipelines.offline import classify_recording
+from raphe.replay.recording import Recording
+from raphe.streamer.outputs import Outputs, decode_posterior
+from raphe.streamer.publisher import Publisher
+
+from tests.helpers import assert_one_line_error, free_port_pair, run_raphe
+
+POSTERIOR_KEYS = {"stream", "channel_num", "channel_name", "cell", "sample_num", "source_message_num", "n_spikes",
+                  "spike_probabilities", "posterior", "decision", "classes", "model"}
+EVENT_KEYS = {"event_type", "stream", "source_node", "electrode", "num_channels", "sample_rate", "sample_number",
+              "sorted_id", "spike_probabilities", "posterior", "decision"}
+
+
+def collect(endpoint: str, into: list, stop: threading.Event) -> threading.Thread:
+    """A raw SUB on ``endpoint`` appending every multipart message to ``into`` until ``stop``."""
+    ready = threading.Event()
+
+    def loop():
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(endpoint)
+        ready.set()
+        while not stop.is_set():
+            if sock.poll(50):
+                into.append(sock.recv_multipart())
+        sock.close(0)
+        ctx.term()
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    ready.wait()
+    return thread
+
+
+def test_serve_gives_what_classify_gives_and_event_listener_receives_it(labelled_files, tmp_path):
+    from open_ephys.streaming import EventListener
+
+    data_port, out_port = free_port_pair(), free_port_pair()
+    data, posterior_ep, events_ep = (f"tcp://127.0.0.1:{p}" for p in (data_port, out_port, out_port + 1))
+    log = tmp_path / "serve.jsonl"
+    server = subprocess.Popen([sys.executable, "-m", "raphe", "serve", "--connect", data, "--posterior-endpoint",
+                               posterior_ep, "--events-endpoint", events_ep, "--idle", "3", "--json", "--log", log],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    messages, stop = [], threading.Event()
+    spikes_heard = []
+    listener = EventListener(port=out_port + 1)
+    listening = threading.Thread(target=listener.start, kwargs={"spike_callback": spikes_heard.append}, daemon=True)
+    try:
+        collector = collect(posterior_ep, messages, stop)
+        listening.start()
+        time.sleep(1.5)  # subscribers joined before the first spike
+        for path in labelled_files:
+            sent = run_raphe("replay", path, "--endpoint", data, "--lossless", "--speed", "max")
+            assert sent.returncode == 0, sent.stderr
+        out, err = server.communicate(timeout=120)
+    finally:
+        server.kill()
+        stop.set()
+        listener.stop()
+    collector.join(5)
+    listening.join(5)
+    listener.socket.close(0)
+    listener.context.term()
+    assert server.returncode == 0, err
+    served = json.loads(out)
+
+    offline = run_raphe("classify", *labelled_files, "--json")
+    assert offline.returncode == 0, offline.stderr
+    by_cell = {row["cell"]: row for row in map(json.loads, offline.stdout.splitlines())}
+    assert len(by_cell) == len(labelled_files) == len(served["cells"])
+    for cell in served["cells"]:
+        row = by_cell[cell["cell"]]
+        assert cell["n_spikes"] == row["n_spikes"] > 0
+        assert cell["decision"] == row["decision"] and cell["spikes_to_decision"] == row["spikes_to_decision"]
+        for name, p in row["posterior"].items():
+            assert cell["posterior"][name] == pytest.approx(p, rel=1e-5, abs=1e-9)
+
+    headers = [decode_posterior(m) for m in messages]
+    assert len(headers) == served["spikes"] == sum(c["n_spikes"] for c in served["cells"])
+    model = Model()
+    for path in labelled_files:
+        recording = Recording(path)
+        cells, _ = classify_recording(recording, recording.channels, model, DetectorConfig(window=model.window),
+                                      model.posterior_config(), keep_history=True)
+        mine = [h["content"] for h in headers if h["content"]["stream"] == recording.name]
+        assert [c["sample_num"] for c in mine] == [s for s, _ in cells[0].history]
+        np.testing.assert_allclose([c["posterior"] for c in mine], [p for _, p in cells[0].history],
+                                   rtol=1e-5, atol=1e-9)
+    for h in headers:
+        assert h["type"] == "posterior" and h["schema_version"] == 1 and isinstance(h["timestamp"], int)
+        content = h["content"]
+        assert POSTERIOR_KEYS <= set(content)
+        assert content["classes"] == ["SER", "NSER"] and sum(content["posterior"]) == pytest.approx(1.0)
+        assert len(content["spike_probabilities"]) == 2 and content["model"]["sha256"] == model.checksum
+        assert content["decision"] in ("SER", "NSER", "undecided")
+    assert [h["message_num"] for h in headers] == list(range(1, len(headers) + 1))
+
+    assert len(spikes_heard) == len(headers)
+    assert all(EVENT_KEYS <= set(e) and e["event_type"] == "spike" for e in spikes_heard)
+    assert [e["sample_number"] for e in spikes_heard] == [h["content"]["sample_num"] for h in headers]
+
+    logged = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sum(r["kind"] == "spike" for r in logged) == len(headers)
+    assert sum(r["kind"] == "summary" for r in logged) == len(labelled_files)
+    assert set(served["timings"]) == {"receive", "detect", "classify", "publish"}
+
+
+@pytest.fixture
+def live():
+    """A publisher and a Service on it, handshaken, with outputs on ephemeral ports."""
+    model = Model()
+    with Publisher("tcp://127.0.0.1:*", heartbeat=False) as pub, \
+            Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
+        service = Service(pub.endpoint, model, {}, model.posterior_config(), outputs)
+        for i in range(200):
+            pub.send_data("probe", 0, "probe", i, 1000.0, np.zeros(1, np.float32))
+            if service.step(20):
+                break
+        while service.step(100):
+            pass
+        try:
+            yield pub, service
+        finally:
+            service.close()
+
+
+def drain(service: Service) -> None:
+    while service.step(200):
+        pass
+
+
+def spiking_trace(seconds: float, rate: float, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    cell = synthetic.draw_cell(synthetic.NSER, rng)
+    return synthetic.synth_trace(cell, synthetic.draw_day("t", rng), seconds, rate, rng)[0]
+
+
+def send(pub: Publisher, trace: np.ndarray, rate: float, start: int = 0, block: int = 400, stream: str = "rig"):
+    for offset in range(0, len(trace), block):
+        pub.send_data(stream, 0, "A", start + offset, rate, trace[offset:offset + block], "pA")
+
+
+def test_nan_samples_are_counted_and_the_cell_goes_on(live):
+    pub, service = live
+    trace = spiking_trace(4.0, 40_000.0)
+    config = service.detector_config
+    clean = Detector(1, 40_000.0, config).process(trace[np.newaxis], 0)
+    assert len(clean) > 20
+    # NaN inside the post-crossing part of the 4th and 11th spikes' windows: those two windows
+    # cannot be emitted, every other spike must be
+    for k in (3, 10):
+        s = int(clean.records["sample_num"][k])
+        trace[s + 20:s + 30] = np.nan
+    offline = Detector(1, 40_000.0, config)
+    expected = offline.process(trace[np.newaxis], 0)
+    send(pub, trace, 40_000.0)
+    drain(service)
+    channel = service.channels[("rig", 0)]
+    assert channel.detector.dropped(0)["non-finite"] == offline.dropped(0)["non-finite"] == 2
+    assert channel.cell.n_spikes == len(expected) == len(clean) - 2
+    assert service.dropped(channel) == sum(offline.dropped(0).values())
+    assert np.isfinite(channel.cell.posterior.posterior).all()
+
+
+def test_a_new_sample_rate_starts_the_cell_afresh(live):
+    pub, service = live
+    send(pub, spiking_trace(3.0, 40_000.0), 40_000.0)
+    drain(service)
+    cell = service.channels[("rig", 0)].cell
+    before = cell.n_spikes
+    assert before > 5 and cell.acquisition == 1
+    short = spiking_trace(0.5, 20_000.0, seed=4)
+    send(pub, short, 20_000.0, start=200_000)
+    drain(service)
+    assert cell.acquisition == 2 and cell.sample_rate == 20_000.0
+    assert cell.n_spikes < before and cell.samples == len(short)
+
+
+def test_malformed_and_legacy_messages_are_counted_and_skipped(live):
+    pub, service = live
+    legacy = json.dumps({"message_no": 1, "type": "data", "content": {"n_channels": 1}}).encode()
+    pub.send_frames([b"DATA", legacy, bytes(4)])
+    pub.send_frames([b"DATA\x00", b"{not json", bytes(4)])
+    send(pub, spiking_trace(2.0, 40_000.0), 40_000.0)
+    drain(service)
+    assert service.subscriber.stats.malformed["legacy"] == 1 and service.subscriber.stats.malformed["json"] == 1
+    assert service.channels[("rig", 0)].cell.n_spikes > 0
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["classify", "x.abf", "--model", "nowhere.tflite"], "not a raphe model"),
+    (["classify", "x.abf", "--decision-threshold", "1.5"], "threshold < 1"),
+    (["classify", "x.abf", "--out", "/nonexistent/dir/cells.csv"], "does not exist"),
+    (["serve", "--model", "nowhere.json"], "not a raphe model"),
+    (["demo", "--report", "/nonexistent/dir/report.png"], "does not exist"),
+])
+def test_bad_options_give_one_line_and_exit_2(args, fragment):
+    assert_one_line_error(run_raphe(*args), fragment)
+
+
+def test_serve_refuses_an_output_port_in_use():
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PUB)
+    sock.bind("tcp://127.0.0.1:*")
+    taken = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+    try:
+        assert_one_line_error(run_raphe("serve", "--posterior-endpoint", taken, "--duration", "1"), "already in use")
+    finally:
+        sock.close(0)
+        ctx.term()
