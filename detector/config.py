@@ -18,7 +18,10 @@ class DetectorConfig:
 
     Parameters
     ----------
-    threshold : absolute threshold in the recording's units (default -50, the seed's -50 pA).
+    threshold : threshold in the recording's units (default -50, the seed's -50 pA): absolute, or
+        relative to the running baseline when ``relative`` is set.
+    relative : the threshold is ``threshold`` away from the median of the last ``noise_window_s``
+        of the channel, so a holding current neither hides nor invents spikes (default False).
     adaptive_k : if set, the threshold is baseline -/+ k x sigma instead, where baseline is the median
         and sigma = MAD / 0.6745 of the last ``noise_window_s`` of the channel (default None).
     polarity : "neg" (downward crossings, default), "pos" (upward) or "both".
@@ -29,6 +32,7 @@ class DetectorConfig:
     """
 
     threshold: float = -50.0
+    relative: bool = False
     adaptive_k: float | None = None
     polarity: str = "neg"
     refractory_ms: float = 2.0
@@ -40,6 +44,8 @@ class DetectorConfig:
             raise RapheError(f"polarity must be one of {', '.join(POLARITY_NAMES)} (got {self.polarity!r})")
         if self.adaptive_k is not None and not (math.isfinite(self.adaptive_k) and self.adaptive_k > 0):
             raise RapheError(f"adaptive k must be a number > 0 (got {self.adaptive_k})")
+        if self.relative and self.adaptive_k is not None:
+            raise RapheError("a threshold is either relative to the baseline or adaptive (k sigma), not both")
         if not math.isfinite(self.threshold):
             raise RapheError(f"threshold must be a finite number (got {self.threshold})")
         if not (self.refractory_ms >= 0 and math.isfinite(self.refractory_ms)):

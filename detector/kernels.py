@@ -29,40 +29,50 @@ def _crossing(prev: float, x: float, thr: float, polarity: int) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _robust_update(segment, baseline, sigma, c, k, polarity, thresholds):
-    """Median and MAD/0.6745 of a completed noise segment; the new threshold k sigma from baseline."""
+def _robust_update(segment, baseline, sigma, c, k, offset, polarity, thresholds):
+    """Median and MAD/0.6745 of a completed noise segment; the new threshold: k sigma from the
+    baseline (adaptive, k > 0), or ``offset`` from it (relative, k = 0)."""
     med = np.median(segment)
     mad = np.median(np.abs(segment - med)) / 0.6745
     baseline[c] = med
     sigma[c] = mad
-    thresholds[c] = med + k * mad if polarity == POSITIVE else med - k * mad
+    if k > 0.0:
+        thresholds[c] = med + k * mad if polarity == POSITIVE else med - k * mad
+    else:
+        thresholds[c] = med + offset
 
 
 @njit(cache=True, nogil=True)
-def detect_block(block, starts, ring, state, prev, thresholds, pend_sample, pend_frac, pend_thr, pend_dir,
+def detect_block(block, rows, starts, ring, state, prev, thresholds, pend_sample, pend_frac, pend_thr, pend_dir,
                  counts, seg, baseline, sigma, positions, need_before, need_after, refractory,
-                 polarity, adaptive_k, out_channel, out_sample, out_thr, out_amp, out_windows):
-    """Detect threshold crossings in ``block`` (channels x samples) and emit completed windows.
+                 polarity, adaptive_k, relative_offset, out_channel, out_sample, out_thr, out_amp, out_windows):
+    """Detect threshold crossings in ``block`` (rows x samples) and emit completed windows.
 
-    ``starts[c]`` is the sample_num of channel c's first sample in this block. A start that differs
+    Row ``i`` of the block is channel ``rows[i]`` of the state arrays, so a block may hold any subset
+    of the channels, in any order. ``starts[i]`` is the sample_num of that row's first sample. A start that differs
     from the channel's expected next sample is a gap: its pending windows are discarded and counted,
     and detection needs one sample of history again. Returns the number of windows written.
 
     A window is anchored on the crossing interpolated between the two samples that straddle the
     threshold; ``positions`` are its points in input samples relative to that instant.
+
+    The threshold is fixed (``thresholds`` as given), or follows the median of each completed noise
+    segment: ``adaptive_k`` robust sigmas from it (adaptive_k > 0), or ``relative_offset`` from it
+    (a finite relative_offset); until the first segment is complete no event is detected.
     """
-    n_channels, n = block.shape
+    n_rows, n = block.shape
     mask = ring.shape[1] - 1
     n_points = positions.shape[0]
     pend_cap = pend_sample.shape[1]
     seg_len = seg.shape[1]
-    adaptive = adaptive_k > 0.0
+    adaptive = adaptive_k > 0.0 or np.isfinite(relative_offset)
     out = 0
-    for c in range(n_channels):
+    for i in range(n_rows):
+        c = rows[i]
         # State is kept in locals inside the sample loop (array elements would be reloaded and
         # stored on every sample) and written back once per channel.
         st = state[c]
-        s0 = starts[c]
+        s0 = starts[i]
         run = st[RUN]
         count = st[COUNT]
         head = st[HEAD]
@@ -78,7 +88,7 @@ def detect_block(block, starts, ring, state, prev, thresholds, pend_sample, pend
         due = pend_sample[c, head] + need_after if count > 0 else -1
         for k in range(n):
             s = s0 + k
-            x = block[c, k]
+            x = block[i, k]
             ring[c, s & mask] = x
             run += 1
             if run > 1:
@@ -102,7 +112,7 @@ def detect_block(block, starts, ring, state, prev, thresholds, pend_sample, pend
                 seg_fill += 1
                 if seg_fill == seg_len:
                     seg_fill = 0
-                    _robust_update(seg[c], baseline, sigma, c, adaptive_k, polarity, thresholds)
+                    _robust_update(seg[c], baseline, sigma, c, adaptive_k, relative_offset, polarity, thresholds)
                     thr = thresholds[c]
             while s == due:
                 crossing = pend_sample[c, head]

@@ -40,14 +40,15 @@ class Detector:
 
     ``process(block, sample_num)`` takes a (channels x samples) float32 block and the sample_num of its
     first sample (one for all channels, or one per channel) and returns the :class:`Events` whose
-    windows completed in this block. ``counts`` holds, per channel, the events detected and those not
-    emitted because their window lacked its pre-samples, straddled a gap, or held a non-finite sample.
+    windows completed in this block; ``process_rows`` takes a block of some of the channels only.
+    ``counts`` holds, per channel, the events detected and those not emitted because their window
+    lacked its pre-samples, straddled a gap, or held a non-finite sample. Channels can be added
+    (``add_channels``) and started afresh one by one (``reset_channels``).
     """
 
     def __init__(self, n_channels: int, sample_rate: float, config: DetectorConfig = DetectorConfig()):
         if not (math.isfinite(sample_rate) and sample_rate > 0):
             raise RapheError(f"sample rate must be > 0 (got {sample_rate})")
-        self.n_channels = n_channels
         self.sample_rate = float(sample_rate)
         self.config = config
         self.positions = window_positions(sample_rate, config)
@@ -61,36 +62,57 @@ class Detector:
         pending = self.need_after // max(self.refractory, 1) + 2
         self.polarity = POLARITIES[config.polarity]
         self.adaptive_k = config.adaptive_k or 0.0
-        self._ring = np.zeros((n_channels, ring_size), np.float32)
-        self._state = np.zeros((n_channels, 6), np.int64)
-        self._prev = np.zeros(n_channels, np.float32)
-        self._thresholds = np.zeros(n_channels, np.float32)
-        self._pend_sample = np.zeros((n_channels, pending), np.int64)
-        self._pend_frac = np.zeros((n_channels, pending), np.float64)
-        self._pend_thr = np.zeros((n_channels, pending), np.float32)
-        self._pend_dir = np.zeros((n_channels, pending), np.int8)
-        self.counts = np.zeros((n_channels, 4), np.int64)
-        seg_len = max(1, int(round(config.noise_window_s * sample_rate))) if config.adaptive_k else 1
-        self._seg = np.zeros((n_channels, seg_len), np.float32)
-        self.baseline = np.full(n_channels, np.nan, np.float32)
-        self.sigma = np.full(n_channels, np.nan, np.float32)
-        self._starts = np.zeros(n_channels, np.int64)
+        self.relative_offset = config.threshold if config.relative else np.nan
+        self._ring_size, self._pending = ring_size, pending
+        self.n_channels = 0
+        self._allocate(n_channels)
         self._out_capacity = 0
         self._no_events = Events(np.empty(0, EVENT_DTYPE), np.empty((0, config.window.n_points), np.float32))
-        self.reset()
+
+    def _allocate(self, n_channels: int) -> None:
+        """State for ``n_channels`` channels: the existing ones keep theirs, new ones start fresh."""
+        old, keep = self.n_channels, min(self.n_channels, n_channels)
+        seg_len = max(1, int(round(self.config.noise_window_s * self.sample_rate))) if self._follows_baseline else 1
+        shapes = {"_ring": ((self._ring_size,), np.float32), "_state": ((6,), np.int64), "_prev": ((), np.float32),
+                  "_thresholds": ((), np.float32), "_pend_sample": ((self._pending,), np.int64),
+                  "_pend_frac": ((self._pending,), np.float64), "_pend_thr": ((self._pending,), np.float32),
+                  "_pend_dir": ((self._pending,), np.int8), "counts": ((4,), np.int64),
+                  "_seg": ((seg_len,), np.float32), "baseline": ((), np.float32), "sigma": ((), np.float32)}
+        for name, (shape, dtype) in shapes.items():
+            fresh = np.zeros((n_channels, *shape), dtype)
+            if keep:
+                fresh[:keep] = getattr(self, name)[:keep]
+            setattr(self, name, fresh)
+        self._starts = np.zeros(n_channels, np.int64)
+        self._all_rows = np.arange(n_channels, dtype=np.int64)
+        self.n_channels = n_channels
+        if n_channels > old:
+            self.reset_channels(np.arange(old, n_channels))
+
+    @property
+    def _follows_baseline(self) -> bool:
+        return self.config.adaptive_k is not None or self.config.relative
+
+    def add_channels(self, count: int) -> None:
+        """``count`` more channels, after the existing ones, each starting afresh."""
+        self._allocate(self.n_channels + count)
 
     def reset(self) -> None:
         """Forget everything: a new acquisition starts (pending windows are discarded, uncounted)."""
-        self._state[:] = 0
-        self._state[:, kernels.NEXT] = -1
-        self._state[:, kernels.LAST_EVENT] = np.iinfo(np.int64).min // 2
-        self._thresholds[:] = np.nan if self.config.adaptive_k else self.config.threshold
-        self.baseline[:] = np.nan
-        self.sigma[:] = np.nan
+        self.reset_channels(self._all_rows)
+
+    def reset_channels(self, channels: np.ndarray) -> None:
+        """Forget these channels' history: their pending windows are discarded, uncounted."""
+        self._state[channels] = 0
+        self._state[channels, kernels.NEXT] = -1
+        self._state[channels, kernels.LAST_EVENT] = np.iinfo(np.int64).min // 2
+        self._thresholds[channels] = np.nan if self._follows_baseline else self.config.threshold
+        self.baseline[channels] = np.nan
+        self.sigma[channels] = np.nan
 
     @property
     def thresholds(self) -> np.ndarray:
-        """The threshold now in force per channel (NaN while an adaptive estimate is not ready)."""
+        """The threshold now in force per channel (NaN while a baseline estimate is not ready)."""
         return self._thresholds.copy()
 
     @property
@@ -98,8 +120,8 @@ class Detector:
         """Windows still waiting for their post-crossing samples."""
         return int(self._state[:, kernels.COUNT].sum())
 
-    def _outputs(self, n: int) -> None:
-        capacity = self.n_channels * (self._pend_sample.shape[1] + n // max(self.refractory, 2) + 1)
+    def _outputs(self, rows: int, n: int) -> None:
+        capacity = rows * (self._pend_sample.shape[1] + n // max(self.refractory, 2) + 1)
         if capacity > self._out_capacity:
             self._out_capacity = capacity
             self._out_channel = np.zeros(capacity, np.int32)
@@ -109,18 +131,32 @@ class Detector:
             self._out_windows = np.zeros((capacity, self.config.window.n_points), np.float32)
 
     def process(self, block: np.ndarray, sample_num: int | np.ndarray) -> Events:
-        """Feed one block; return the events whose windows completed in it."""
+        """Feed one block of every channel; return the events whose windows completed in it."""
         if block.ndim != 2 or block.shape[0] != self.n_channels:
             raise ValueError(f"expected a ({self.n_channels}, n) block, got shape {block.shape}")
-        block = np.ascontiguousarray(block, dtype=np.float32)
         self._starts[:] = sample_num
-        self._outputs(block.shape[1])
+        return self._detect(block, self._all_rows, self._starts)
+
+    def process_rows(self, block: np.ndarray, rows: np.ndarray, sample_nums: np.ndarray) -> Events:
+        """Feed a block of some channels: row ``i`` is channel ``rows[i]`` (each at most once), whose
+        first sample is ``sample_nums[i]``. Returns the events whose windows completed in it;
+        ``records["channel"]`` is the channel, not the row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if block.ndim != 2 or block.shape[0] != len(rows) or len(sample_nums) != len(rows):
+            raise ValueError(f"expected a ({len(rows)}, n) block and {len(rows)} starts, got {block.shape}")
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.n_channels):
+            raise ValueError(f"rows must be channels 0..{self.n_channels - 1}")
+        return self._detect(block, rows, np.asarray(sample_nums, dtype=np.int64))
+
+    def _detect(self, block: np.ndarray, rows: np.ndarray, starts: np.ndarray) -> Events:
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        self._outputs(len(rows), block.shape[1])
         n_out = kernels.detect_block(
-            block, self._starts, self._ring, self._state, self._prev, self._thresholds, self._pend_sample,
+            block, rows, starts, self._ring, self._state, self._prev, self._thresholds, self._pend_sample,
             self._pend_frac, self._pend_thr, self._pend_dir, self.counts, self._seg, self.baseline,
             self.sigma, self.positions, self.need_before, self.need_after, self.refractory,
-            self.polarity, self.adaptive_k, self._out_channel, self._out_sample, self._out_thr,
-            self._out_amp, self._out_windows)
+            self.polarity, self.adaptive_k, self.relative_offset, self._out_channel, self._out_sample,
+            self._out_thr, self._out_amp, self._out_windows)
         if n_out == 0:
             return self._no_events
         records = np.empty(n_out, EVENT_DTYPE)

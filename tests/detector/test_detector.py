@@ -66,6 +66,7 @@ CONFIGS = [
     DetectorConfig(polarity="both", threshold=-40.0, refractory_ms=0.5),
     DetectorConfig(adaptive_k=5.0, noise_window_s=0.1),
     DetectorConfig(adaptive_k=4.0, polarity="both", noise_window_s=0.05),
+    DetectorConfig(relative=True, threshold=-40.0, noise_window_s=0.1),
 ]
 
 
@@ -159,11 +160,30 @@ def test_adaptive_threshold_is_reported_and_follows_the_noise():
     assert det.thresholds[0] == pytest.approx(-50.0, rel=0.1)
 
 
-@pytest.mark.parametrize("polarity, threshold", [("neg", -50.0), ("pos", -20.0)])
-def test_block_size_invariance_on_every_recording(abf_path, polarity, threshold):
+def test_relative_threshold_follows_the_holding_current():
+    """A -50 pA threshold relative to the baseline finds the same spikes at any holding current."""
+    rng = np.random.default_rng(4)
+    x = rng.normal(0.0, 3.0, (1, 120_000)).astype(np.float32)
+    spikes = np.arange(10_000, 120_000, 4_000)
+    for s in spikes:
+        x[0, s:s + 20] -= 120.0
+    config = DetectorConfig(relative=True, noise_window_s=0.1)
+    found = {}
+    for holding in (0.0, -200.0, 150.0):
+        det = Detector(1, 40000.0, config)
+        found[holding] = det.process(x + np.float32(holding), 0).records["sample_num"].tolist()
+        assert det.thresholds[0] == pytest.approx(holding - 50.0, abs=1.0)
+    assert found[0.0] == found[-200.0] == found[150.0] == spikes.tolist()
+    absolute = Detector(1, 40000.0, DetectorConfig()).process(x - np.float32(200.0), 0)
+    assert len(absolute) < len(spikes) // 2  # at -200 pA an absolute -50 pA threshold is lost
+
+
+@pytest.mark.parametrize("polarity, threshold, relative", [("neg", -50.0, False), ("pos", -20.0, False),
+                                                           ("neg", -50.0, True)])
+def test_block_size_invariance_on_every_recording(abf_path, polarity, threshold, relative):
     rec = Recording(abf_path)
     rng = np.random.default_rng(zlib.crc32(abf_path.name.encode()))
-    config = DetectorConfig(polarity=polarity, threshold=threshold)
+    config = DetectorConfig(polarity=polarity, threshold=threshold, relative=relative)
     results = []
     for sizes in ([10**9], rng.integers(1, 2000, 7).tolist()):
         det = Detector(len(rec.channels), rec.sample_rate, config)
@@ -202,3 +222,49 @@ def test_kernel_cache_goes_to_numba_cache_dir(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and result.stdout.strip() == "0", result.stderr
     assert list(tmp_path.rglob("*.nbi")), "numba wrote no cache index under NUMBA_CACHE_DIR"
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(50, 4000), config=st.sampled_from(CONFIGS))
+def test_rows_fed_in_any_subset_and_order_give_each_channel_its_own_events(synthetic, seed, size, config):
+    """As on the wire: each channel's blocks arrive in their own messages, gathered into blocks of
+    any subset of the channels, in any order; every channel must see exactly its own events."""
+    whole_r, whole_w = run_blocks(Detector(3, 40000.0, config), synthetic, [synthetic.shape[1]])
+    det = Detector(3, 40000.0, config)
+    rng = np.random.default_rng(seed)
+    next_offset = [0, 0, 0]
+    records, windows = [], []
+    while min(next_offset) < synthetic.shape[1]:
+        waiting = [c for c in range(3) if next_offset[c] < synthetic.shape[1]]
+        rows = [int(c) for c in rng.permutation(waiting)[:rng.integers(1, len(waiting) + 1)]]
+        n = min(size, *(synthetic.shape[1] - next_offset[c] for c in rows))
+        block = np.stack([synthetic[c, next_offset[c]:next_offset[c] + n] for c in rows])
+        events = det.process_rows(block, np.array(rows), np.array([next_offset[c] for c in rows]))
+        records.append(events.records)
+        windows.append(events.windows)
+        for c in rows:
+            next_offset[c] += n
+    got_r, got_w = np.concatenate(records), np.concatenate(windows)
+    for c in range(3):
+        mine = got_r["channel"] == c
+        order = np.argsort(got_r["sample_num"][mine], kind="stable")
+        np.testing.assert_array_equal(got_r[mine][order], whole_r[whole_r["channel"] == c])
+        np.testing.assert_array_equal(got_w[mine][order], whole_w[whole_r["channel"] == c])
+
+
+def test_channels_added_and_reset_one_by_one(synthetic):
+    config = DetectorConfig()
+    one = Detector(1, 40000.0, config)
+    half = synthetic.shape[1] // 2
+    first = one.process(synthetic[:1, :half], 0)
+    one.add_channels(2)  # channel 0 keeps its state, the new ones start fresh
+    rest = one.process(synthetic[:, half:], half)
+    whole_r, _ = run_blocks(Detector(3, 40000.0, config), synthetic, [synthetic.shape[1]])
+    ch0 = np.concatenate([first.records, rest.records[rest.records["channel"] == 0]])
+    np.testing.assert_array_equal(ch0, whole_r[whole_r["channel"] == 0])
+    fresh = Detector(2, 40000.0, config).process(synthetic[1:, half:], half)
+    assert rest.records["sample_num"][rest.records["channel"] > 0].tolist() == fresh.records["sample_num"].tolist()
+    one.reset_channels(np.array([1]))
+    again = one.process_rows(synthetic[1:2, :4000], np.array([1]), np.array([10 ** 9]))
+    assert one.counts[1, DROPPED_GAP] == 0  # a reset channel has no pending window to lose
+    assert len(again) == len(Detector(1, 40000.0, config).process(synthetic[1:2, :4000], 10 ** 9))
