@@ -6,12 +6,12 @@ heartbeat goes unanswered keeps receiving.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
 from urllib.parse import urlsplit
 
+import orjson
 import zmq
 
 HEARTBEAT_INTERVAL_S = 2.0
@@ -28,9 +28,11 @@ def heartbeat_endpoint(data_endpoint: str) -> str | None:
 
 
 def is_heartbeat(raw: bytes) -> bool:
+    if len(raw) > 4096:  # a heartbeat is a few dozen bytes; anything larger is not one
+        return False
     try:
-        message = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        message = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         return False
     return isinstance(message, dict) and message.get("type") == "heartbeat" and "application" in message
 
@@ -76,9 +78,7 @@ class HeartbeatClient:
     def __init__(self, context: zmq.Context, endpoint: str, application: str = "raphe"):
         self._context = context
         self._endpoint = endpoint
-        self._request = json.dumps(
-            {"application": application, "uuid": str(uuid.uuid4()), "type": "heartbeat"}
-        ).encode()
+        self._request = orjson.dumps({"application": application, "uuid": str(uuid.uuid4()), "type": "heartbeat"})
         self._socket: zmq.Socket | None = None
         self._waiting = False
         self._last_sent = float("-inf")

@@ -9,11 +9,11 @@ official ``open_ephys.streaming.EventListener`` consumes unchanged. Both are bui
 
 from __future__ import annotations
 
-import json
 import struct
 import time
 from dataclasses import dataclass
 
+import orjson
 import zmq
 
 from raphe.core.specs import EVENTS_ENDPOINT, POSTERIOR_ENDPOINT
@@ -30,7 +30,9 @@ class SpikeUpdate:
     """One classified spike of one cell and the cell's state after it: what every output says.
 
     Plain values only (lists of floats per class), so the streamer knows nothing of the classifier.
-    ``source_message_num`` is the DATA message that completed the spike's window.
+    ``source_message_num`` is the DATA message that completed the spike's window. ``novel``: this
+    window looks like nothing the model was trained on (it did not move the posterior); ``reasons``:
+    why the cell is not classifiable, when ``decision`` says so.
     """
 
     stream: str
@@ -44,10 +46,13 @@ class SpikeUpdate:
     amplitude: float
     threshold: float
     n_spikes: int
+    novel: bool
+    n_novel: int
     classes: list[str]
     spike_probabilities: list[float]
     posterior: list[float]
     decision: str
+    reasons: list[str]
     spikes_to_decision: int | None
     mean_spike_probability: list[float]
     model: dict
@@ -58,9 +63,9 @@ class SpikeUpdate:
                 "cell": self.cell, "acquisition": self.acquisition, "sample_num": self.sample_num,
                 "source_message_num": self.source_message_num, "sample_rate": self.sample_rate,
                 "amplitude": self.amplitude, "threshold": self.threshold, "n_spikes": self.n_spikes,
-                "classes": self.classes, "spike_probabilities": self.spike_probabilities,
-                "posterior": self.posterior, "decision": self.decision,
-                "spikes_to_decision": self.spikes_to_decision,
+                "novel": self.novel, "n_novel": self.n_novel, "classes": self.classes,
+                "spike_probabilities": self.spike_probabilities, "posterior": self.posterior,
+                "decision": self.decision, "reasons": self.reasons, "spikes_to_decision": self.spikes_to_decision,
                 "mean_spike_probability": self.mean_spike_probability, "model": self.model}
 
     def spike_event(self) -> dict:
@@ -71,27 +76,28 @@ class SpikeUpdate:
                 "sorted_id": sorted_id, "amp1": self.amplitude, "cell": self.cell,
                 "channel_num": self.channel_num, "classes": self.classes,
                 "spike_probabilities": self.spike_probabilities, "posterior": self.posterior,
-                "decision": self.decision, "n_spikes": self.n_spikes}
+                "decision": self.decision, "novel": self.novel, "n_spikes": self.n_spikes}
 
 
-def encode_posterior(message_num: int, content: dict) -> list[bytes]:
-    header = {"message_num": message_num, "type": "posterior", "schema_version": POSTERIOR_SCHEMA_VERSION,
-              "timestamp": int(time.time() * 1000), "content": content}
-    return [POSTERIOR_ENVELOPE, json.dumps(header, separators=(",", ":")).encode()]
+def posterior_frames(message_num: int, content: bytes) -> list[bytes]:
+    """The frames of a POSTERIOR message around its already serialized ``content``."""
+    header = (b'{"message_num":%d,"type":"posterior","schema_version":%d,"timestamp":%d,"content":'
+              % (message_num, POSTERIOR_SCHEMA_VERSION, int(time.time() * 1000)))
+    return [POSTERIOR_ENVELOPE, header + content + b"}"]
 
 
 def decode_posterior(frames: list[bytes]) -> dict:
     """The header of a POSTERIOR message (for clients and tests); ValueError if it is not one."""
     if len(frames) != 2 or frames[0] != POSTERIOR_ENVELOPE:
         raise ValueError("not a POSTERIOR message")
-    header = json.loads(frames[1])
+    header = orjson.loads(frames[1])
     if header.get("type") != "posterior":
         raise ValueError("not a POSTERIOR message")
     return header
 
 
 def encode_spike_event(event: dict) -> list[bytes]:
-    return [SPIKE_EVENT, json.dumps(event, separators=(",", ":")).encode()]
+    return [SPIKE_EVENT, orjson.dumps(event)]
 
 
 class Outputs:
@@ -132,11 +138,14 @@ class Outputs:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def publish(self, update: SpikeUpdate) -> None:
-        """One POSTERIOR message and one spike event for ``update``."""
+    def publish(self, update: SpikeUpdate) -> bytes:
+        """One POSTERIOR message and one spike event for ``update``; returns the POSTERIOR content as
+        serialized (a JSON object), for a log to reuse rather than serialize again."""
         self.message_num += 1
-        self._posterior.send_multipart(encode_posterior(self.message_num, update.posterior_content()))
+        content = orjson.dumps(update.posterior_content())
+        self._posterior.send_multipart(posterior_frames(self.message_num, content))
         self._events.send_multipart(encode_spike_event(update.spike_event()))
+        return content
 
     def close(self) -> None:
         for socket in self._sockets:

@@ -3,27 +3,68 @@
 See docs/wire-protocol.md. A DATA message is three frames: ``b"DATA\\0"``, a UTF-8 JSON header and
 ``num_samples`` little-endian float32 values. An EVENT message carries a 10-byte TTL payload.
 Decoding never guesses: anything that is not exactly the format raises :class:`MalformedMessage`
-with a short ``kind`` naming what was wrong, so a subscriber can count and skip it.
+with a short ``kind`` naming what was wrong, so a subscriber can count and skip it. Every decode is
+bounded (:class:`Limits`): header size, nesting depth, the magnitude of every counter, the number
+of samples, the length of names; past a bound a message is malformed, never an exception.
+A DATA header, the message of the hot path, is decoded and type-checked in one pass by msgspec into
+a typed structure (about 0.5 µs); anything that path does not accept goes through the general
+path (orjson, whose nesting limit of 1,024 and 64-bit integers are bounds of their own, and
+explicit checks), which names what is wrong. Measured for a DATA header: the standard library's
+json 3.5 µs to parse, orjson 0.7 µs, msgspec with types 0.5 µs.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 import time
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
+import orjson
 
 DATA_ENVELOPE = b"DATA\x00"
 EVENT_ENVELOPE = b"EVENT\x00"
+# raphe's own packed block: every channel of a stream in one message per block (see PackedBlock)
+BLOCK_ENVELOPE = b"RAPHE_BLOCK\x00"
+BLOCK_VERSION = 1
+BLOCK_DTYPES = {"float32": np.dtype("<f4"), "int16": np.dtype("<i2")}
 SAMPLE_DTYPE = np.dtype("<f4")
 TTL_PAYLOAD = struct.Struct("<BBQ")
 TTL_EVENT_TYPE = 3
 
 DATA_CONTENT_KEYS = ("stream", "channel_num", "channel_name", "num_samples", "sample_num", "sample_rate")
 EVENT_CONTENT_KEYS = ("stream", "source_node", "type", "sample_num")
+BLOCK_CONTENT_KEYS = ("stream", "sample_num", "sample_rate", "num_samples", "num_channels", "dtype")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds of a message raphe accepts, far above any real rig's.
+
+    Parameters
+    ----------
+    header_bytes : size of the JSON header (default 64 KiB; Open Ephys headers are about 250 bytes).
+    counter : ``message_num``, ``sample_num`` and ``timestamp`` stay below this (default 2**62, so
+        that sums of them never overflow int64).
+    num_samples : samples in one message (default 4,194,304: 16 MB of float32).
+    channel_num : the largest channel index (default 65,535).
+    name_chars : length of a stream or channel name (default 256).
+    sample_rate_hz : the largest sample rate (default 10 MHz).
+    block_channels : channels in one packed block (default 4,096).
+    """
+
+    header_bytes: int = 65_536
+    counter: int = 2**62
+    num_samples: int = 4_194_304
+    channel_num: int = 65_535
+    name_chars: int = 256
+    sample_rate_hz: float = 1e7
+    block_channels: int = 4096
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class MalformedMessage(ValueError):
@@ -79,6 +120,29 @@ class TTLEvent:
     timestamp: int
 
 
+@dataclass(frozen=True, slots=True)
+class PackedBlock:
+    """Every channel of a stream over one block, as decoded from a packed BLOCK message.
+
+    ``samples`` is (channels, num_samples) float32, already scaled (an int16 payload times its
+    scale); row ``i`` is channel ``channel_nums[i]``, named ``channel_names[i]``.
+    """
+
+    message_num: int
+    stream: str
+    sample_num: int
+    sample_rate: float
+    channel_nums: tuple[int, ...]
+    channel_names: tuple[str, ...]
+    samples: np.ndarray
+    timestamp: int
+    units: str | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.samples.shape[1])
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -113,7 +177,7 @@ def encode_data(
         "data_size": payload.nbytes,
         "timestamp": now_ms() if timestamp is None else timestamp,
     }
-    return [DATA_ENVELOPE, json.dumps(header).encode(), payload.tobytes()]
+    return [DATA_ENVELOPE, orjson.dumps(header), payload.tobytes()]
 
 
 def encode_ttl(
@@ -140,31 +204,109 @@ def encode_ttl(
         "data_size": len(payload),
         "timestamp": now_ms() if timestamp is None else timestamp,
     }
-    return [EVENT_ENVELOPE, json.dumps(header).encode(), payload]
+    return [EVENT_ENVELOPE, orjson.dumps(header), payload]
 
 
-def decode(frames: list[bytes]) -> DataBlock | TTLEvent:
+def encode_block(message_num: int, stream: str, sample_num: int, sample_rate: float, samples: np.ndarray,
+                 channel_nums: list[int] | None = None, channel_names: list[str] | None = None,
+                 units: str | None = None, dtype: str = "float32", scale: float = 1.0,
+                 timestamp: int | None = None) -> list[bytes]:
+    """Frames of one packed BLOCK message: ``samples`` (channels, n); as int16, ``samples / scale``
+    rounded is sent and the receiver multiplies by ``scale``."""
+    samples = np.asarray(samples)
+    if dtype == "int16":
+        payload = np.clip(np.round(samples / scale), -32768, 32767).astype(BLOCK_DTYPES["int16"])
+    else:
+        payload = np.asarray(samples, BLOCK_DTYPES["float32"])
+    channels, n = payload.shape
+    content = {"stream": stream, "sample_num": int(sample_num), "sample_rate": float(sample_rate),
+               "num_samples": int(n), "num_channels": int(channels), "dtype": dtype, "scale": float(scale),
+               "channel_nums": list(range(channels)) if channel_nums is None else [int(c) for c in channel_nums]}
+    if channel_names is not None:
+        content["channel_names"] = list(channel_names)
+    if units is not None:
+        content["units"] = units
+    header = {"message_num": message_num, "type": "block", "version": BLOCK_VERSION, "content": content,
+              "data_size": payload.nbytes, "timestamp": now_ms() if timestamp is None else timestamp}
+    return [BLOCK_ENVELOPE, orjson.dumps(header), np.ascontiguousarray(payload).tobytes()]
+
+
+class _DataContent(msgspec.Struct):
+    stream: str
+    channel_num: int
+    channel_name: str
+    num_samples: int
+    sample_num: int
+    sample_rate: float
+    units: str | None = None
+    n_channels: int | None = None
+
+
+class _DataHeader(msgspec.Struct):
+    message_num: int
+    type: str
+    content: _DataContent
+    data_size: int
+    timestamp: int
+    message_no: int | None = None
+
+
+_DATA_HEADER = msgspec.json.Decoder(_DataHeader)
+
+
+def _accepted_data(frames: list[bytes], limits: Limits) -> DataBlock | None:
+    """A DATA message that is exactly the format, decoded in one typed pass; None for anything else
+    (the general path then says what is wrong)."""
+    if len(frames) != 3 or bytes(frames[0]) != DATA_ENVELOPE or len(frames[1]) > limits.header_bytes:
+        return None
+    try:
+        h = _DATA_HEADER.decode(frames[1])
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    c = h.content
+    payload = frames[2]
+    if not (h.type == "data" and h.message_no is None and c.n_channels is None
+            and 1 <= h.message_num < limits.counter and 0 <= h.timestamp < limits.counter
+            and 0 <= c.channel_num <= limits.channel_num and 0 <= c.sample_num < limits.counter
+            and 1 <= c.num_samples <= limits.num_samples and h.data_size == len(payload) == 4 * c.num_samples
+            and 0 < c.sample_rate <= limits.sample_rate_hz and math.isfinite(c.sample_rate)
+            and len(c.stream) <= limits.name_chars and len(c.channel_name) <= limits.name_chars):
+        return None
+    units = c.units if c.units is not None and len(c.units) <= limits.name_chars else None
+    return DataBlock(h.message_num, c.stream, c.channel_num, c.channel_name, c.sample_num, c.sample_rate,
+                     np.frombuffer(payload, dtype=SAMPLE_DTYPE), h.timestamp, units)
+
+
+def decode(frames: list[bytes], limits: Limits = DEFAULT_LIMITS) -> DataBlock | TTLEvent | PackedBlock:
     """Decode one multipart message; raise :class:`MalformedMessage` if it is not exactly the format."""
+    accepted = _accepted_data(frames, limits)
+    if accepted is not None:
+        return accepted
     if len(frames) < 2:
         raise MalformedMessage("frames", f"{len(frames)} frame(s), expected 3")
-    header = _parse_header(frames[1])
+    header = _parse_header(frames[1], limits)
     if "message_no" in header:
         raise LegacyFormat("header key 'message_no'")
     envelope = bytes(frames[0])
     if envelope == DATA_ENVELOPE:
         if isinstance(header.get("content"), dict) and "n_channels" in header["content"]:
             raise LegacyFormat("all channels in one message")
-        return _decode_data(header, frames)
+        return _decode_data(header, frames, limits)
     if envelope == EVENT_ENVELOPE:
-        return _decode_event(header, frames)
+        return _decode_event(header, frames, limits)
+    if envelope == BLOCK_ENVELOPE:
+        return _decode_block(header, frames, limits)
     raise MalformedMessage("envelope", f"unknown envelope {envelope[:16]!r}")
 
 
-def _parse_header(raw: bytes) -> dict:
+def _parse_header(raw: bytes, limits: Limits) -> dict:
+    if len(raw) > limits.header_bytes:
+        raise MalformedMessage("header_size", f"header of {len(raw):,} bytes (limit {limits.header_bytes:,})")
     try:
-        header = json.loads(bytes(raw).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedMessage("json", f"header is not UTF-8 JSON ({exc.__class__.__name__})") from None
+        header = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        kind = "depth" if "depth limit" in str(exc) else "number_range" if "number" in str(exc) else "json"
+        raise MalformedMessage(kind, f"header is not UTF-8 JSON ({str(exc).split(':')[0]})") from None
     if not isinstance(header, dict):
         raise MalformedMessage("json", "header is not a JSON object")
     return header
@@ -176,78 +318,132 @@ def _require(mapping: dict, keys: tuple[str, ...], where: str) -> None:
         raise MalformedMessage("missing_key", f"{where} lacks {', '.join(missing)}")
 
 
-def _int(value, name: str, minimum: int) -> int:
+def _int(value, name: str, minimum: int, maximum: int) -> int:
     # bool is an int subclass in Python; JSON true/false is never a count.
     if not isinstance(value, int) or isinstance(value, bool):
-        raise MalformedMessage("bad_value", f"{name} is not an integer: {value!r}")
+        raise MalformedMessage("bad_value", f"{name} is not an integer: {_short(value)}")
     if value < minimum:
         raise MalformedMessage("negative", f"{name} = {value} (must be >= {minimum})")
+    if value >= maximum:
+        raise MalformedMessage("number_range", f"{name} = {value} (must be < {maximum})")
     return value
 
 
-def _str(value, name: str) -> str:
+def _str(value, name: str, limits: Limits) -> str:
     if not isinstance(value, str):
-        raise MalformedMessage("bad_value", f"{name} is not a string: {value!r}")
+        raise MalformedMessage("bad_value", f"{name} is not a string: {_short(value)}")
+    if len(value) > limits.name_chars:
+        raise MalformedMessage("name_length", f"{name} has {len(value)} characters (limit {limits.name_chars})")
     return value
 
 
-def _check_top(header: dict, frames: list[bytes], expected_type: str) -> tuple[dict, bytes]:
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_top(header: dict, frames: list[bytes], expected_type: str, limits: Limits) -> tuple[dict, bytes]:
     if len(frames) != 3:
         raise MalformedMessage("frames", f"{len(frames)} frames, expected 3")
     _require(header, ("message_num", "type", "content", "data_size", "timestamp"), "header")
     if header["type"] != expected_type:
-        raise MalformedMessage("type", f"type {header['type']!r} under a {expected_type.upper()} envelope")
+        raise MalformedMessage("type", f"type {_short(header['type'])} under a {expected_type.upper()} envelope")
     content = header["content"]
     if not isinstance(content, dict):
         raise MalformedMessage("bad_value", "content is not a JSON object")
     payload = bytes(frames[2])
-    data_size = _int(header["data_size"], "data_size", 0)
+    data_size = _int(header["data_size"], "data_size", 0, 4 * limits.num_samples + 1)
     if len(payload) != data_size:
         raise MalformedMessage("payload_size", f"payload has {len(payload)} bytes, data_size says {data_size}")
     return content, payload
 
 
-def _decode_data(header: dict, frames: list[bytes]) -> DataBlock:
-    content, payload = _check_top(header, frames, "data")
+def _decode_data(header: dict, frames: list[bytes], limits: Limits) -> DataBlock:
+    content, payload = _check_top(header, frames, "data", limits)
     _require(content, DATA_CONTENT_KEYS, "content")
-    num_samples = _int(content["num_samples"], "num_samples", 1)
+    num_samples = _int(content["num_samples"], "num_samples", 1, limits.num_samples + 1)
     if len(payload) != 4 * num_samples:
         raise MalformedMessage(
             "payload_size", f"payload has {len(payload)} bytes for {num_samples} float32 samples"
         )
     rate = content["sample_rate"]
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0:
-        raise MalformedMessage("sample_rate", f"sample_rate is not a finite positive number: {rate!r}")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0 \
+            or rate > limits.sample_rate_hz:
+        raise MalformedMessage("sample_rate", f"sample_rate is not a finite positive number up to "
+                                              f"{limits.sample_rate_hz:g}: {_short(rate)}")
     units = content.get("units")
     return DataBlock(
-        message_num=_int(header["message_num"], "message_num", 1),
-        stream=_str(content["stream"], "stream"),
-        channel_num=_int(content["channel_num"], "channel_num", 0),
-        channel_name=_str(content["channel_name"], "channel_name"),
-        sample_num=_int(content["sample_num"], "sample_num", 0),
+        message_num=_int(header["message_num"], "message_num", 1, limits.counter),
+        stream=_str(content["stream"], "stream", limits),
+        channel_num=_int(content["channel_num"], "channel_num", 0, limits.channel_num + 1),
+        channel_name=_str(content["channel_name"], "channel_name", limits),
+        sample_num=_int(content["sample_num"], "sample_num", 0, limits.counter),
         sample_rate=float(rate),
         samples=np.frombuffer(payload, dtype=SAMPLE_DTYPE),
-        timestamp=_int(header["timestamp"], "timestamp", 0),
-        units=units if isinstance(units, str) else None,
+        timestamp=_int(header["timestamp"], "timestamp", 0, limits.counter),
+        units=units if isinstance(units, str) and len(units) <= limits.name_chars else None,
     )
 
 
-def _decode_event(header: dict, frames: list[bytes]) -> TTLEvent:
-    content, payload = _check_top(header, frames, "event")
+def _decode_event(header: dict, frames: list[bytes], limits: Limits) -> TTLEvent:
+    content, payload = _check_top(header, frames, "event", limits)
     _require(content, EVENT_CONTENT_KEYS, "content")
     event_type = content["type"]
     if event_type != TTL_EVENT_TYPE:
-        raise MalformedMessage("event_type", f"event type {event_type!r} is not TTL ({TTL_EVENT_TYPE})")
+        raise MalformedMessage("event_type", f"event type {_short(event_type)} is not TTL ({TTL_EVENT_TYPE})")
     if len(payload) != TTL_PAYLOAD.size:
         raise MalformedMessage("payload_size", f"TTL payload has {len(payload)} bytes, expected 10")
     line, state, word = TTL_PAYLOAD.unpack(payload)
     return TTLEvent(
-        message_num=_int(header["message_num"], "message_num", 1),
-        stream=_str(content["stream"], "stream"),
-        source_node=_int(content["source_node"], "source_node", 0),
-        sample_num=_int(content["sample_num"], "sample_num", 0),
+        message_num=_int(header["message_num"], "message_num", 1, limits.counter),
+        stream=_str(content["stream"], "stream", limits),
+        source_node=_int(content["source_node"], "source_node", 0, limits.counter),
+        sample_num=_int(content["sample_num"], "sample_num", 0, limits.counter),
         line=line,
         state=state,
         word=word,
-        timestamp=_int(header["timestamp"], "timestamp", 0),
+        timestamp=_int(header["timestamp"], "timestamp", 0, limits.counter),
     )
+
+
+def _decode_block(header: dict, frames: list[bytes], limits: Limits) -> PackedBlock:
+    content, payload = _check_top(header, frames, "block", limits)
+    if header.get("version") != BLOCK_VERSION:
+        raise MalformedMessage("block_version", f"packed block version {_short(header.get('version'))} "
+                                                f"(this raphe reads version {BLOCK_VERSION})")
+    _require(content, BLOCK_CONTENT_KEYS, "content")
+    channels = _int(content["num_channels"], "num_channels", 1, limits.block_channels + 1)
+    n = _int(content["num_samples"], "num_samples", 1, limits.num_samples // channels + 1)
+    dtype = BLOCK_DTYPES.get(content["dtype"]) if isinstance(content["dtype"], str) else None
+    if dtype is None:
+        raise MalformedMessage("bad_value", f"dtype {_short(content['dtype'])} (float32 or int16)")
+    if len(payload) != channels * n * dtype.itemsize:
+        raise MalformedMessage("payload_size", f"payload has {len(payload)} bytes for {channels} x {n} {dtype.name}")
+    scale = content.get("scale", 1.0)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+        raise MalformedMessage("bad_value", f"scale is not a finite positive number: {_short(scale)}")
+    rate = content["sample_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate <= 0 \
+            or rate > limits.sample_rate_hz:
+        raise MalformedMessage("sample_rate", f"sample_rate is not a finite positive number up to "
+                                              f"{limits.sample_rate_hz:g}: {_short(rate)}")
+    nums = content.get("channel_nums", list(range(channels)))
+    if not isinstance(nums, list) or len(nums) != channels:
+        raise MalformedMessage("bad_value", f"channel_nums must list {channels} channels")
+    nums = tuple(_int(c, "channel_nums[]", 0, limits.channel_num + 1) for c in nums)
+    if len(set(nums)) != channels:
+        raise MalformedMessage("bad_value", "channel_nums repeat a channel")
+    names = content.get("channel_names", [f"CH{c}" for c in nums])
+    if not isinstance(names, list) or len(names) != channels:
+        raise MalformedMessage("bad_value", f"channel_names must name {channels} channels")
+    samples = np.frombuffer(payload, dtype=dtype).reshape(channels, n)
+    samples = samples.astype(np.float32) * np.float32(scale) if dtype.kind == "i" else samples
+    units = content.get("units")
+    return PackedBlock(
+        message_num=_int(header["message_num"], "message_num", 1, limits.counter),
+        stream=_str(content["stream"], "stream", limits),
+        sample_num=_int(content["sample_num"], "sample_num", 0, limits.counter),
+        sample_rate=float(rate), channel_nums=nums,
+        channel_names=tuple(_str(name, "channel_names[]", limits) for name in names),
+        samples=samples, timestamp=_int(header["timestamp"], "timestamp", 0, limits.counter),
+        units=units if isinstance(units, str) and len(units) <= limits.name_chars else None)

@@ -18,7 +18,7 @@ from raphe.core.errors import RapheError
 from raphe.core.specs import DATA_ENDPOINT
 
 from .heartbeat import HeartbeatServer, heartbeat_endpoint
-from .protocol import encode_data, encode_ttl
+from .protocol import encode_block, encode_data, encode_ttl
 
 LOSSLESS_LINGER_MS = 60_000
 
@@ -112,6 +112,15 @@ class Publisher:
         num = self._next_message_num()
         self.send_frames(encode_data(num, stream, channel_num, channel_name, sample_num, sample_rate,
                                      samples, units))
+        return num
+
+    def send_block(self, stream: str, sample_num: int, sample_rate: float, samples: np.ndarray,
+                   channel_nums: list[int], channel_names: list[str], units: str | None = None) -> int:
+        """Publish every channel of a stream over one block as one packed BLOCK message (raphe's own
+        format, not Open Ephys's); return its ``message_num``."""
+        num = self._next_message_num()
+        self.send_frames(encode_block(num, stream, sample_num, sample_rate, samples, channel_nums, channel_names,
+                                      units))
         return num
 
     def send_ttl(self, stream: str, source_node: int, sample_num: int, line: int, state: int,

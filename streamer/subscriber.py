@@ -2,7 +2,11 @@
 
 Continuity is checked twice, as the wire protocol asks: ``message_num`` must be contiguous over the
 publisher's messages (a hole is lost messages), and per (stream, channel_num) each block must start
-where the previous one ended (a jump is a gap). ``message_num`` going back is a new acquisition.
+where the previous one ended (a jump is a gap). ``message_num`` going back is a new acquisition of
+the stream whose message it is: the channels of other streams go on. A ``message_num`` seen among
+the last ones again is a duplicate, counted and skipped. A drop that the next message does not
+follow (the old sequence goes on) was a stray message: it restarted only its own stream, and the
+messages around it are not counted as lost.
 Every DATA block is handed on with its :class:`Continuity`, so a consumer never stitches samples
 across a gap or an acquisition restart.
 """
@@ -11,17 +15,20 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 import numpy as np
 import zmq
 
 from .heartbeat import HeartbeatClient, heartbeat_endpoint
-from .protocol import DataBlock, MalformedMessage, TTLEvent, decode
+from .protocol import DEFAULT_LIMITS, DataBlock, Limits, MalformedMessage, PackedBlock, TTLEvent, decode
 from .publisher import EndpointError
 
 log = logging.getLogger("raphe.streamer")
+
+# message_nums remembered to recognise a duplicate
+RECENT_MESSAGES = 64
 
 
 class Continuity(enum.Enum):
@@ -39,6 +46,17 @@ class Received:
     block: DataBlock
     continuity: Continuity
     samples: np.ndarray  # the block's samples, scaled to ``units``
+    units: str | None
+
+
+@dataclass(slots=True)
+class ReceivedPacked:
+    """A packed block (every channel of a stream over one block) as handed on by the subscriber:
+    ``continuity[i]`` and ``samples[i]`` (scaled to ``units``) are those of ``block.channel_nums[i]``."""
+
+    block: PackedBlock
+    continuity: list[Continuity]
+    samples: np.ndarray
     units: str | None
 
 
@@ -63,6 +81,7 @@ class StreamStats:
     data_messages: int = 0
     events: int = 0
     lost_messages: int = 0
+    duplicates: int = 0
     acquisitions: int = 0
     malformed: Counter = field(default_factory=Counter)
     channels: dict[tuple[str, int], ChannelStats] = field(default_factory=dict)
@@ -87,15 +106,20 @@ class Subscriber:
         Factor applied to the samples of channels whose header carries no units (default 1.0).
     hwm : int
         Receive high-water mark in messages (default 1000, as ZeroMQ's).
+    limits : Limits
+        The bounds of a message (default :data:`DEFAULT_LIMITS`); past them a message is malformed.
     """
 
     def __init__(self, endpoint: str, *, heartbeat: bool = True, units: str | None = None,
-                 scale: float = 1.0, hwm: int = 1000):
+                 scale: float = 1.0, hwm: int = 1000, limits: Limits = DEFAULT_LIMITS):
         self.endpoint = endpoint
         self.stats = StreamStats()
         self._units = units
+        self._limits = limits
         self._scale = np.float32(scale)
         self._last_message_num: int | None = None
+        self._recent: deque[int] = deque(maxlen=RECENT_MESSAGES)
+        self._before_drop: tuple[int, int] | None = None  # (last message_num, lost messages) before a drop
         self._logged_kinds: set[str] = set()
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
@@ -139,6 +163,26 @@ class Subscriber:
             if message is not None:
                 return message
 
+    def receive_batch(self, timeout_ms: int = 100, limit: int = 4096) -> list[Received | TTLEvent]:
+        """Every valid message waiting now (at most ``limit``), after waiting up to ``timeout_ms`` for
+        the first; an empty list if none came. Malformed messages are counted and skipped, as by
+        :meth:`receive`. Draining in one go costs one system call per message and none per wake-up."""
+        if self._heartbeat is not None:
+            self._heartbeat.tick()
+        if not self._socket.poll(timeout_ms):
+            return []
+        got = []
+        socket, accept = self._socket, self._accept
+        for _ in range(limit):
+            try:
+                frames = socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            message = accept(frames)
+            if message is not None:
+                got.append(message)
+        return got
+
     def wait(self, timeout_ms: int) -> bool:
         """Block until a message is waiting (True) or ``timeout_ms`` passed (False); receives nothing."""
         if self._heartbeat is not None:
@@ -148,65 +192,95 @@ class Subscriber:
     def _accept(self, frames: list[bytes]) -> Received | TTLEvent | None:
         self.stats.messages += 1
         try:
-            message = decode(frames)
+            message = decode(frames, self._limits)
         except MalformedMessage as exc:
             self.stats.malformed[exc.kind] += 1
             if exc.kind not in self._logged_kinds:
                 self._logged_kinds.add(exc.kind)
                 log.warning("skipping malformed message from %s: %s", self.endpoint, exc)
             return None
-        self._sequence(message.message_num)
+        if not self._sequence(message.message_num, message.stream):
+            self.stats.duplicates += 1
+            return None
         if isinstance(message, TTLEvent):
             self.stats.events += 1
             return message
         self.stats.data_messages += 1
+        if isinstance(message, PackedBlock):
+            return self._packed(message)
         return self._continuity(message)
 
-    def _sequence(self, message_num: int) -> None:
+    def _sequence(self, message_num: int, stream: str) -> bool:
+        """Count lost messages and acquisitions; False for a duplicate, which is to be skipped."""
         last = self._last_message_num
-        self._last_message_num = message_num
         if last is None:
             self.stats.acquisitions = 1
-            return
-        if message_num == last + 1:
-            return
-        if message_num <= last:
-            # A restart: the counter starts again at 1; if it does not, the first ones were lost.
+        elif message_num in self._recent:
+            return False
+        elif message_num > last:
+            self.stats.lost_messages += message_num - last - 1
+            if self._before_drop is not None and message_num > self._before_drop[0] and message_num != last + 1:
+                # the old sequence goes on: the drop was one stray message, not a new acquisition
+                old_last, old_lost = self._before_drop
+                self.stats.lost_messages = old_lost + message_num - old_last - 1
+                self.stats.acquisitions -= 1
+            self._before_drop = None
+        else:
+            # a restart: the counter starts again at 1; if it does not, the first ones were lost
+            self._before_drop = (last, self.stats.lost_messages)
+            self._recent.clear()  # the new acquisition numbers its messages from 1 again
             self.stats.acquisitions += 1
             self.stats.lost_messages += message_num - 1
             for channel in self.stats.channels.values():
-                channel.next_sample_num = -1
-            return
-        self.stats.lost_messages += message_num - last - 1
+                if channel.stream == stream:
+                    channel.next_sample_num = -1
+        self._last_message_num = message_num
+        self._recent.append(message_num)
+        return True
+
+    def _packed(self, block: PackedBlock) -> ReceivedPacked:
+        continuity = [self._channel_continuity(block.stream, num, name, block.sample_rate, block.sample_num,
+                                               block.num_samples, block.units)
+                      for num, name in zip(block.channel_nums, block.channel_names)]
+        if block.units is not None:
+            return ReceivedPacked(block, continuity, block.samples, block.units)
+        samples = block.samples if self._scale == 1 else block.samples * self._scale
+        return ReceivedPacked(block, continuity, samples, self._units)
 
     def _continuity(self, block: DataBlock) -> Received:
-        key = (block.stream, block.channel_num)
-        channel = self.stats.channels.get(key)
-        if channel is None:
-            channel = ChannelStats(block.stream, block.channel_num, block.channel_name, block.sample_rate,
-                                   block.units or self._units, next_sample_num=-1)
-            self.stats.channels[key] = channel
-        if channel.next_sample_num < 0:
-            continuity = Continuity.START
-            channel.sample_rate = block.sample_rate
-        elif block.sample_rate != channel.sample_rate:
-            continuity = Continuity.START
-            channel.rate_changes += 1
-            channel.sample_rate = block.sample_rate
-        elif block.sample_num == channel.next_sample_num:
-            continuity = Continuity.CONTINUOUS
-        else:
-            continuity = Continuity.GAP
-            channel.gaps += 1
-            channel.lost_samples += max(0, block.sample_num - channel.next_sample_num)
-        channel.channel_name = block.channel_name
-        channel.next_sample_num = block.sample_num + block.num_samples
-        channel.samples += block.num_samples
-        channel.blocks += 1
+        continuity = self._channel_continuity(block.stream, block.channel_num, block.channel_name, block.sample_rate,
+                                              block.sample_num, block.num_samples, block.units)
         if block.units is not None:
             return Received(block, continuity, block.samples, block.units)
         samples = block.samples if self._scale == 1 else block.samples * self._scale
         return Received(block, continuity, samples, self._units)
+
+    def _channel_continuity(self, stream: str, channel_num: int, channel_name: str, sample_rate: float,
+                            sample_num: int, num_samples: int, units: str | None) -> Continuity:
+        key = (stream, channel_num)
+        channel = self.stats.channels.get(key)
+        if channel is None:
+            channel = ChannelStats(stream, channel_num, channel_name, sample_rate, units or self._units,
+                                   next_sample_num=-1)
+            self.stats.channels[key] = channel
+        if channel.next_sample_num < 0:
+            continuity = Continuity.START
+            channel.sample_rate = sample_rate
+        elif sample_rate != channel.sample_rate:
+            continuity = Continuity.START
+            channel.rate_changes += 1
+            channel.sample_rate = sample_rate
+        elif sample_num == channel.next_sample_num:
+            continuity = Continuity.CONTINUOUS
+        else:
+            continuity = Continuity.GAP
+            channel.gaps += 1
+            channel.lost_samples += max(0, sample_num - channel.next_sample_num)
+        channel.channel_name = channel_name
+        channel.next_sample_num = sample_num + num_samples
+        channel.samples += num_samples
+        channel.blocks += 1
+        return continuity
 
     def close(self) -> None:
         """Close every socket before terminating the context (the other order hangs)."""

@@ -114,3 +114,28 @@ def test_heartbeat_pair_answers_and_never_gates_data():
             while pub.heartbeats < 2 and time.monotonic() < deadline:
                 sub.receive(timeout_ms=50)
             assert pub.heartbeats == 2
+
+
+def test_a_stray_restart_on_another_stream_and_a_duplicate_stop_nothing():
+    """A message_num of 1 on another stream restarts only that stream; the old sequence going on
+    shows it was stray, so no delivered message is counted lost; a repeated message_num is a
+    duplicate, counted and skipped."""
+    with Publisher("tcp://127.0.0.1:*", heartbeat=False) as pub, \
+            Subscriber(pub.endpoint, heartbeat=False) as sub:
+        n = handshake(pub, sub)
+        block = np.arange(10, dtype=np.float32)
+        sent = [encode_data(n + 1 + k, "rig", 0, "A", 10 * k, 40000.0, block) for k in range(5)]
+        sent.append(encode_data(1, "other", 0, "X", 0, 40000.0, block))           # stray: another stream
+        sent += [encode_data(n + 6 + k, "rig", 0, "A", 50 + 10 * k, 40000.0, block) for k in range(5)]
+        sent.append(encode_data(n + 10, "rig", 0, "A", 90, 40000.0, block))       # duplicate of the last
+        sent.append(encode_data(n + 11, "rig", 0, "A", 100, 40000.0, block))
+        lost_before, acquisitions_before = sub.stats.lost_messages, sub.stats.acquisitions
+        for frames in sent:
+            pub.send_frames(frames)
+        got = [m for m in drain(sub) if isinstance(m, Received)]
+        rig = [m for m in got if m.block.stream == "rig"]
+        assert [m.block.sample_num for m in rig] == list(range(0, 110, 10))
+        assert [m.continuity for m in rig[1:]] == [Continuity.CONTINUOUS] * 10
+        assert sub.stats.duplicates == 1
+        assert sub.stats.lost_messages == lost_before
+        assert sub.stats.acquisitions == acquisitions_before
