@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from raphe.streamer.publisher import Publisher
 
 from .recording import Channel, Recording, RecordingError
@@ -35,7 +37,7 @@ def block_samples(sample_rate: float, block_ms: float) -> int:
 def replay(recording: Recording, publisher: Publisher, *, channels: list[Channel] | None = None,
            block_ms: float = 10.0, speed: float = 1.0, loop: bool = False,
            on_block: Callable[[int], None] | None = None,
-           stop: threading.Event | None = None) -> ReplaySummary:
+           stop: threading.Event | None = None, packed: bool = False) -> ReplaySummary:
     """Publish ``recording`` on ``publisher``.
 
     Parameters
@@ -47,10 +49,15 @@ def replay(recording: Recording, publisher: Publisher, *, channels: list[Channel
     loop : start again at the end, as a new acquisition (``message_num`` and ``sample_num`` restart).
     on_block : called with the number of samples per channel in each block sent (for progress).
     stop : ends the replay at the next block when set.
+    packed : every block of all channels in one packed BLOCK message (raphe's own format) instead
+        of one Open Ephys DATA message per channel; all channels must share their units.
     """
     if not speed > 0:
         raise RecordingError(f"speed must be > 0 (got {speed})")
     chosen = list(recording.channels) if channels is None else channels
+    if packed and len({c.units for c in chosen}) > 1:
+        raise RecordingError(f"a packed block carries one unit; {recording.name}'s channels have "
+                             f"{', '.join(sorted({c.units for c in chosen}))} (choose channels with --channels)")
     step = block_samples(recording.sample_rate, block_ms)
     seconds_per_sample = 1.0 / (recording.sample_rate * speed)
     first = recording.sweeps[0].sample_num
@@ -72,11 +79,17 @@ def replay(recording: Recording, publisher: Publisher, *, channels: list[Channel
                     delay = due - time.perf_counter()
                     if delay > 0:
                         time.sleep(delay)
-                for channel in chosen:
-                    publisher.send_data(recording.name, channel.num, channel.name, sample_num,
-                                        recording.sample_rate, sweep.traces[channel.num][offset:end],
-                                        channel.units)
-                messages += len(chosen)
+                if packed:
+                    publisher.send_block(recording.name, sample_num, recording.sample_rate,
+                                         np.stack([sweep.traces[c.num][offset:end] for c in chosen]),
+                                         [c.num for c in chosen], [c.name for c in chosen], chosen[0].units)
+                    messages += 1
+                else:
+                    for channel in chosen:
+                        publisher.send_data(recording.name, channel.num, channel.name, sample_num,
+                                            recording.sample_rate, sweep.traces[channel.num][offset:end],
+                                            channel.units)
+                    messages += len(chosen)
                 samples += end - offset
                 if on_block is not None:
                     on_block(end - offset)

@@ -9,6 +9,7 @@ sample later: two sweeps are never presented as continuous.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,12 @@ import numpy as np
 import pyabf
 
 from raphe.core.errors import RapheError
+
+# The ABF2 section map: 18 entries of (block, bytes per entry, entries) from byte 76, in this order.
+ABF2_SECTIONS = ("protocol", "ADC", "DAC", "epoch", "ADC per DAC", "epoch per DAC", "user list", "stats region",
+                 "math", "strings", "data", "tag", "scope", "delta", "voice tag", "synch array", "annotation",
+                 "stats")
+ABF1_HEADER_BYTES = 6144
 
 OPERATION_MODES = {
     1: "event-driven (variable length)",
@@ -153,10 +160,45 @@ def _open_abf(path: Path) -> pyabf.ABF:
         raise RecordingError(f"{path}: cannot read ({exc.strerror})") from None
     if signature not in (b"ABF ", b"ABF2"):
         raise RecordingError(f"{path}: not an ABF file (no ABF signature)")
+    check_header(path)
     try:
         return pyabf.ABF(str(path))
     except Exception as exc:  # pyabf reports a short or damaged file with assorted exception types
         raise RecordingError(f"{path}: truncated or corrupt ABF file ({exc})") from None
+
+
+def check_header(path: Path) -> None:
+    """Refuse a header whose sections, entry counts or sweep counts do not fit in the file, before
+    pyabf allocates or loops by them (a corrupt count must not take the memory or the time)."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        head = fh.read(ABF1_HEADER_BYTES)
+    if len(head) < 512:
+        raise RecordingError(f"{path}: truncated or corrupt ABF file (header of {len(head)} bytes)")
+    if head[:4] == b"ABF2":
+        for k, name in enumerate(ABF2_SECTIONS):
+            # pyabf reads the entry count as 32 bits; both readings must describe the same, sane section
+            block, entry_bytes, count = struct.unpack_from("<IIq", head, 76 + 16 * k)
+            count32, = struct.unpack_from("<i", head, 76 + 16 * k + 8)
+            past_end = count and (entry_bytes == 0 or block * 512 + entry_bytes * count > size)
+            if count < 0 or count32 != count or past_end:
+                raise RecordingError(f"{path}: truncated or corrupt ABF file ({name} section of {count} entries of "
+                                     f"{entry_bytes} bytes at block {block} lies past the end of the file)")
+        return
+    acquired, = struct.unpack_from("<i", head, 10)
+    episodes, = struct.unpack_from("<i", head, 16)
+    data_block, = struct.unpack_from("<i", head, 40)
+    data_format, = struct.unpack_from("<h", head, 100)
+    channels, = struct.unpack_from("<h", head, 120)
+    if not (1 <= channels <= 16 and data_format in (0, 1) and acquired >= 0 and data_block >= 0):
+        raise RecordingError(f"{path}: truncated or corrupt ABF file (ABF1 header: {channels} channels, "
+                             f"data format {data_format}, {acquired} samples)")
+    if data_block * 512 + acquired * (2 if data_format == 0 else 4) > size:
+        raise RecordingError(f"{path}: truncated or corrupt ABF file (its {acquired} samples lie past the end "
+                             "of the file)")
+    if not 0 <= episodes <= max(acquired // channels, 1):
+        raise RecordingError(f"{path}: truncated or corrupt ABF file (the header gives {episodes} sweeps for "
+                             f"{acquired} samples)")
 
 
 def _read_sweeps(abf: pyabf.ABF, rate: float) -> list[Sweep]:

@@ -1,14 +1,17 @@
 """`raphe synth`: labelled synthetic recordings, their manifest and their window set.
 
 The windows are cut by raphe's own detector from the generated traces (the seed's rule: -50 pA,
-1 ms before to 3 ms after the crossing), so training sees exactly what the runtime will see,
-non-spike artefacts that cross the threshold included, labelled with their cell's class as the
-seed's were. At most 700 windows per cell are kept, the seed's cap.
+1 ms before to 3 ms after the crossing), so training sees exactly what the runtime will see. Only
+the windows of the cell's own spikes are kept (a trough within 1 ms of the crossing): non-spike
+artefacts that cross the threshold are counted in the manifest and left out, so that the model
+and its novelty score learn action currents, and an artefact at the rig is novel rather than
+evidence. At most 700 windows per cell are kept, the seed's cap.
 """
 
 from __future__ import annotations
 
 import csv
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,10 +27,15 @@ from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
 from raphe.replay.recording import write_abf1
 
-from . import template
+from . import biophysical, template
 from .noise_masks import cut_noise_masks, noise_from_masks
+
+# The generators, each built on its own principle from the same published facts.
+GENERATORS = {"template": template, "biophysical": biophysical}
 MANIFEST_COLUMNS = ["file", "cell", "label", "atypical", "udi_ms", "trough_pa", "rate_hz", "cv", "day",
-                    "sample_rate", "duration_s", "n_spikes", "n_windows"]
+                    "sample_rate", "duration_s", "n_spikes", "n_windows", "n_artefact_windows"]
+# A detected window is a spike's when one of the cell's troughs lies this close to its crossing.
+SPIKE_MATCH_S = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,59 +48,102 @@ class SynthSummary:
 
 def synthesize(out: str | Path, cells: int, days: int, seed: int, sample_rate: float = SEED_WINDOW.sample_rate_hz,
                duration_s: float = 60.0, ser_fraction: float = 0.5, write_abf: bool = True,
-               noise_from: list[str] | None = None, console: Console | None = None) -> SynthSummary:
+               noise_from: list[str] | None = None, generator: str = "template", rates: tuple[float, ...] = (),
+               console: Console | None = None) -> SynthSummary:
     """Generate ``cells`` labelled cells spread over ``days`` recording days into folder ``out``.
 
     Parameters
     ----------
-    out : a new or empty folder; receives ``manifest.csv``, ``windows.npz`` and, unless
-        ``write_abf`` is False, ``abf/<cell>.abf`` (ABF1, gap-free, one channel in pA).
+    out : a new or empty folder; receives ``manifest.csv``, ``days.csv``, ``windows.npz`` and,
+        unless ``write_abf`` is False, ``abf/<cell>.abf`` (ABF1, gap-free, one channel in pA). The
+        folder is written under a temporary name and renamed when complete, so an interrupted run
+        leaves nothing behind.
     cells, days, seed : how many cells, over how many days; the seed makes the run reproducible and
-        names the days (``s<seed>-d<NN>``), so different seeds never share a day.
-    sample_rate : Hz (default 40 kHz, the seed's); duration_s : length of each recording (default 60 s).
+        names the days (``s<seed>-d<NN>`` for the template generator, ``b<seed>-d<NN>`` for the
+        biophysical one), so different seeds or generators never share a day or a cell name.
+    sample_rate : Hz (default 40 kHz, the seed's); rates : if given, each day draws its rate from
+        these instead; duration_s : length of each recording (default 60 s).
     ser_fraction : the share of SER cells (default 0.5).
     noise_from : recordings whose spike-free current stretches replace the synthetic baseline noise.
+    generator : ``template`` (default) or ``biophysical`` (see GENERATORS).
     """
+    if generator not in GENERATORS:
+        raise RapheError(f"unknown generator {generator!r} (choose {', '.join(GENERATORS)})")
     if cells < 1 or days < 1:
         raise RapheError("need at least 1 cell and 1 day")
-    if not (duration_s > 0.1 and sample_rate >= 10_000):
+    if not (duration_s > 0.1 and min((sample_rate, *rates)) >= 10_000):
         raise RapheError("need a duration > 0.1 s and a sample rate >= 10 kHz (the window needs 4 ms at 40 points/ms)")
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise RapheError(f"{out}: folder exists and is not empty; choose a new one")
-    masks = cut_noise_masks(noise_from, sample_rate) if noise_from else None
-    (out / "abf" if write_abf else out).mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    module = GENERATORS[generator]
+    prefix = "s" if generator == "template" else generator[0]
+    partial = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        summary = _write(partial, module, prefix, cells, days, seed, sample_rate, rates, duration_s, ser_fraction,
+                         write_abf, noise_from, console)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if out.exists():
+        out.rmdir()
+    partial.rename(out)
+    return summary
+
+
+def _write(out: Path, module, prefix: str, cells: int, days: int, seed: int, sample_rate: float,
+           rates: tuple[float, ...], duration_s: float, ser_fraction: float, write_abf: bool,
+           noise_from: list[str] | None, console: Console | None) -> SynthSummary:
+    (out / "abf" if write_abf else out).mkdir(parents=True)
     rng = np.random.default_rng(seed)
-    day_list = [template.draw_day(f"s{seed}-d{d + 1:02d}", rng) for d in range(days)]
+    day_list = [module.draw_day(f"{prefix}{seed}-d{d + 1:02d}", rng) for d in range(days)]
+    day_rates = [float(rng.choice(rates)) for _ in range(days)] if rates else [sample_rate] * days
+    masks = {rate: cut_noise_masks(noise_from, rate) for rate in set(day_rates)} if noise_from else None
     n_ser = int(round(cells * ser_fraction))
-    labels = rng.permutation([template.SER] * n_ser + [template.NSER] * (cells - n_ser))
+    labels = rng.permutation([module.SER] * n_ser + [module.NSER] * (cells - n_ser))
     config = DetectorConfig()
     rows, parts = [], []
     for i in track(range(cells), description="synthesizing cells", console=console or Console(stderr=True),
                    transient=True):
-        day = day_list[i % days]
-        cell = template.draw_cell(str(labels[i]), rng)
-        name = f"s{seed}-c{i + 1:04d}"
-        n = int(round(duration_s * sample_rate))
-        noise = noise_from_masks(masks, n, rng) if masks else None
-        trace, times = template.synth_trace(cell, day, duration_s, sample_rate, rng, noise)
-        X = Detector(1, sample_rate, config).process(trace[np.newaxis, :], 0).windows[:MAX_WINDOWS_PER_CELL]
-        udi = template.measured_udi_ms(cell)
+        day, rate = day_list[i % days], day_rates[i % days]
+        cell = module.draw_cell(str(labels[i]), rng)
+        name = f"{prefix}{seed}-c{i + 1:04d}"
+        n = int(round(duration_s * rate))
+        noise = noise_from_masks(masks[rate], n, rng) if masks else None
+        trace, times = module.synth_trace(cell, day, duration_s, rate, rng, noise)
+        X, artefacts = spike_windows(trace, times, rate, config)
+        X = X[:MAX_WINDOWS_PER_CELL]
+        udi = module.measured_udi_ms(cell)
         parts.append(windows.make(X, [cell.label] * len(X), [name] * len(X), [day.name] * len(X),
-                                  [udi] * len(X), template.CLASSES))
+                                  [udi] * len(X), module.CLASSES))
         file = ""
         if write_abf:
             file = f"abf/{name}.abf"
-            write_abf1(out / file, trace, sample_rate, "pA")
-        rows.append([file, name, cell.label, cell.label == template.SER and udi < ATYPICAL_UDI_MS,
+            write_abf1(out / file, trace, rate, "pA")
+        rows.append([file, name, cell.label, cell.label == module.SER and udi < ATYPICAL_UDI_MS,
                      f"{udi:.4f}", f"{cell.trough_pa:.2f}", f"{cell.rate_hz:.4f}", f"{cell.cv:.4f}", day.name,
-                     f"{sample_rate:g}", f"{duration_s:g}", len(times), len(X)])
+                     f"{rate:g}", f"{duration_s:g}", len(times), len(X), artefacts])
     all_windows = windows.concatenate(parts)
     windows.save_npz(all_windows, out / "windows.npz")
     write_manifest(out / "manifest.csv", rows)
-    write_days(out / "days.csv", day_list)
+    write_days(out / "days.csv", day_list, day_rates)
     per_class = {c: int((all_windows.y == k).sum()) for k, c in enumerate(all_windows.classes)}
     return SynthSummary(cells, len(all_windows), per_class, cells if write_abf else 0)
+
+
+def spike_windows(trace: np.ndarray, times: np.ndarray, sample_rate: float,
+                  config: DetectorConfig) -> tuple[np.ndarray, int]:
+    """The windows raphe's detector cuts from ``trace`` around the cell's own spikes (troughs at
+    ``times``, s), and how many other windows (artefacts that crossed the threshold) it also cut."""
+    events = Detector(1, sample_rate, config).process(trace[np.newaxis, :], 0)
+    crossing_s = events.records["sample_num"] / sample_rate
+    if len(times) == 0:
+        return events.windows[:0], len(events)
+    nearest = np.abs(crossing_s[:, None] - np.asarray(times)[None, :]).min(axis=1) if len(events) else np.zeros(0)
+    spike = nearest <= SPIKE_MATCH_S
+    return events.windows[spike], int((~spike).sum())
 
 
 def write_manifest(path: Path, rows: list[list]) -> None:
@@ -102,9 +153,10 @@ def write_manifest(path: Path, rows: list[list]) -> None:
         writer.writerows(rows)
 
 
-def write_days(path: Path, days: list[template.Day]) -> None:
+def write_days(path: Path, days: list, rates: list[float]) -> None:
+    """Each day's rig parameters (the generator's ``Day``) and its sample rate."""
     with staged(path) as partial, partial.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(asdict(days[0])))
+        writer = csv.DictWriter(fh, fieldnames=list(asdict(days[0])) + ["sample_rate"])
         writer.writeheader()
-        writer.writerows(asdict(d) for d in days)
+        writer.writerows({**asdict(d), "sample_rate": rate} for d, rate in zip(days, rates))
 

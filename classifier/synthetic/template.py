@@ -52,7 +52,8 @@ class Cell:
 
 @dataclass(frozen=True, slots=True)
 class Day:
-    """The rig of one recording day: noise levels, drift, artefacts and the amplifier's filter."""
+    """The rig of one recording day: noise levels and spectrum, drift, artefacts and the amplifier's
+    filter (a zero-phase Gaussian, or a causal two-pole RC whose phase delays and skews each spike)."""
 
     name: str
     white_pa: float
@@ -62,11 +63,16 @@ class Day:
     drift_pa: float
     artefact_hz: float
     lowpass_hz: float
+    pink_exponent: float = 1.0
+    causal_filter: bool = False
 
 
 def draw_cell(label: str, rng: np.random.Generator) -> Cell:
     """A cell of class ``label`` (SER or NSER) with its own spike shape and firing statistics."""
-    trough = -float(np.clip(rng.lognormal(np.log(110.0), 0.3), 60.0, 300.0))
+    trough = 0.0
+    while not 55.0 <= trough <= 400.0:  # truncated, not clipped: no pile of cells at the bounds
+        trough = float(rng.lognormal(np.log(110.0), 0.4))
+    trough = -trough
     if label == SER:
         atypical = bool(rng.random() < ATYPICAL_FRACTION)
         if atypical:
@@ -98,10 +104,11 @@ def draw_cell(label: str, rng: np.random.Generator) -> Cell:
 
 def draw_day(name: str, rng: np.random.Generator) -> Day:
     """One recording day's rig; together the noise band is about +-15-20 pA, as in science.md."""
-    return Day(name, white_pa=rng.uniform(3.0, 6.0), pink_pa=rng.uniform(1.0, 4.0),
-               hum_pa=rng.uniform(0.3, 3.0), hum_hz=float(rng.choice([50.0, 60.0])),
-               drift_pa=rng.uniform(2.0, 15.0), artefact_hz=rng.uniform(0.02, 0.3),
-               lowpass_hz=rng.uniform(3000.0, 10000.0))
+    return Day(name, white_pa=rng.uniform(2.5, 6.5), pink_pa=rng.uniform(0.5, 5.0),
+               hum_pa=rng.uniform(0.2, 4.0), hum_hz=float(rng.choice([50.0, 60.0])),
+               drift_pa=rng.uniform(2.0, 20.0), artefact_hz=rng.uniform(0.02, 0.5),
+               lowpass_hz=rng.uniform(2500.0, 10000.0), pink_exponent=rng.uniform(0.6, 1.4),
+               causal_filter=bool(rng.random() < 0.5))
 
 
 def spike_times(cell: Cell, duration_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -147,7 +154,7 @@ def baseline(n: int, sample_rate: float, day: Day, rng: np.random.Generator) -> 
     t = np.arange(n) / sample_rate
     hum = sum(day.hum_pa / h * np.sin(2 * np.pi * h * day.hum_hz * t + rng.uniform(0, 2 * np.pi))
               for h in (1, 2, 3))
-    return (rng.normal(0.0, day.white_pa, n) + day.pink_pa * colored_noise(n, sample_rate, 1.0, rng)
+    return (rng.normal(0.0, day.white_pa, n) + day.pink_pa * colored_noise(n, sample_rate, day.pink_exponent, rng)
             + hum)
 
 
@@ -174,11 +181,16 @@ def add_artefacts(trace: np.ndarray, sample_rate: float, day: Day, rng: np.rando
         trace[start:stop] += shape[: stop - start]
 
 
-def lowpass(trace: np.ndarray, sample_rate: float, cutoff_hz: float) -> np.ndarray:
-    """The amplifier's filter: Gaussian in frequency, -3 dB at ``cutoff_hz``."""
+def lowpass(trace: np.ndarray, sample_rate: float, cutoff_hz: float, causal: bool = False) -> np.ndarray:
+    """The amplifier's filter, -3 dB at ``cutoff_hz``: Gaussian in frequency with no phase, or a
+    causal two-pole RC (two equal poles)."""
     spectrum = np.fft.rfft(trace)
     freqs = np.fft.rfftfreq(trace.size, 1.0 / sample_rate)
-    spectrum *= np.exp(-0.5 * np.log(2.0) * (freqs / cutoff_hz) ** 2)
+    if causal:
+        pole = cutoff_hz / np.sqrt(np.sqrt(2.0) - 1.0)  # two equal poles give -3 dB at the cutoff
+        spectrum /= (1.0 + 1j * freqs / pole) ** 2
+    else:
+        spectrum *= np.exp(-0.5 * np.log(2.0) * (freqs / cutoff_hz) ** 2)
     return np.fft.irfft(spectrum, trace.size)
 
 
@@ -200,7 +212,7 @@ def synth_trace(cell: Cell, day: Day, duration_s: float, sample_rate: float, rng
         t_ms = (idx[keep] / sample_rate - t) * 1000.0
         trace[idx[keep]] += action_current(cell, t_ms, rng.normal(1.0, 0.04), rng.normal(1.0, 0.08))
     add_artefacts(trace, sample_rate, day, rng)
-    trace = lowpass(trace, sample_rate, min(day.lowpass_hz, 0.45 * sample_rate))
+    trace = lowpass(trace, sample_rate, min(day.lowpass_hz, 0.45 * sample_rate), day.causal_filter)
     trace += drift(n, sample_rate, day, rng)
     return trace.astype(np.float32), times
 
