@@ -68,3 +68,6 @@ def pytest_terminal_summary(terminalreporter):
                       f"x{rate / call:.1f} keras call" if call else ""]
             write(f"  ratio {kind} {variant} {threads} {batch}: {1e6 / rate:9.1f} us/window, "
                   + ", ".join(r for r in ratios if r))
+    plain, guarded = RESULTS.get("classify stage:classify"), RESULTS.get("classify stage:classify + novelty + checks")
+    if plain and guarded:
+        write(f"  ratio classify stage with novelty and checks / without: x{plain / guarded:.3f} time per spike")

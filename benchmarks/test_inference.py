@@ -99,3 +99,33 @@ def test_keras_predict_batch_64(benchmark, kind, keras_members, windows):
     x = windows[:, :, np.newaxis]
     benchmark(lambda: np.mean([m.predict(x, batch_size=64, verbose=0) for m in members], axis=0))
     record(benchmark, f"inference keras predict:{kind}:b64", 64, "windows/s")
+
+
+@pytest.mark.parametrize("what", ["classify", "classify + novelty + checks"])
+def test_classify_stage_with_novelty_and_checks(benchmark, what, windows):
+    """One spike's work in the service's classify stage with the shipped model: the interpreter call
+    and the cell update, with and without the novelty score and the signal checks of its block
+    (10 ms at 40 kHz), so the ratio of the two is what abstention costs the live path."""
+    from raphe.classifier.runtime.cells import Cell
+    from raphe.detector.config import DetectorConfig
+    from raphe.detector.plausibility import SignalChecks
+
+    model = Model()
+    assert model.novelty is not None, "the shipped model carries a novelty summary"
+    cell = Cell("bench", 0, "A", 40_000.0, model.classes, model.posterior_config())
+    checks = SignalChecks("pA", 40_000.0, DetectorConfig())
+    block = np.random.default_rng(1).normal(0.0, 5.0, 400).astype(np.float32)
+    window, sample = windows[:1], np.array([1000])
+
+    def plain():
+        cell.add_spike(0, model.predict_one(window[0]), window[0])
+
+    def guarded():
+        checks.add_block(block, 0)
+        checks.add_events(sample)
+        cell.signal_reasons = checks.reasons()
+        novel = bool(model.novel(window)[0])
+        cell.add_spike(0, model.predict_one(window[0]), window[0], novel)
+
+    benchmark(plain if what == "classify" else guarded)
+    record(benchmark, f"classify stage:{what}", 1, "spikes/s")

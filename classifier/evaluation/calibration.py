@@ -1,9 +1,12 @@
 """Calibrating the running cell posterior: its tempering fitted on held-out cells, and the
 expected calibration error that judges it.
 
-The tempering (``alpha``, ``beta``; see ``runtime.posterior``) is fitted by minimizing the negative
+The tempering (``alpha``, ``beta``, ``margin``; see ``runtime.posterior``) is fitted by minimizing the negative
 log-likelihood of the true class over every prefix of held-out cells, each cell weighted equally,
-so the posterior is calibrated at every spike count, not only at the end.
+so the posterior is calibrated at every spike count, not only at the end; among the tempering that
+decides wrongly at most 0.5% of the calibration cells (a tool sure and wrong is worse than one that
+abstains). Calibration cells from other days and other sources than the training cells (e.g. both
+generators) are what make the fit survive a change of data.
 
 `raphe train` fits the posterior on the cells it held out, which are few (a day or two);
 `raphe calibrate` refits it on a dedicated set of cells the weights never saw, from other days.
@@ -20,7 +23,12 @@ from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.model import Model, model_files, sidecar
 from raphe.classifier.runtime.posterior import combine, log_evidence
 from raphe.core.errors import RapheError
+from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES
 from raphe.core.staged import staged
+
+# The tempering may decide wrongly at most this share of the calibration cells.
+MAX_WRONG_DECISIONS = 0.005
+MARGINS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
 
 
 def cell_sequences(cells: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -45,21 +53,30 @@ def prefixes(sequences: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.nd
     return np.concatenate(sums), np.concatenate(counts), np.concatenate(labels), np.concatenate(weights)
 
 
-def fit_posterior(sequences: list[tuple[int, np.ndarray]]) -> tuple[float, float]:
-    """(alpha, beta) minimizing the cell-weighted NLL over all prefixes of ``sequences``.
+def fit_posterior(sequences: list[tuple[int, np.ndarray]], threshold: float = DECISION_THRESHOLD,
+                  min_spikes: int = MIN_SPIKES, max_wrong: float = MAX_WRONG_DECISIONS) -> tuple[float, float, float]:
+    """(alpha, beta, margin) minimizing the cell-weighted NLL over all prefixes of ``sequences``, among
+    the tempering that decides wrongly (at ``threshold`` after ``min_spikes``) at most ``max_wrong`` of
+    the cells at their end; where none does, the one that decides fewest cells wrongly.
 
     ``sequences`` holds, per held-out cell, its true class index and its spikes' probabilities
-    (n, C) in the order they were recorded.
+    (n, C) in the order they were recorded (windows kept out of the posterior left out).
     """
     sums, counts, labels, weights = prefixes(sequences)
     rows = np.arange(len(labels))
-    best, best_nll = (1.0, 0.0), np.inf
-    for beta in np.r_[0.0, np.logspace(-3, 1.0, 41)]:
-        for alpha in np.logspace(-2.5, 1.0, 71):
-            p = combine(sums, counts, alpha, beta)
-            nll = -(weights * np.log(np.clip(p[rows, labels], 1e-12, 1.0))).sum() / weights.sum()
-            if nll < best_nll:
-                best, best_nll = (float(alpha), float(beta)), nll
+    last = np.cumsum([len(probs) for _, probs in sequences if len(probs)]) - 1
+    best, best_key = (1.0, 0.0, 0.0), (np.inf, np.inf)
+    for margin in MARGINS:
+        for beta in np.r_[0.0, np.logspace(-3, 1.0, 21)]:
+            for alpha in np.logspace(-2.5, 1.0, 36):
+                p = combine(sums, counts, alpha, beta, margin)
+                nll = -(weights * np.log(np.clip(p[rows, labels], 1e-12, 1.0))).sum() / weights.sum()
+                final = p[last]
+                decided = (counts[last] >= min_spikes) & (final.max(axis=1) >= threshold)
+                wrong = float((decided & (final.argmax(axis=1) != labels[last])).mean())
+                key = (max(wrong - max_wrong, 0.0), nll)
+                if key < best_key:
+                    best, best_key = (float(alpha), float(beta), float(margin)), key
     return best
 
 
@@ -77,20 +94,22 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, weig
     return float(gap / total) if total else float("nan")
 
 
-def calibrate(model_path, data: ws.WindowSet, data_name: str = "") -> dict[str, tuple[float, float]]:
-    """Refit (alpha, beta) for every model at ``model_path`` on the cells of ``data``; return them."""
+def calibrate(model_path, data: ws.WindowSet, data_name: str = "") -> dict[str, tuple[float, float, float]]:
+    """Refit (alpha, beta, margin) for every model at ``model_path`` on the cells of ``data``; return them."""
     fitted = {}
     for path in model_files(model_path):
         model = Model(path)
         aligned = data.in_classes(model.classes)
         probabilities = model.predict(aligned.X)
-        sequences = cell_sequences(aligned.cell, aligned.y, probabilities)
-        alpha, beta = fit_posterior(sequences)
+        kept = ~model.novel(aligned.X)
+        sequences = cell_sequences(aligned.cell[kept], aligned.y[kept], probabilities[kept])
+        alpha, beta, margin = fit_posterior(sequences)
         _, meta_path = sidecar(model.path)
         metadata = {**model.metadata, "posterior": {
-            **model.metadata.get("posterior", {}), "alpha": alpha, "beta": beta,
-            "fitted_on_cells": len(sequences), "fitted_on": data_name or repr(data)}}
+            **model.metadata.get("posterior", {}), "alpha": alpha, "beta": beta, "margin": margin,
+            "fitted_on_cells": len(sequences), "fitted_on": data_name or repr(data),
+            "max_wrong_decisions": MAX_WRONG_DECISIONS}}
         with staged(meta_path) as partial:
             partial.write_text(json.dumps(metadata, indent=2) + "\n")
-        fitted[model.path.name] = (alpha, beta)
+        fitted[model.path.name] = (alpha, beta, margin)
     return fitted

@@ -18,7 +18,8 @@ from raphe.core.specs import ATYPICAL_UDI_MS
 from raphe.core.staged import staged
 
 from . import figures
-from .metrics import cell_table, level_metrics, posterior_metrics, udi_bins, wilson
+from .metrics import cell_table, level_metrics, udi_bins, wilson
+from .outcomes import cell_outcomes, posterior_summary
 from .report import json_safe, markdown
 
 
@@ -39,7 +40,8 @@ def evaluate(model_path: str | Path, data: ws.WindowSet, out: str | Path | None 
                   "spike": level_metrics(aligned.y, probs, model.classes),
                   "cell": level_metrics(cells.y, cells.mean_probs, model.classes),
                   "udi_bins": udi_bins(cells, model.classes),
-                  "posterior": posterior_metrics(model, aligned, probs)}
+                  "posterior": posterior_summary(cell_outcomes(aligned, probs, model.novel(aligned.X),
+                                                               model.posterior_config()), model.posterior_config())}
         atypical = np.isfinite(cells.udi_ms) & (cells.y == 0) & (cells.udi_ms < ATYPICAL_UDI_MS)
         if model.classes[0] == "SER" and atypical.any():
             correct = int((cells.mean_probs[atypical].argmax(axis=1) == 0).sum())

@@ -1,5 +1,6 @@
 """The figures of an evaluation, as pure functions: intervals, ROC and AUC, per-class rates,
-confusion matrices, the cell table (the seed's rule), and the running posterior's decisions.
+confusion matrices, and the cell table of the seed's rule (the running posterior's figures are in
+``outcomes``).
 
 Two kinds of rate are reported and named apart: per true class (TPR = recall of the class, TNR =
 specificity) and per predicted class (precision; the seed's confusion matrices are normalized this
@@ -14,10 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from raphe.classifier.runtime import windows as ws
-from raphe.classifier.runtime.model import Model
-from raphe.classifier.runtime.posterior import UNDECIDED, CellPosterior
-
-from .calibration import cell_sequences, expected_calibration_error
 
 UDI_BINS_MS = (0.0, 0.6, 0.9, 1.2, 1.6, math.inf)
 
@@ -122,33 +119,3 @@ def udi_bins(cells: CellTable, classes: tuple[str, ...]) -> list[dict]:
                 rows.append({"class": name, "udi_ms": [low, high], "cells": n, "accuracy": correct / n,
                              "accuracy_ci95": wilson(correct, n)})
     return rows
-
-
-def posterior_metrics(model: Model, data: ws.WindowSet, probs: np.ndarray) -> dict:
-    """The running cell posterior over each cell's spikes in recorded order: decisions and calibration."""
-    config = model.posterior_config()
-    confidence, correct, weights = [], [], []
-    final_conf, final_correct, decided, decided_correct, to_decision = [], [], 0, 0, []
-    for label, spikes in cell_sequences(data.cell, data.y, probs):
-        running = CellPosterior(model.classes, config)
-        for p in spikes:
-            post = running.update(p)
-            confidence.append(post.max())
-            correct.append(post.argmax() == label)
-        weights += [1.0 / len(spikes)] * len(spikes)
-        final_conf.append(confidence[-1])
-        final_correct.append(correct[-1])
-        if running.decision != UNDECIDED:
-            decided += 1
-            decided_correct += running.decision == model.classes[label]
-            to_decision.append(running.spikes_to_decision)
-    n = len(final_conf)
-    return {"alpha": config.alpha, "beta": config.beta, "threshold": config.threshold,
-            "min_spikes": config.min_spikes, "cells": n, "decided": decided, "undecided": n - decided,
-            "decided_accuracy": decided_correct / decided if decided else math.nan,
-            "decided_accuracy_ci95": wilson(decided_correct, decided),
-            "final_argmax_accuracy": float(np.mean(final_correct)),
-            "median_spikes_to_decision": float(np.median(to_decision)) if to_decision else math.nan,
-            "ece_every_spike": expected_calibration_error(np.array(confidence), np.array(correct, float),
-                                                          np.array(weights)),
-            "ece_final": expected_calibration_error(np.array(final_conf), np.array(final_correct, float))}

@@ -68,7 +68,8 @@ def markdown(summary: dict) -> str:
         lines += [f"Running cell posterior (alpha {q['alpha']:.4f}, beta {q['beta']:.4f}; decision at "
                   f"{q['threshold']} after at least {q['min_spikes']} spikes): {q['decided']} of {q['cells']} cells "
                   f"decided, {_pct(q['decided_accuracy'])}{_ci(q['decided_accuracy_ci95'])} of them correctly, "
-                  f"median {q['median_spikes_to_decision']:g} spikes to the decision; {q['undecided']} undecided. "
+                  f"median {q['median_spikes_to_decision']:g} spikes to the decision; {q['undecided']} undecided, "
+                  f"{q['not_classifiable']} not classifiable ({q['novel_windows']} of {q['windows']} windows novel). "
                   f"Expected calibration error {q['ece_every_spike']:.4f} over every spike (cells weighted "
                   f"equally), {q['ece_final']:.4f} at each cell's last spike; the class with the largest final "
                   f"posterior is right for {_pct(q['final_argmax_accuracy'])} of cells.", ""]

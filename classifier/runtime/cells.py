@@ -2,13 +2,22 @@
 
 `raphe serve` and `raphe classify` both keep one :class:`Cell` per channel and feed it the same
 spike probabilities in the same order, so at the rig and at the desk a cell ends the same way.
+
+A cell's verdict is its posterior's decision (a class, or undecided), unless the cell is not
+classifiable: most of its windows look like nothing the model was trained on, or its channel
+failed a signal check (its reasons are set by the pipeline). Novel windows are counted but kept out
+of the posterior; no spike is ever dropped from the counts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .posterior import CellPosterior, PosteriorConfig
+from .posterior import NOT_CLASSIFIABLE, CellPosterior, PosteriorConfig
+
+# A cell is not classifiable once more than this share of its windows are novel, after this many.
+NOVEL_SHARE = 0.5
+MIN_WINDOWS_FOR_NOVELTY = 5
 
 
 def cell_id(stream: str, channel_num: int) -> str:
@@ -42,13 +51,12 @@ class Cell:
         self.sample_rate = sample_rate
         self.posterior.reset()
         self.samples = 0
+        self.n_spikes = 0
+        self.n_novel = 0
+        self.signal_reasons: list[str] = []
         self.window_sum = None
         self.history: list[tuple[int, np.ndarray]] = []
         self.last_probabilities: np.ndarray | None = None
-
-    @property
-    def n_spikes(self) -> int:
-        return self.posterior.n_spikes
 
     @property
     def seconds(self) -> float:
@@ -63,11 +71,30 @@ class Cell:
     def mean_window(self) -> np.ndarray | None:
         return None if self.window_sum is None else self.window_sum / max(self.n_spikes, 1)
 
-    def add_spike(self, sample_num: int, probabilities: np.ndarray, window: np.ndarray) -> np.ndarray:
-        """One classified spike; returns the updated posterior."""
-        posterior = self.posterior.update(probabilities)
+    @property
+    def reasons(self) -> list[str]:
+        """Why the cell is not classifiable (empty when it is)."""
+        found = list(self.signal_reasons)
+        if self.n_spikes >= MIN_WINDOWS_FOR_NOVELTY and self.n_novel > NOVEL_SHARE * self.n_spikes:
+            found.append(f"{self.n_novel} of {self.n_spikes} windows look like nothing the model was trained on")
+        return found
+
+    @property
+    def decision(self) -> str:
+        """A class, ``undecided``, or ``not classifiable``."""
+        return NOT_CLASSIFIABLE if self.reasons else self.posterior.decision
+
+    def add_spike(self, sample_num: int, probabilities: np.ndarray, window: np.ndarray,
+                  novel: bool = False) -> np.ndarray:
+        """One classified spike; a novel one is counted but does not move the posterior. Returns the posterior."""
+        self.n_spikes += 1
         self.last_probabilities = probabilities
         self.window_sum = window.astype(np.float64) if self.window_sum is None else self.window_sum + window
+        if novel:
+            self.n_novel += 1
+            posterior = self.posterior.posterior
+        else:
+            posterior = self.posterior.update(probabilities)
         if self.keep_history:
             self.history.append((sample_num, posterior.copy()))
         return posterior
@@ -77,7 +104,8 @@ class Cell:
         p = self.posterior
         return {"stream": self.stream, "channel_num": self.channel_num, "channel_name": self.channel_name,
                 "cell": self.id, "acquisition": self.acquisition, "recorded_s": round(self.seconds, 6),
-                "n_spikes": p.n_spikes, "rate_hz": round(self.rate_hz, 4),
-                "posterior": dict(zip(self.classes, map(float, p.posterior))), "decision": p.decision,
-                "spikes_to_decision": p.spikes_to_decision,
+                "n_spikes": self.n_spikes, "n_novel": self.n_novel, "rate_hz": round(self.rate_hz, 4),
+                "posterior": dict(zip(self.classes, map(float, p.posterior))), "decision": self.decision,
+                "spikes_to_decision": p.spikes_to_decision if self.decision == p.decision else None,
+                "reasons": self.reasons,
                 "mean_spike_probability": dict(zip(self.classes, map(float, p.mean_spike_probability)))}

@@ -4,11 +4,14 @@ The spikes of one cell are not independent evidence (they share the cell's shape
 so the naive product of the per-spike probabilities is far too confident. raphe tempers it:
 
     z_n(c) = log prior(c) + alpha * sum_{i<=n} log p_i(c) / (1 + beta * (n - 1))
-    posterior_n = softmax(z_n)
+    posterior_n(c) = softmax(-max(max_k z_n(k) - z_n(c) - margin, 0))
 
 ``alpha`` discounts each spike's evidence and ``beta`` lets the total saturate, so a long run of
 confident spikes gives a confident but not infinitely certain posterior (cells are misclassified as
-wholes). Both are fitted on held-out cells (``raphe.classifier.evaluation.calibration``).
+wholes). ``margin`` is the evidence a class must gain over another before it counts at all: cells
+the model gets wrong as wholes tend to be those whose evidence is weak but consistent, so a margin
+keeps them near even odds while clearly decided cells still reach a decision. All three are fitted
+on held-out cells (``raphe.classifier.evaluation.calibration``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from raphe.core.errors import RapheError
 from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES
 
 UNDECIDED = "undecided"
+# A cell whose windows look like nothing the model knows, or whose channel is not cell-attached current.
+NOT_CLASSIFIABLE = "not classifiable"
 FLOOR = 1e-6
 
 
@@ -30,20 +35,23 @@ class PosteriorConfig:
 
     Parameters
     ----------
-    alpha, beta : the tempering of the evidence (default 1 and 0: the naive product; a model's
-        metadata carries the fitted values).
+    alpha, beta, margin : the tempering of the evidence (default 1, 0 and 0: the naive product; a
+        model's metadata carries the fitted values).
     threshold : a cell is decided once its largest posterior reaches this (default 0.99).
     min_spikes : and it has at least this many spikes (default 5).
     """
 
     alpha: float = 1.0
     beta: float = 0.0
+    margin: float = 0.0
     threshold: float = DECISION_THRESHOLD
     min_spikes: int = MIN_SPIKES
 
     def __post_init__(self):
-        if not (self.alpha > 0 and self.beta >= 0 and 0.5 <= self.threshold < 1 and self.min_spikes >= 1):
-            raise RapheError("posterior needs alpha > 0, beta >= 0, 0.5 <= threshold < 1 and min_spikes >= 1")
+        if not (self.alpha > 0 and self.beta >= 0 and self.margin >= 0 and 0.5 <= self.threshold < 1
+                and self.min_spikes >= 1):
+            raise RapheError("posterior needs alpha > 0, beta >= 0, margin >= 0, 0.5 <= threshold < 1 "
+                             "and min_spikes >= 1")
 
 
 def top_class(classes: tuple[str, ...], probabilities) -> str:
@@ -56,13 +64,13 @@ def log_evidence(probs: np.ndarray) -> np.ndarray:
     return np.log(np.clip(probs, FLOOR, 1.0))
 
 
-def combine(evidence_sum: np.ndarray, n: np.ndarray | int, alpha: float, beta: float,
+def combine(evidence_sum: np.ndarray, n: np.ndarray | int, alpha: float, beta: float, margin: float = 0.0,
             log_prior: np.ndarray | float = 0.0) -> np.ndarray:
     """Posterior(s) from summed log-probabilities after ``n`` spikes (rows of ``evidence_sum``)."""
     scale = alpha / (1.0 + beta * np.maximum(np.asarray(n, dtype=np.float64) - 1.0, 0.0))
     z = log_prior + np.asarray(evidence_sum) * np.expand_dims(scale, -1)
-    z = z - z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
+    gap = np.maximum(z.max(axis=-1, keepdims=True) - z - margin, 0.0)
+    p = np.exp(-gap)
     return p / p.sum(axis=-1, keepdims=True)
 
 
@@ -96,7 +104,7 @@ class CellPosterior:
         self.n_spikes += 1
         self._prob_sum += probs
         self._evidence += log_evidence(probs)
-        self.posterior = combine(self._evidence, self.n_spikes, self.config.alpha, self.config.beta)
+        self.posterior = combine(self._evidence, self.n_spikes, self.config.alpha, self.config.beta, self.config.margin)
         best = int(self.posterior.argmax())
         decided = self.n_spikes >= self.config.min_spikes and self.posterior[best] >= self.config.threshold
         decision = self.classes[best] if decided else UNDECIDED

@@ -24,6 +24,7 @@ from raphe.detector.config import DetectorConfig
 
 from raphe.classifier.evaluation.calibration import cell_sequences, fit_posterior
 from raphe.classifier.runtime import windows as ws
+from raphe.classifier.runtime.novelty import fit_novelty
 
 MIN_DAYS_FOR_DAY_SPLIT = 4
 
@@ -41,6 +42,9 @@ class TrainConfig:
     max_per_cell : at most this many windows per cell, drawn at random (default 700, the seed's cap).
     held_out : share of windows held out for validation and again for calibration (default 0.15 each).
     seed : makes splits, subsampling and initial weights reproducible (default 0).
+    representative_windows : training windows that calibrate the int8 model's activations (default 500).
+    novelty_windows : training windows the novelty summary is fitted on (default 20,000); its
+        threshold is set on the held-out (validation and calibration) windows.
     """
 
     kernels: tuple[int, ...] = tuple(range(20, 31))
@@ -52,6 +56,7 @@ class TrainConfig:
     held_out: float = 0.15
     seed: int = 0
     representative_windows: int = 500
+    novelty_windows: int = 20_000
 
 
 @dataclass
@@ -140,7 +145,6 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     import keras
     import tensorflow as tf
 
-    from . import export
     from .network import fused_ensemble, seed_model
 
     console = console or Console(stderr=True)
@@ -149,6 +153,9 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     windows.require_classes(2)
     rng = np.random.default_rng(config.seed)
     keras.utils.set_random_seed(config.seed)
+    # multi-threaded CPU kernels otherwise sum in an order that depends on the machine's load, and
+    # the same recipe gives a slightly different model from run to run
+    tf.config.experimental.enable_op_determinism()
     data = cap_per_cell(windows, config.max_per_cell, rng)
     part, unit = split(data, config.held_out, rng)
     X = data.X[..., np.newaxis]
@@ -185,14 +192,22 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     logits = np.stack([m.predict(X[calibration], batch_size=256, verbose=0) for m in members])
     temperature = fit_temperature(log_softmax(logits).mean(axis=0), data.y[calibration])
     fused = fused_ensemble(members, temperature)
-    held_out = part > 0
+    # its own generator, so that the novelty summary leaves the draws of the recipe unchanged
+    novelty_rng = np.random.default_rng(config.seed + 1)
+    pick = novelty_rng.permutation(np.flatnonzero(train_mask))[:config.novelty_windows]
+    novelty = fit_novelty(data.X[pick], data.X[part > 0], novelty_rng)
+    console.print(f"novelty: {novelty.components.shape[0]} components, threshold {novelty.threshold:.2f} "
+                  f"(exceeded by 1% of the held-out windows)")
+    held_out = (part > 0) & ~novelty.is_novel(data.X)
     held_out_probs = fused.predict(data.X[held_out], batch_size=256, verbose=0)
     sequences = cell_sequences(data.cell[held_out], data.y[held_out], held_out_probs)
-    alpha, beta = fit_posterior(sequences)
-    console.print(f"calibrated: temperature {temperature:.3f}; cell posterior alpha {alpha:.4f}, beta {beta:.4f} "
+    alpha, beta, margin = fit_posterior(sequences)
+    console.print(f"calibrated: temperature {temperature:.3f}; cell posterior alpha {alpha:.4f}, beta {beta:.4f}, "
+                  f"margin {margin:g} "
                   f"(on {len(sequences)} held-out cells); exporting float32, dynamic-range and int8")
 
     reference = fused.predict(data.X[calibration], batch_size=256, verbose=0)
+    accuracy = round(float((reference.argmax(1) == data.y[calibration]).mean()), 5)
     detector = DetectorConfig()
     representative = data.X[train_mask][rng.permutation(int(train_mask.sum()))[:config.representative_windows]]
     metadata = {
@@ -203,28 +218,42 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
                      "units": "pA"},
         "ensemble": {"kernels": list(config.kernels), "members": reports, "temperature": temperature,
                      "fusion": "mean of the members' log-softmax, divided by the temperature, softmax"},
-        "posterior": {"alpha": alpha, "beta": beta, "fitted_on_cells": len(sequences),
-                      "rule": "softmax(alpha * sum of log spike probabilities / (1 + beta * (n - 1)))"},
+        "novelty": novelty.to_json(),
+        "posterior": {"alpha": alpha, "beta": beta, "margin": margin, "fitted_on_cells": len(sequences),
+                      "rule": "z = alpha * sum of log spike probabilities / (1 + beta * (n - 1)); "
+                              "softmax(-max(max(z) - z - margin, 0))"},
         "training": {"data": data_description, "recipe": recipe, "config": asdict(config), "split": split_info,
                      "windows": len(data), "cells": int(len(np.unique(data.cell))),
                      "days": int(len(np.unique(data.day)))},
+        "metrics": {"calibration_spike_accuracy": accuracy},
         "created": datetime.date.today().isoformat(),
         "tensorflow": tf.__version__,
     }
+    models = export_variants(fused, out, name, metadata, representative, data.X[calibration], reference, console)
+    return TrainResult(models, temperature, fused, reports, split_info)
+
+
+def export_variants(fused, out: Path, name: str, metadata: dict, representative: np.ndarray, check: np.ndarray,
+                    reference: np.ndarray, console: Console) -> dict[str, Path]:
+    """Write ``out/NAME-{float32,dynamic,int8}.tflite`` with their metadata, each checked on the
+    windows ``check`` against ``reference`` (the Keras model's probabilities on them)."""
     from raphe.classifier.runtime.model import Model
+
+    from . import export
+
     models: dict[str, Path] = {}
     for variant in export.VARIANTS:
         flatbuffer = export.convert(fused, variant, representative)
         path = export.write_model(out / f"{name}-{variant}.tflite", flatbuffer, {**metadata, "variant": variant})
-        probs = Model(path).predict(data.X[calibration])
-        metrics = {"calibration_spike_accuracy": round(float((probs.argmax(1) == data.y[calibration]).mean()), 5),
-                   "agreement_with_keras": round(float((probs.argmax(1) == reference.argmax(1)).mean()), 5),
-                   "max_abs_difference_from_keras": round(float(np.abs(probs - reference).max()), 6)}
+        probs = Model(path).predict(check)
+        metrics = {"agreement_with_keras": round(float((probs.argmax(1) == reference.argmax(1)).mean()), 5),
+                   "max_abs_difference_from_keras": round(float(np.abs(probs - reference).max()), 6),
+                   **metadata.get("metrics", {})}
         export.write_model(path, flatbuffer, {**metadata, "variant": variant, "metrics": metrics})
-        console.print(f"  {path.name}: {len(flatbuffer) / 1024:.0f} KiB, calibration-set spike accuracy "
-                      f"{metrics['calibration_spike_accuracy']:.4f}, agreement with Keras {metrics['agreement_with_keras']:.4f}")
+        console.print(f"  {path.name}: {len(flatbuffer) / 1024:.0f} KiB, agreement with Keras "
+                      f"{metrics['agreement_with_keras']:.4f}")
         models[variant] = path
-    return TrainResult(models, temperature, fused, reports, split_info)
+    return models
 
 
 def _describe(windows: ws.WindowSet, mask: np.ndarray) -> dict:

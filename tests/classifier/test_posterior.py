@@ -28,6 +28,15 @@ def test_tempering_by_hand():
     assert post.sum() == pytest.approx(1.0)
 
 
+def test_margin_by_hand():
+    """Evidence within the margin leaves the posterior even; beyond it, only the excess counts."""
+    evidence = np.log(np.array([0.9, 0.1]))  # one spike: log-odds 2.197
+    even = posterior.combine(evidence, 1, 1.0, 0.0, margin=3.0)
+    np.testing.assert_allclose(even, [0.5, 0.5])
+    past = posterior.combine(2 * evidence, 2, 1.0, 0.0, margin=3.0)  # log-odds 4.394, 1.394 past the margin
+    np.testing.assert_allclose(past[0] / past[1], np.exp(2 * np.log(9.0) - 3.0))
+
+
 def test_decision_waits_for_min_spikes_and_threshold():
     cell = CellPosterior(("SER", "NSER"), PosteriorConfig(alpha=1.0, beta=0.0, threshold=0.99, min_spikes=5))
     for n in range(1, 5):
@@ -72,21 +81,55 @@ def correlated_cells(n_cells: int, rng: np.random.Generator) -> list[tuple[int, 
     return cells
 
 
-def ece_of(sequences, alpha, beta):
+def ece_of(sequences, alpha, beta, margin=0.0):
     sums, counts, labels, weights = calibration.prefixes(sequences)
-    p = posterior.combine(sums, counts, alpha, beta)
+    p = posterior.combine(sums, counts, alpha, beta, margin)
     correct = (p.argmax(axis=1) == labels).astype(float)
     return calibration.expected_calibration_error(p.max(axis=1), correct, weights)
 
 
 def test_fit_calibrates_where_the_naive_product_does_not():
     rng = np.random.default_rng(4)
-    alpha, beta = calibration.fit_posterior(correlated_cells(300, rng))
+    alpha, beta, margin = calibration.fit_posterior(correlated_cells(300, rng))
     fresh = correlated_cells(300, rng)
-    fitted, naive = ece_of(fresh, alpha, beta), ece_of(fresh, 1.0, 0.0)
+    fitted, naive = ece_of(fresh, alpha, beta, margin), ece_of(fresh, 1.0, 0.0)
     assert alpha < 1.0 or beta > 0.0
     assert fitted < 0.05 < naive
     assert fitted < naive / 2
+
+
+def shifted_cells(n_cells: int, rng: np.random.Generator) -> list[tuple[int, np.ndarray]]:
+    """Cells of a shifted source: 15% of them look, spike after spike, like the other class (the
+    model is systematically wrong about them), though less sharply than the right ones."""
+    cells = []
+    for _ in range(n_cells):
+        label = int(rng.integers(2))
+        sign = 1.0 if label == 0 else -1.0
+        centre = -sign * rng.uniform(1.0, 2.5) if rng.random() < 0.15 else sign * rng.uniform(2.0, 6.0)
+        p0 = 1 / (1 + np.exp(-rng.normal(centre, 1.5, int(rng.integers(20, 200)))))
+        cells.append((label, np.stack([p0, 1 - p0], axis=1)))
+    return cells
+
+
+def decisions(sequences, alpha, beta, margin=0.0, threshold=0.99, min_spikes=5) -> tuple[float, float]:
+    """(share decided, share decided wrongly) of the cells, at the end of each."""
+    decided = wrong = 0
+    for label, probs in sequences:
+        final = posterior.combine(posterior.log_evidence(probs).sum(axis=0), len(probs), alpha, beta, margin)
+        if len(probs) >= min_spikes and final.max() >= threshold:
+            decided += 1
+            wrong += int(final.argmax()) != label
+    return decided / len(sequences), wrong / len(sequences)
+
+
+def test_the_fit_on_a_shifted_source_rarely_decides_wrongly_there():
+    rng = np.random.default_rng(7)
+    alpha, beta, margin = calibration.fit_posterior(shifted_cells(400, rng))
+    decided, wrong = decisions(shifted_cells(400, rng), alpha, beta, margin)
+    assert wrong <= 0.02 and decided > 0.3
+    assert margin > 0  # without a margin the fit decides none of these cells (it must stay timid throughout)
+    naive_decided, naive_wrong = decisions(shifted_cells(400, rng), 1.0, 0.0)
+    assert naive_wrong > 0.1  # the naive product decides the systematically wrong cells too
 
 
 def test_ece_of_a_calibrated_forecaster_is_small():

@@ -244,3 +244,21 @@ def test_calibrate_refits_the_posterior_and_keeps_the_checksum(tiny_model, tiny_
         assert fitted["fitted_on_cells"] == len(set(tiny_data.cell.tolist()))
         assert fitted["fitted_on"].endswith("cells.npz")
         assert model.posterior_config().alpha == fitted["alpha"]
+
+
+def test_a_student_is_distilled_from_the_ensemble_and_says_how_well_it_agrees(tiny_model, tiny_data, tmp_path):
+    from raphe.classifier.training.distill import distill
+    from raphe.classifier.training.train import TrainConfig
+
+    teacher = Model(tiny_model.models["float32"])
+    paths = distill(teacher.path, tiny_data, tmp_path, TrainConfig(kernels=(20,), epochs=3, max_per_cell=60),
+                    name="pupil")
+    student = Model(paths["dynamic"])
+    meta = student.metadata
+    assert meta["ensemble"]["kernels"] == [20] and meta["ensemble"]["distilled_from"]["sha256"] == teacher.checksum
+    agreement = meta["ensemble"]["distilled_from"]["agreement_held_out"]
+    assert 0.5 < agreement <= 1.0 and meta["metrics"]["agreement_with_teacher"] == agreement
+    assert meta["novelty"] == teacher.metadata["novelty"]  # the same inputs, the same novelty summary
+    measured = (student.predict(tiny_data.X).argmax(1) == teacher.predict(tiny_data.X).argmax(1)).mean()
+    assert measured > 0.6
+    assert student.path.stat().st_size < teacher.path.stat().st_size

@@ -1,0 +1,137 @@
+"""How each labelled cell ends when its windows go through the running cell, in recorded order,
+exactly as at the rig: novel windows counted and kept out of the posterior, the decision rule of
+the model's posterior configuration, and the seed's rule alongside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from raphe.classifier.runtime import windows as ws
+from raphe.classifier.runtime.cells import Cell
+from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, PosteriorConfig
+
+from .calibration import expected_calibration_error
+from .metrics import wilson
+
+
+@dataclass
+class Outcomes:
+    """One row per cell (``names``), and every prefix's confidence for calibration."""
+
+    classes: tuple[str, ...]
+    names: np.ndarray
+    y: np.ndarray                  # true class index
+    udi_ms: np.ndarray             # NaN where unknown
+    mean_probs: np.ndarray         # (cells, C) the seed's rule: mean spike probability over all windows
+    final: np.ndarray              # (cells, C) the running posterior after the last spike
+    decision: np.ndarray           # str: a class, undecided, not classifiable
+    spikes_to_decision: np.ndarray  # float, NaN where undecided
+    n_spikes: np.ndarray
+    n_novel: np.ndarray
+    prefix_confidence: np.ndarray  # every spike of every cell: the posterior's largest value
+    prefix_correct: np.ndarray     # whether its class is the truth
+    prefix_weight: np.ndarray      # 1 / spikes of its cell: cells weighted equally
+
+    @property
+    def wrong(self) -> np.ndarray:
+        return np.isin(self.decision, self.classes) & (self.decision != np.asarray(self.classes)[self.y])
+
+    @property
+    def decided(self) -> np.ndarray:
+        return np.isin(self.decision, self.classes)
+
+
+def cell_outcomes(data: ws.WindowSet, probs: np.ndarray, novel: np.ndarray, config: PosteriorConfig) -> Outcomes:
+    """Replay every cell of ``data`` (labelled in the model's classes) through a :class:`Cell`."""
+    rows = []
+    confidence, correct, weights = [], [], []
+    for name in np.unique(data.cell):
+        index = np.flatnonzero(data.cell == name)
+        label = int(data.y[index[0]])
+        cell = Cell("evaluation", 0, str(name), 1.0, data.classes, config)
+        for i in index:
+            post = cell.add_spike(0, probs[i], data.X[i], bool(novel[i]))
+            confidence.append(float(post.max()))
+            correct.append(int(post.argmax()) == label)
+        weights += [1.0 / len(index)] * len(index)
+        spikes = cell.posterior.spikes_to_decision if cell.decision == cell.posterior.decision else None
+        rows.append((name, label, data.udi_ms[index[0]], probs[index].mean(axis=0), cell.posterior.posterior.copy(),
+                     cell.decision, np.nan if spikes is None else spikes, cell.n_spikes, cell.n_novel))
+    names, y, udi, mean, final, decision, to_decision, n_spikes, n_novel = zip(*rows)
+    return Outcomes(data.classes, np.array(names), np.array(y), np.array(udi, float), np.stack(mean), np.stack(final),
+                    np.array(decision, dtype=object), np.array(to_decision, float), np.array(n_spikes),
+                    np.array(n_novel), np.array(confidence), np.array(correct, float), np.array(weights))
+
+
+def rate(successes: int, n: int) -> dict:
+    """A proportion with its 95% Wilson interval."""
+    return {"n": int(n), "k": int(successes), "rate": successes / n if n else float("nan"),
+            "ci95": wilson(int(successes), int(n))}
+
+
+def figures(outcomes: Outcomes, atypical_udi_ms: float) -> dict:
+    """The cell-level figures of one model on one data set, each with its interval."""
+    o = outcomes
+    n = len(o.y)
+    seed_pred = o.mean_probs.argmax(axis=1)
+    post_pred = o.final.argmax(axis=1)
+    result = {"cells": n,
+              "cell_accuracy_seed_rule": rate(int((seed_pred == o.y).sum()), n),
+              "cell_accuracy_posterior": rate(int((post_pred == o.y).sum()), n),
+              "decided": rate(int(o.decided.sum()), n),
+              "decided_wrongly": rate(int(o.wrong.sum()), n),
+              "decided_rightly_of_decided": rate(int((o.decided & ~o.wrong).sum()), int(o.decided.sum())),
+              "undecided": rate(int((o.decision == UNDECIDED).sum()), n),
+              "not_classifiable": rate(int((o.decision == NOT_CLASSIFIABLE).sum()), n),
+              "novel_windows": rate(int(o.n_novel.sum()), int(o.n_spikes.sum())),
+              "ece_every_spike": expected_calibration_error(o.prefix_confidence, o.prefix_correct, o.prefix_weight),
+              "median_spikes_to_decision": float(np.nanmedian(o.spikes_to_decision)) if o.decided.any()
+              else float("nan")}
+    for k, name in enumerate(o.classes):
+        mask = o.y == k
+        result[f"recall_{name}_seed_rule"] = rate(int((seed_pred[mask] == k).sum()), int(mask.sum()))
+    if "SER" in o.classes:
+        ser = o.classes.index("SER")
+        atypical = (o.y == ser) & np.isfinite(o.udi_ms) & (o.udi_ms < atypical_udi_ms)
+        result["atypical_ser_seed_rule"] = rate(int((seed_pred[atypical] == ser).sum()), int(atypical.sum()))
+        result["atypical_ser_decided_rightly"] = rate(int((o.decision[atypical] == "SER").sum()), int(atypical.sum()))
+    return result
+
+
+def tradeoff(outcomes: Outcomes, thresholds: np.ndarray, min_spikes: int) -> list[dict]:
+    """Cells decided and cells decided wrongly (shares of all cells) at each decision threshold.
+
+    A cell's decision at the end depends only on its final posterior (a decision is withdrawn when
+    the posterior falls back), so the curve needs no second pass over the spikes."""
+    o = outcomes
+    usable = (o.n_spikes - o.n_novel >= min_spikes) & (o.decision != NOT_CLASSIFIABLE)
+    best = o.final.max(axis=1)
+    right = o.final.argmax(axis=1) == o.y
+    rows = []
+    for t in thresholds:
+        decided = usable & (best >= t)
+        rows.append({"threshold": float(t), "decided": float(decided.mean()),
+                     "decided_wrongly": float((decided & ~right).mean())})
+    return rows
+
+
+def posterior_summary(outcomes: Outcomes, config: PosteriorConfig) -> dict:
+    """The running posterior's decisions and calibration, as `raphe evaluate` reports them."""
+    o = outcomes
+    n = len(o.y)
+    decided = int(o.decided.sum())
+    right = int((o.decided & ~o.wrong).sum())
+    final_correct = (o.final.argmax(axis=1) == o.y).astype(float)
+    return {"alpha": config.alpha, "beta": config.beta, "threshold": config.threshold,
+            "min_spikes": config.min_spikes, "cells": n, "decided": decided,
+            "undecided": int((o.decision == UNDECIDED).sum()),
+            "not_classifiable": int((o.decision == NOT_CLASSIFIABLE).sum()),
+            "novel_windows": int(o.n_novel.sum()), "windows": int(o.n_spikes.sum()),
+            "decided_accuracy": right / decided if decided else float("nan"),
+            "decided_accuracy_ci95": wilson(right, decided),
+            "final_argmax_accuracy": float(final_correct.mean()),
+            "median_spikes_to_decision": float(np.nanmedian(o.spikes_to_decision)) if decided else float("nan"),
+            "ece_every_spike": expected_calibration_error(o.prefix_confidence, o.prefix_correct, o.prefix_weight),
+            "ece_final": expected_calibration_error(o.final.max(axis=1), final_correct)}
