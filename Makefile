@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 EVERYTHING := $(VENV)/.installed-everything
 
-.PHONY: setup setup-runtime demo test bench default-model default-model-recipe clean
+.PHONY: setup setup-runtime demo test bench default-model default-model-recipe cross-generator clean
 
 setup: $(EVERYTHING)
 setup-runtime: $(RUNTIME)
@@ -37,37 +37,82 @@ test: $(EVERYTHING)
 bench: $(EVERYTHING)
 	$(BIN)/raphe bench
 
-# The recipe of the model shipped in classifier/default (about 22 minutes on 2 cores): train on
-# 160 synthetic cells over 8 days (seed 1), fit the cell posterior on 200 cells of 4 other days
-# (seed 3), evaluate on 200 cells of 4 more days (seed 2).
+# The recipe of the model shipped in classifier/default (about 25 minutes on 2 cores): train on
+# 160 cells of each generator (template and biophysical) over 8 days each (seed 1), every day at its
+# own sample rate; fit the cell posterior on 100 cells of each generator from 4 other days (seed 3);
+# judge it on 200 cells of each generator from 4 more days (seed 2).
 MODEL_BUILD := build/default-model
-SYNTH_TRAIN := synth --cells 160 --days 8 --seed 1 --no-abf --out $(MODEL_BUILD)/train
-SYNTH_CAL := synth --cells 200 --days 4 --seed 3 --no-abf --out $(MODEL_BUILD)/calibration
-SYNTH_TEST := synth --cells 200 --days 4 --seed 2 --no-abf --out $(MODEL_BUILD)/test
-TRAIN := train $(MODEL_BUILD)/train --out $(MODEL_BUILD)/model --name raphe-default --max-per-cell 200 --seed 1
-CALIBRATE := calibrate $(MODEL_BUILD)/model $(MODEL_BUILD)/calibration
-EVALUATE := evaluate $(MODEL_BUILD)/model $(MODEL_BUILD)/test --out $(MODEL_BUILD)/report
+RATES := --rates 20000 25000 40000 50000
+SYNTH := synth --no-abf $(RATES)
+SYNTH_TRAIN_T := $(SYNTH) --generator template --cells 160 --days 8 --seed 1 --out $(MODEL_BUILD)/train-template
+SYNTH_TRAIN_B := $(SYNTH) --generator biophysical --cells 160 --days 8 --seed 1 --out $(MODEL_BUILD)/train-biophysical
+SYNTH_CAL_T := $(SYNTH) --generator template --cells 100 --days 4 --seed 3 --out $(MODEL_BUILD)/calibration-template
+SYNTH_CAL_B := $(SYNTH) --generator biophysical --cells 100 --days 4 --seed 3 --out $(MODEL_BUILD)/calibration-biophysical
+SYNTH_TEST_T := $(SYNTH) --generator template --cells 200 --days 4 --seed 2 --out $(MODEL_BUILD)/test-template
+SYNTH_TEST_B := $(SYNTH) --generator biophysical --cells 200 --days 4 --seed 2 --out $(MODEL_BUILD)/test-biophysical
+TRAIN := train $(MODEL_BUILD)/train-template $(MODEL_BUILD)/train-biophysical --out $(MODEL_BUILD)/model \
+	--name raphe-default --max-per-cell 100 --seed 1
+DISTILL := distill $(MODEL_BUILD)/model/raphe-default-float32.tflite $(MODEL_BUILD)/train-template \
+	$(MODEL_BUILD)/train-biophysical --out $(MODEL_BUILD)/model --name raphe-student --max-per-cell 100 --seed 1
+CALIBRATE := calibrate $(MODEL_BUILD)/model $(MODEL_BUILD)/calibration-template $(MODEL_BUILD)/calibration-biophysical
+EVALUATE := evaluate $(MODEL_BUILD)/model $(MODEL_BUILD)/test-template $(MODEL_BUILD)/test-biophysical \
+	--out $(MODEL_BUILD)/report
+MATRIX := matrix --model ensemble=$(MODEL_BUILD)/model/raphe-default-dynamic.tflite \
+	--model student=$(MODEL_BUILD)/model/raphe-student-dynamic.tflite \
+	--data template=$(MODEL_BUILD)/test-template --data biophysical=$(MODEL_BUILD)/test-biophysical \
+	--out $(MODEL_BUILD)/matrix
 default-model: $(EVERYTHING)
 	rm -rf $(MODEL_BUILD)
-	$(BIN)/raphe $(SYNTH_TRAIN)
-	$(BIN)/raphe $(SYNTH_CAL)
-	$(BIN)/raphe $(SYNTH_TEST)
+	$(BIN)/raphe $(SYNTH_TRAIN_T)
+	$(BIN)/raphe $(SYNTH_TRAIN_B)
+	$(BIN)/raphe $(SYNTH_CAL_T)
+	$(BIN)/raphe $(SYNTH_CAL_B)
+	$(BIN)/raphe $(SYNTH_TEST_T)
+	$(BIN)/raphe $(SYNTH_TEST_B)
 	$(BIN)/raphe $(TRAIN)
+	$(BIN)/raphe $(DISTILL)
 	$(BIN)/raphe $(CALIBRATE)
 	$(BIN)/raphe $(EVALUATE)
+	$(BIN)/raphe $(MATRIX)
 	rm -rf classifier/default && mkdir -p classifier/default
-	cp $(MODEL_BUILD)/model/* $(MODEL_BUILD)/report/* classifier/default/
+	cp $(MODEL_BUILD)/model/* $(MODEL_BUILD)/report/* $(MODEL_BUILD)/matrix/* classifier/default/
 	$(MAKE) --no-print-directory default-model-recipe
 
 # Written by default-model: the exact commands, beside the model they built.
 default-model-recipe:
 	printf '%s\n' "# How this model was built" "" "\`make default-model\` ran, from the repository root:" "" \
-		'```' "raphe $(SYNTH_TRAIN)" "raphe $(SYNTH_CAL)" "raphe $(SYNTH_TEST)" "raphe $(TRAIN)" \
-		"raphe $(CALIBRATE)" "raphe $(EVALUATE)" '```' "" \
-		"Training data: synthetic cells only (raphe's generator, seed 1, days s1-d01 ... s1-d08)." \
-		"Cell posterior fitted on 200 cells of 4 other days (seed 3, s3-d01 ... s3-d04)." \
-		"Evaluation data: 200 synthetic cells of 4 other days and another seed (s2-d01 ... s2-d04): report.md." \
+		'```' "raphe $(SYNTH_TRAIN_T)" "raphe $(SYNTH_TRAIN_B)" "raphe $(SYNTH_CAL_T)" "raphe $(SYNTH_CAL_B)" \
+		"raphe $(SYNTH_TEST_T)" "raphe $(SYNTH_TEST_B)" "raphe $(TRAIN)" "raphe $(DISTILL)" "raphe $(CALIBRATE)" \
+		"raphe $(EVALUATE)" \
+		"raphe $(MATRIX)" '```' "" \
+		"Training data: synthetic cells only, from both of raphe's generators (template: days s1-d01 ... s1-d08;" \
+		"biophysical: days b1-d01 ... b1-d08), each day at its own sample rate (20, 25, 40 or 50 kHz)." \
+		"Cell posterior fitted on 100 cells of each generator from 4 other days (s3-d01 ... s3-d04, b3-d01 ... b3-d04)." \
+		"Evaluation: 200 cells of each generator from 4 more days (s2-*, b2-*): report.md, matrix.md." \
 		> classifier/default/RECIPE.md
+
+# The cross-generator matrix (about 12 minutes after default-model, whose data it reuses): the same
+# recipe trained on one generator alone, each calibrated like the shipped model, every model judged
+# on the held-out days of each generator.
+CROSS := build/cross-generator
+cross-generator: $(EVERYTHING)
+	test -d $(MODEL_BUILD)/test-biophysical || $(MAKE) --no-print-directory default-model
+	rm -rf $(CROSS)
+	$(BIN)/raphe train $(MODEL_BUILD)/train-template --out $(CROSS)/template --name template --max-per-cell 100 --seed 1
+	$(BIN)/raphe train $(MODEL_BUILD)/train-biophysical --out $(CROSS)/biophysical --name biophysical \
+		--max-per-cell 100 --seed 1
+	$(BIN)/raphe calibrate $(CROSS)/template/template-dynamic.tflite $(MODEL_BUILD)/calibration-template \
+		$(MODEL_BUILD)/calibration-biophysical
+	$(BIN)/raphe calibrate $(CROSS)/biophysical/biophysical-dynamic.tflite $(MODEL_BUILD)/calibration-template \
+		$(MODEL_BUILD)/calibration-biophysical
+	$(BIN)/raphe matrix --model template=$(CROSS)/template/template-dynamic.tflite \
+		--model biophysical=$(CROSS)/biophysical/biophysical-dynamic.tflite \
+		--model both=classifier/default/raphe-default-dynamic.tflite \
+		--model both-student=classifier/default/raphe-student-dynamic.tflite \
+		--data template=$(MODEL_BUILD)/test-template --data biophysical=$(MODEL_BUILD)/test-biophysical \
+		--out $(CROSS)/matrix
+	cp $(CROSS)/matrix/matrix.md classifier/default/cross-generator.md
+	cp $(CROSS)/matrix/tradeoff.png classifier/default/cross-generator-tradeoff.png
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks .hypothesis

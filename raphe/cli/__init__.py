@@ -11,11 +11,12 @@ import sys
 
 from raphe.core.errors import RapheError
 
-from . import (bench, calibrate, classify, demo, detect, evaluate, export, info, listen, replay, serve, synth,
-               train)
+from . import (bench, calibrate, classify, demo, detect, distill, evaluate, export, info, listen, matrix, replay,
+               serve, synth, train)
 from .options import Parser
 
-COMMANDS = (info, replay, listen, detect, serve, classify, bench, synth, train, evaluate, calibrate, export, demo)
+COMMANDS = (info, replay, listen, detect, serve, classify, bench, synth, train, distill, evaluate, matrix, calibrate,
+            export, demo)
 
 
 def build_parser() -> Parser:

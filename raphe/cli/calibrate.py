@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     data = load_windows(args.data)
     data.require_classes(2)
-    for name, (alpha, beta) in calibrate(args.model, data, ", ".join(args.data)).items():
-        print(f"{name}: cell posterior alpha {alpha:.4f}, beta {beta:.4f} "
+    for name, (alpha, beta, margin) in calibrate(args.model, data, ", ".join(args.data)).items():
+        print(f"{name}: cell posterior alpha {alpha:.4f}, beta {beta:.4f}, margin {margin:g} "
               f"(fitted on {len(set(data.cell.tolist()))} cells)", file=sys.stderr)
     return 0

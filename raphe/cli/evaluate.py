@@ -19,10 +19,8 @@ def add_arguments(p: Parser) -> None:
 def run(args: argparse.Namespace) -> int:
     from raphe.classifier.evaluation.evaluate import evaluate
     from raphe.classifier.evaluation.report import markdown
-    from raphe.classifier.runtime.model import DEFAULT_MODEL
 
     data = load_windows(args.data)
-    summary = evaluate(DEFAULT_MODEL if args.model == "default" else args.model, data, args.out,
-                       data_name=", ".join(args.data))
+    summary = evaluate(args.model, data, args.out, data_name=", ".join(args.data))
     print(markdown(summary))
     return 0

@@ -52,6 +52,9 @@ def add_detector_options(p: Parser) -> None:
                      help="absolute threshold in the recording's units (default %(default)g, the seed's -50 pA)")
     how.add_argument("--adaptive", type=positive_float, metavar="K",
                      help="threshold at K x robust noise (MAD / 0.6745) from the running median instead")
+    p.add_argument("--relative", action="store_true",
+                   help="the threshold is relative to the running baseline (median of each 0.5 s), not to zero: "
+                        "for a holding current or drift")
     p.add_argument("--polarity", choices=["neg", "pos", "both"], default=DETECTOR_DEFAULTS.polarity,
                    help="crossing direction (default %(default)s)")
     p.add_argument("--refractory-ms", type=float, default=DETECTOR_DEFAULTS.refractory_ms,
@@ -60,12 +63,13 @@ def add_detector_options(p: Parser) -> None:
 
 def detector_settings(args: argparse.Namespace) -> dict:
     """The detector options as DetectorConfig keywords (the window comes with the model)."""
-    return {"threshold": args.threshold, "adaptive_k": args.adaptive, "polarity": args.polarity,
-            "refractory_ms": args.refractory_ms}
+    return {"threshold": args.threshold, "relative": args.relative, "adaptive_k": args.adaptive,
+            "polarity": args.polarity, "refractory_ms": args.refractory_ms}
 
 
 def add_model_options(p: Parser) -> None:
-    p.add_argument("--model", help="a model's .tflite or .json (default: the model shipped with raphe)")
+    p.add_argument("--model", help="a model's .tflite or .json, or a shipped one: default, ensemble, student "
+                        "(default: default)")
     p.add_argument("--decision-threshold", type=float, default=DECISION_THRESHOLD,
                    help="posterior a class must reach to be decided (default %(default)g)")
     p.add_argument("--min-spikes", type=positive_int, default=MIN_SPIKES,

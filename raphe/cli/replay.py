@@ -31,6 +31,9 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--endpoint", default=DATA_ENDPOINT,
                    help="where to bind the data socket (default %(default)s; heartbeat on port+1)")
     p.add_argument("--loop", action="store_true", help="start again at the end, as a new acquisition")
+    p.add_argument("--packed", action="store_true",
+                   help="all channels of a block in one packed BLOCK message (raphe's own format: for raphe "
+                        "serve, not for Open Ephys clients)")
     p.add_argument("--lossless", action="store_true",
                    help="XPUB with XPUB_NODROP: wait for a subscriber, then never drop (for raphe's consumers)")
 
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         with progress:
             task = progress.add_task(rec.name, total=rec.total_samples)
             summary = replay(rec, pub, channels=channels, block_ms=args.block_ms, speed=args.speed,
-                             loop=args.loop, on_block=lambda n: progress.advance(task, n))
+                             loop=args.loop, on_block=lambda n: progress.advance(task, n), packed=args.packed)
     print(f"sent {summary.messages:,} messages, {summary.samples:,} samples per channel in "
           f"{summary.seconds:.2f} s ({summary.samples_per_s * len(channels):,.0f} samples/s)")
     return 0

@@ -31,14 +31,16 @@ def add_arguments(p: Parser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from raphe.core.staged import check_writable
     from raphe.detector.config import DetectorConfig
     from raphe.pipelines.live import Service, serve
+    from raphe.pipelines.records import RecordLog
     from raphe.streamer.outputs import Outputs
 
     model, posterior = load_model(args)
     settings = detector_settings(args)
     DetectorConfig(window=model.window, **settings)  # refuse bad settings before any socket is bound
-    log = open(args.log, "a", buffering=1) if args.log else None
+    log = RecordLog(check_writable(args.log)) if args.log else None
     err = Console(stderr=True)
     try:
         with Outputs(args.posterior_endpoint, args.events_endpoint) as outputs:

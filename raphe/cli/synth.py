@@ -25,6 +25,11 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--noise-from", nargs="+", metavar="ABF",
                    help="recordings whose spike-free current stretches replace the synthetic baseline noise")
     p.add_argument("--no-abf", action="store_true", help="write only the manifest and the window set")
+    p.add_argument("--generator", choices=["template", "biophysical"], default="template",
+                   help="template: parametric spike templates; biophysical: action currents from simulated "
+                        "membrane dynamics and a patch model (default %(default)s)")
+    p.add_argument("--rates", type=positive_float, nargs="+", metavar="HZ",
+                   help="each recording day draws its sample rate from these (default: --rate for every day)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
     summary = synthesize(args.out, cells=args.cells, days=args.days, seed=args.seed, sample_rate=args.rate,
                          duration_s=args.duration, ser_fraction=args.ser_fraction, write_abf=not args.no_abf,
-                         noise_from=args.noise_from)
+                         noise_from=args.noise_from, generator=args.generator, rates=tuple(args.rates or ()))
     counts = ", ".join(f"{c} {n}" for c, n in summary.per_class.items())
-    print(f"{summary.cells} cells over {args.days} day(s): {summary.windows} windows ({counts}), "
+    print(f"{summary.cells} {args.generator} cells over {args.days} day(s): {summary.windows} windows ({counts}), "
           f"{summary.abf_files} ABF files, manifest.csv and windows.npz in {args.out}", file=sys.stderr)
     return 0

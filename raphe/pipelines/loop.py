@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from rich.console import Console, RenderableType
 from rich.live import Live
 
 REFRESH_S = 0.25
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def run_loop(step: Callable[[int], bool], view: Callable[[float], RenderableType], *, console: Console,
@@ -19,25 +22,40 @@ def run_loop(step: Callable[[int], bool], view: Callable[[float], RenderableType
 
     ``step`` handles what has arrived and returns True if anything did. The loop ends after
     ``duration_s`` (default: never), once data has arrived and then none for ``idle_s`` (default:
-    never), when ``stop`` is set, or on Ctrl-C. Returns the seconds it ran; the live view is cleared,
-    so the caller prints the final one.
+    never), when ``stop`` is set, or on SIGINT (Ctrl-C), SIGTERM or SIGHUP. A signal ends the loop
+    between two steps, never inside one, so what a step has taken in it has also handed on, and what
+    the caller does after the loop (summaries, final tables, closing the log) is done for every kind
+    of stop. Returns the seconds it ran; the live view is cleared, so the caller prints the final one.
     """
+    stop = stop or threading.Event()
     started = time.monotonic()
     last_data = None
     next_refresh = started
-    with Live(console=console, auto_refresh=False, transient=True) as live:
-        try:
-            while stop is None or not stop.is_set():
-                if step(timeout_ms):
-                    last_data = time.monotonic()
-                now = time.monotonic()
-                if duration_s is not None and now - started >= duration_s:
-                    break
-                if idle_s is not None and last_data is not None and now - last_data >= idle_s:
-                    break
-                if now >= next_refresh:
-                    live.update(view(now - started), refresh=True)
-                    next_refresh = now + REFRESH_S
-        except KeyboardInterrupt:
-            pass
+    with signals_set(stop), Live(console=console, auto_refresh=False, transient=True) as live:
+        while not stop.is_set():
+            if step(timeout_ms):
+                last_data = time.monotonic()
+            now = time.monotonic()
+            if duration_s is not None and now - started >= duration_s:
+                break
+            if idle_s is not None and last_data is not None and now - last_data >= idle_s:
+                break
+            if now >= next_refresh:
+                live.update(view(now - started), refresh=True)
+                next_refresh = now + REFRESH_S
     return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def signals_set(stop: threading.Event) -> Iterator[None]:
+    """While the block runs, SIGINT, SIGTERM and SIGHUP set ``stop`` instead of interrupting
+    (in the main thread only: elsewhere signals cannot be caught, and ``stop`` is the caller's)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -25,7 +25,7 @@ from raphe.streamer.publisher import Publisher
 from tests.helpers import assert_one_line_error, free_port_pair, run_raphe
 
 POSTERIOR_KEYS = {"stream", "channel_num", "channel_name", "cell", "sample_num", "source_message_num", "n_spikes",
-                  "spike_probabilities", "posterior", "decision", "classes", "model"}
+                  "novel", "n_novel", "spike_probabilities", "posterior", "decision", "reasons", "classes", "model"}
 EVENT_KEYS = {"event_type", "stream", "source_node", "electrode", "num_channels", "sample_rate", "sample_number",
               "sorted_id", "spike_probabilities", "posterior", "decision"}
 
@@ -92,6 +92,7 @@ def test_serve_gives_what_classify_gives_and_event_listener_receives_it(labelled
         row = by_cell[cell["cell"]]
         assert cell["n_spikes"] == row["n_spikes"] > 0
         assert cell["decision"] == row["decision"] and cell["spikes_to_decision"] == row["spikes_to_decision"]
+        assert cell["n_novel"] == row["n_novel"] and cell["reasons"] == row["reasons"]
         for name, p in row["posterior"].items():
             assert cell["posterior"][name] == pytest.approx(p, rel=1e-5, abs=1e-9)
 
@@ -112,7 +113,8 @@ def test_serve_gives_what_classify_gives_and_event_listener_receives_it(labelled
         assert POSTERIOR_KEYS <= set(content)
         assert content["classes"] == ["SER", "NSER"] and sum(content["posterior"]) == pytest.approx(1.0)
         assert len(content["spike_probabilities"]) == 2 and content["model"]["sha256"] == model.checksum
-        assert content["decision"] in ("SER", "NSER", "undecided")
+        assert content["decision"] in ("SER", "NSER", "undecided", "not classifiable")
+        assert isinstance(content["novel"], bool) and content["n_novel"] <= content["n_spikes"]
     assert [h["message_num"] for h in headers] == list(range(1, len(headers) + 1))
 
     assert len(spikes_heard) == len(headers)
@@ -228,3 +230,105 @@ def test_serve_refuses_an_output_port_in_use():
     finally:
         sock.close(0)
         ctx.term()
+
+
+def test_batched_and_one_by_one_ingest_give_the_same_cells_and_outputs():
+    """Two services on one stream of 6 channels (with a gap, a channel restarted by a new sample rate,
+    and an acquisition restart): one handles each message on its own, the other drains in batches
+    and detects a stream's blocks in one call. Every cell's spikes, posteriors and POSTERIOR
+    messages must be the same, in the same order."""
+    model = Model()
+    traces = [spiking_trace(3.0, 40_000.0, seed=s) for s in range(6)]
+    with Publisher("tcp://127.0.0.1:*", heartbeat=False, lossless=True) as pub, \
+            Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as out_a, \
+            Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as out_b:
+        services = [Service(pub.endpoint, model, {}, model.posterior_config(), out, keep_history=True, drain_limit=limit)
+                    for out, limit in ((out_a, 1), (out_b, 8192))]
+        heard = [[], []]
+        stop = threading.Event()
+        collectors = [collect(out.posterior_endpoint, into, stop) for out, into in zip((out_a, out_b), heard)]
+        time.sleep(0.5)
+        assert pub.wait_for_subscribers(2, timeout_s=10)
+
+        def rig():
+            for offset in range(0, 120_000, 400):
+                for c, trace in enumerate(traces):
+                    if c == 2 and 40_000 <= offset < 44_000:
+                        continue  # channel 2 loses 0.1 s: a gap
+                    rate = 20_000.0 if c == 4 and offset >= 80_000 else 40_000.0  # channel 4 changes rate
+                    pub.send_data("rig", c, f"ch{c}", offset, rate, trace[offset:offset + 400], "pA")
+            pub.new_acquisition()
+            for offset in range(0, 40_000, 400):
+                for c, trace in enumerate(traces[:3]):
+                    pub.send_data("rig", c, f"ch{c}", offset, 40_000.0, trace[offset:offset + 400], "pA")
+
+        sender = threading.Thread(target=rig)
+        sender.start()
+        while sender.is_alive() or any(s.step(100) for s in services):
+            for s in services:
+                s.step(5)
+        sender.join()
+        time.sleep(0.5)
+        stop.set()
+        for c in collectors:
+            c.join(5)
+        try:
+            cells = [{key: ch.cell for key, ch in s.channels.items()} for s in services]
+            assert set(cells[0]) == set(cells[1]) and len(cells[0]) == 6
+            for key in cells[0]:
+                a, b = cells[0][key], cells[1][key]
+                assert a.summary() == b.summary()
+                assert [s for s, _ in a.history] == [s for s, _ in b.history]
+                np.testing.assert_array_equal([p for _, p in a.history], [p for _, p in b.history])
+            assert sum(c.n_spikes for c in cells[0].values()) > 50
+            assert cells[0][("rig", 4)].acquisition >= 2 and cells[0][("rig", 0)].acquisition == 2
+            contents = [[decode_posterior(m)["content"] for m in got] for got in heard]
+            per_cell = [{}, {}]
+            for k, got in enumerate(contents):
+                for c in got:
+                    per_cell[k].setdefault(c["cell"], []).append(c)
+            assert per_cell[0] == per_cell[1] and sum(map(len, per_cell[0].values())) == services[0].spikes
+            assert services[1].timings.stages["detect"].n < services[0].timings.stages["detect"].n
+        finally:
+            for s in services:
+                s.close()
+
+
+def test_packed_blocks_give_what_open_ephys_messages_give():
+    """The same 5 channels replayed as one packed BLOCK message per block and as Open Ephys DATA
+    messages: every cell the same. A packed message whose payload does not match its header is
+    counted as malformed."""
+    from raphe.replay.player import replay
+    from raphe.replay.recording import Channel as RecordingChannel
+    from raphe.replay.recording import Recording as InMemory
+    from raphe.streamer.protocol import encode_block
+
+    model = Model()
+    rig = InMemory.from_traces("probe", 40_000.0, [RecordingChannel(c, f"ch{c}", "pA") for c in range(5)],
+                               [spiking_trace(2.0, 40_000.0, seed=10 + c) for c in range(5)])
+    cells = []
+    for packed in (False, True):
+        with Publisher("tcp://127.0.0.1:*", heartbeat=False, lossless=True) as pub, \
+                Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
+            service = Service(pub.endpoint, model, {}, model.posterior_config(), outputs, keep_history=True)
+            assert pub.wait_for_subscribers(1, timeout_s=10)
+            sender = threading.Thread(target=replay, args=(rig, pub), kwargs={"speed": float("inf"), "packed": packed})
+            sender.start()
+            if packed:
+                bad = encode_block(10**6, "probe", 0, 40_000.0, np.zeros((2, 10), np.float32))
+                pub.send_frames(bad[:2] + [bad[2][:-4]])
+            while sender.is_alive() or service.step(300):
+                service.step(5)
+            sender.join()
+            try:
+                cells.append({key: (c.cell.summary(), c.cell.history) for key, c in service.channels.items()})
+                if packed:
+                    assert service.subscriber.stats.malformed["payload_size"] == 1
+                    assert service.subscriber.stats.data_messages == 200  # 2 s in 10 ms blocks
+            finally:
+                service.close()
+    assert set(cells[0]) == set(cells[1]) and len(cells[0]) == 5
+    for key in cells[0]:
+        (a, history_a), (b, history_b) = cells[0][key], cells[1][key]
+        assert a == b and a["n_spikes"] > 0
+        assert [s for s, _ in history_a] == [s for s, _ in history_b]

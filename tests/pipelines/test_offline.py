@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers import run_raphe
+from tests.helpers import assert_one_line_error, run_raphe
 
 
 def test_classify_reports_unreadable_files_and_goes_on(labelled_files, tmp_path):
@@ -31,3 +31,46 @@ def test_classify_a_folder_skips_voltage_recordings(abf_dir):
     assert {r["stream"] for r in rows} >= {"File_axon_1", "pclamp11_4ch", "f1"}
     assert "19114000.abf: skipped, no channel in pA" in result.stderr
     assert all(r["channel_name"] != "10_Vm" for r in rows)
+
+
+def test_no_shared_recording_is_decided_and_implausible_channels_say_why(abf_dir):
+    """None of the shared recordings is a loose-seal raphe cell: none may end decided, and the
+    channels that are not cell-attached current of a firing cell say why."""
+    result = run_raphe("classify", abf_dir, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {(r["stream"], r["channel_num"]): r for r in map(json.loads, result.stdout.splitlines())}
+    assert all(r["decision"] in ("undecided", "not classifiable") for r in rows.values())
+    for key in [("130618-1-12", 0), ("17o05026_vc_stim", 0), ("f1", 0), ("f1", 1)]:
+        assert rows[key]["decision"] == "not classifiable" and rows[key]["reasons"], key
+    assert any("crossed continuously" in r for r in rows[("130618-1-12", 0)]["reasons"])
+    assert any("sweeps" in r for r in rows[("17o05026_vc_stim", 0)]["reasons"])
+    skipped = [line for line in result.stderr.splitlines() if "skipped, no channel in pA" in line]
+    assert len(skipped) >= 8  # the mV, V and nA recordings say what they hold
+    forced = run_raphe("classify", abf_dir / "19114000.abf", "--channels", "0", "--json",
+                       "--polarity", "pos", "--threshold", "0")
+    row = json.loads(forced.stdout.splitlines()[0])
+    assert row["decision"] == "not classifiable" and any("units are mV" in r for r in row["reasons"])
+
+
+def rows_by_cell(stdout: str) -> dict:
+    return {(r["recording"], r["cell"]): r for r in map(json.loads, stdout.splitlines())}
+
+
+def test_two_processes_and_a_dask_cluster_classify_as_one_process_does(labelled_files, tmp_path):
+    from distributed import LocalCluster
+
+    serial = run_raphe("classify", *labelled_files, "--json", "--out", tmp_path / "serial.csv")
+    parallel = run_raphe("classify", *labelled_files, "--json", "--jobs", "2", "--out", tmp_path / "jobs.csv")
+    assert serial.returncode == parallel.returncode == 0, parallel.stderr
+    assert rows_by_cell(parallel.stdout) == rows_by_cell(serial.stdout) and len(rows_by_cell(serial.stdout)) == 3
+    assert (tmp_path / "jobs.csv").read_text() == (tmp_path / "serial.csv").read_text()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        dask = run_raphe("classify", *labelled_files, "--json", "--scheduler", cluster.scheduler_address,
+                         timeout=300)
+    assert dask.returncode == 0, dask.stderr
+    assert rows_by_cell(dask.stdout) == rows_by_cell(serial.stdout)
+
+
+def test_an_unreachable_scheduler_is_one_line_before_any_work(labelled_files):
+    result = run_raphe("classify", *labelled_files, "--scheduler", "tcp://127.0.0.1:9", timeout=120)
+    assert_one_line_error(result, "cannot reach the Dask scheduler at tcp://127.0.0.1:9")

@@ -1,0 +1,33 @@
+"""`raphe matrix`: models judged across data sources (the cross-generator matrix)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .options import Parser
+
+HELP = "Judge every model on every labelled data set: the cross-generator matrix, with intervals and trade-off."
+EXAMPLE = "raphe matrix --model both=model/m-dynamic.tflite --data template=test-t/ --data biophysical=test-b/ --out m/"
+
+
+def named(text: str) -> tuple[str, str]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH (got {text!r})")
+    return name, path
+
+
+def add_arguments(p: Parser) -> None:
+    p.add_argument("--model", type=named, action="append", required=True, metavar="NAME=MODEL",
+                   help="a model's .tflite or .json, named for the table (repeat for each model)")
+    p.add_argument("--data", type=named, action="append", required=True, metavar="NAME=DATA",
+                   help="a labelled window set of held-out days (.npz, `raphe synth` folder), named (repeat)")
+    p.add_argument("--out", help="folder for matrix.md, matrix.json and tradeoff.png")
+
+
+def run(args: argparse.Namespace) -> int:
+    from raphe.classifier.evaluation.matrix import markdown, matrix
+
+    result = matrix(dict(args.model), dict(args.data), args.out)
+    print(markdown(result))
+    return 0

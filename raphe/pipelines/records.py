@@ -1,0 +1,58 @@
+"""The service's JSON-lines log, written by a thread of its own so that the live path never waits on
+the disk. Records are queued whole and every one queued before ``close()`` reaches the file, on a
+normal stop as on SIGINT or SIGTERM (the loop ends and the service closes its log)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+
+_STOP = None
+
+
+class RecordLog:
+    """Appends queued records (bytes, one JSON object each) to ``path``, one per line.
+
+    Parameters
+    ----------
+    path : the log file, opened for appending (a missing folder is the caller's to refuse).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._file = self.path.open("ab")
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.written = 0
+        self._thread = threading.Thread(target=self._write, name="raphe-log", daemon=True)
+        self._thread.start()
+
+    def write(self, record: bytes) -> None:
+        """Queue one record (without its newline); returns at once."""
+        self._queue.put(record)
+
+    def _write(self) -> None:
+        while True:
+            lines = [self._queue.get()]
+            while not self._queue.empty():
+                lines.append(self._queue.get())
+            done = lines[-1] is _STOP
+            records = [line for line in lines if line is not _STOP]
+            if records:
+                self._file.write(b"\n".join(records) + b"\n")
+                self._file.flush()
+                self.written += len(records)
+            if done:
+                return
+
+    def close(self) -> None:
+        """Write everything queued, then close the file."""
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._file.close()
+
+    def __enter__(self) -> RecordLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
