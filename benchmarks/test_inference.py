@@ -19,6 +19,8 @@ from raphe.core.specs import MODEL_FORMAT, SEED_WINDOW
 from .conftest import record
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+QUICK = os.environ.get("RAPHE_BENCH_QUICK") == "1"
+QUICK_ROUNDS = 50
 keras = pytest.importorskip("keras")
 
 KERNELS = tuple(range(20, 31))
@@ -115,17 +117,21 @@ def test_classify_stage_with_novelty_and_checks(benchmark, what, windows):
     cell = Cell("bench", 0, "A", 40_000.0, model.classes, model.posterior_config())
     checks = SignalChecks("pA", 40_000.0, DetectorConfig())
     block = np.random.default_rng(1).normal(0.0, 5.0, 400).astype(np.float32)
-    window, sample = windows[:1], np.array([1000])
+    window = windows[:1]
+    position = [0]
 
     def plain():
         cell.add_spike(0, model.predict_one(window[0]), window[0])
 
     def guarded():
-        checks.add_block(block, 0)
-        checks.add_events(sample)
+        checks.add_block(block, position[0])  # a continuous stream, block after block
+        checks.add_events(np.array([position[0] + 100]))
+        position[0] += len(block)
         cell.signal_reasons = checks.reasons()
         novel = bool(model.novel(window)[0])
         cell.add_spike(0, model.predict_one(window[0]), window[0], novel)
 
-    benchmark(plain if what == "classify" else guarded)
+    # fixed rounds for both, so that the ratio compares like with like
+    benchmark.pedantic(plain if what == "classify" else guarded, rounds=QUICK_ROUNDS if QUICK else 2000,
+                       warmup_rounds=20, iterations=1)
     record(benchmark, f"classify stage:{what}", 1, "spikes/s")

