@@ -45,7 +45,8 @@ def _robust_update(segment, baseline, sigma, c, k, offset, polarity, thresholds)
 @njit(cache=True, nogil=True)
 def detect_block(block, rows, starts, ring, state, prev, thresholds, pend_sample, pend_frac, pend_thr, pend_dir,
                  counts, seg, baseline, sigma, positions, need_before, need_after, refractory,
-                 polarity, adaptive_k, relative_offset, out_channel, out_sample, out_thr, out_amp, out_windows):
+                 polarity, adaptive_k, relative_offset, out_channel, out_sample, out_thr, out_amp, out_windows,
+                 row_stats):
     """Detect threshold crossings in ``block`` (rows x samples) and emit completed windows.
 
     Row ``i`` of the block is channel ``rows[i]`` of the state arrays, so a block may hold any subset
@@ -59,6 +60,10 @@ def detect_block(block, rows, starts, ring, state, prev, thresholds, pend_sample
     The threshold is fixed (``thresholds`` as given), or follows the median of each completed noise
     segment: ``adaptive_k`` robust sigmas from it (adaptive_k > 0), or ``relative_offset`` from it
     (a finite relative_offset); until the first segment is complete no event is detected.
+
+    ``row_stats[i]`` receives, for row ``i`` of the block, what the signal checks need from the same
+    pass: finite samples, their sum, their sum of squares, and how many lie beyond the threshold in
+    force in the direction of the crossing (``polarity`` both: below it).
     """
     n_rows, n = block.shape
     mask = ring.shape[1] - 1
@@ -86,10 +91,20 @@ def detect_block(block, rows, starts, ring, state, prev, thresholds, pend_sample
         p = prev[c]
         thr = thresholds[c]
         due = pend_sample[c, head] + need_after if count > 0 else -1
+        n_finite = 0
+        total = 0.0
+        total_sq = 0.0
+        beyond = 0
         for k in range(n):
             s = s0 + k
             x = block[i, k]
             ring[c, s & mask] = x
+            if np.isfinite(x):
+                n_finite += 1
+                total += x
+                total_sq += x * x
+                if (x > thr) if polarity == POSITIVE else (x < thr):
+                    beyond += 1
             run += 1
             if run > 1:
                 direction = _crossing(p, x, thr, polarity)
@@ -146,6 +161,10 @@ def detect_block(block, rows, starts, ring, state, prev, thresholds, pend_sample
                 due = pend_sample[c, head] + need_after if count > 0 else -1
             p = x
         prev[c] = p
+        row_stats[i, 0] = n_finite
+        row_stats[i, 1] = total
+        row_stats[i, 2] = total_sq
+        row_stats[i, 3] = beyond
         st[NEXT] = s0 + n
         st[RUN] = run
         st[COUNT] = count

@@ -43,7 +43,9 @@ class Detector:
     windows completed in this block; ``process_rows`` takes a block of some of the channels only.
     ``counts`` holds, per channel, the events detected and those not emitted because their window
     lacked its pre-samples, straddled a gap, or held a non-finite sample. Channels can be added
-    (``add_channels``) and started afresh one by one (``reset_channels``).
+    (``add_channels``) and started afresh one by one (``reset_channels``). After each call,
+    ``row_stats`` holds per row of the block: finite samples, their sum, their sum of squares, and
+    samples beyond the threshold in force (what :class:`SignalChecks` needs, from the same pass).
     """
 
     def __init__(self, n_channels: int, sample_rate: float, config: DetectorConfig = DetectorConfig()):
@@ -151,12 +153,13 @@ class Detector:
     def _detect(self, block: np.ndarray, rows: np.ndarray, starts: np.ndarray) -> Events:
         block = np.ascontiguousarray(block, dtype=np.float32)
         self._outputs(len(rows), block.shape[1])
+        self.row_stats = np.empty((len(rows), 4), np.float64)
         n_out = kernels.detect_block(
             block, rows, starts, self._ring, self._state, self._prev, self._thresholds, self._pend_sample,
             self._pend_frac, self._pend_thr, self._pend_dir, self.counts, self._seg, self.baseline,
             self.sigma, self.positions, self.need_before, self.need_after, self.refractory,
             self.polarity, self.adaptive_k, self.relative_offset, self._out_channel, self._out_sample,
-            self._out_thr, self._out_amp, self._out_windows)
+            self._out_thr, self._out_amp, self._out_windows, self.row_stats)
         if n_out == 0:
             return self._no_events
         records = np.empty(n_out, EVENT_DTYPE)

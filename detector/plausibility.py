@@ -13,8 +13,8 @@ recordings (current in pA). A channel fails a check when its signal is of anothe
   least 3 sweeps, far more often than a cell firing at random times at its rate would put them
   there): the transients of a stimulus or command protocol.
 
-The checks see the same blocks as the detector, at the rig and at the desk, and keep fixed
-memory. They never drop a sample or a spike: a failed check makes the cell "not classifiable",
+The checks see the same blocks as the detector, at the rig and at the desk (the detector's own pass
+sums what they need), and keep fixed memory per channel but for the event times of locking. They never drop a sample or a spike: a failed check makes the cell "not classifiable",
 with its reason, and its spikes stay counted.
 """
 
@@ -39,113 +39,133 @@ MIN_SECONDS = 1.0
 
 
 class SignalChecks:
-    """The checks of one channel, fed block by block (``add_block``) and event by event (``add_events``).
+    """The checks of the channels (rows) of one stream at one rate under one detector rule, fed block
+    by block for many rows at once (``add_block``) and event by event per row (``add_events``).
 
     Parameters
     ----------
-    units : the channel's units (None when the stream does not say: the units check is skipped).
     sample_rate : Hz.
     config : the detector's rule: its threshold is judged only when it is absolute.
+    units : the units of the first rows (None where the stream does not say: that row's units
+        check is skipped); more rows come with ``add_channel``.
     """
 
-    def __init__(self, units: str | None, sample_rate: float, config: DetectorConfig):
-        self.units = units
+    def __init__(self, sample_rate: float, config: DetectorConfig, units: list[str | None] = ()):
         self.sample_rate = float(sample_rate)
         self.config = config
         self.absolute = config.adaptive_k is None and not config.relative
-        self.samples = 0
-        self.total = 0.0
-        self.total_sq = 0.0
-        self.beyond = 0
-        self.events = 0
-        self.segments = 0
-        self._segment_start = 0
-        self._next = -1
-        self._locks: dict[int, set[int]] = {}
+        self.units: list[str | None] = []
+        self.samples = np.zeros(0, np.int64)
+        self.total = np.zeros(0)
+        self.total_sq = np.zeros(0)
+        self.beyond = np.zeros(0, np.int64)
+        self.events = np.zeros(0, np.int64)
+        self.segments = np.zeros(0, np.int64)
+        self._segment_start = np.zeros(0, np.int64)
+        self._next = np.zeros(0, np.int64)
+        self._locks: list[dict[int, set[int]]] = []
+        for u in units:
+            self.add_channel(u)
 
-    def add_block(self, block: np.ndarray, sample_num: int) -> None:
-        """One channel's block (1-D) starting at ``sample_num`` on the stream's counter; a block that
-        does not continue the previous one starts a new segment (a sweep, or data after a gap)."""
-        n, total, total_sq, beyond = block_stats(block[np.newaxis, :], self.config)
-        self.add_stats(int(n[0]), float(total[0]), float(total_sq[0]), int(beyond[0]), sample_num, len(block))
+    def add_channel(self, units: str | None) -> int:
+        """A new row; returns its index."""
+        self.units.append(units)
+        self._locks.append({})
+        for name in ("samples", "total", "total_sq", "beyond", "events", "segments", "_segment_start"):
+            setattr(self, name, np.append(getattr(self, name), 0))
+        self._next = np.append(self._next, -1)
+        return len(self.units) - 1
 
-    def add_stats(self, n: int, total: float, total_sq: float, beyond: int, sample_num: int, length: int) -> None:
-        """The same from the statistics of a block (see :func:`block_stats`) of ``length`` samples,
-        ``n`` of them finite."""
-        if sample_num != self._next:
-            self.segments += 1
-            self._segment_start = sample_num
-        self._next = sample_num + length
-        self.samples += n
-        self.total += total
-        self.total_sq += total_sq
-        if self.absolute:
-            self.beyond += beyond
+    def reset_channel(self, row: int, units: str | None) -> None:
+        """Row ``row`` starts afresh (a new acquisition, or a channel now at this rate)."""
+        self.units[row] = units
+        self._locks[row] = {}
+        for name in ("samples", "total", "total_sq", "beyond", "events", "segments", "_segment_start"):
+            getattr(self, name)[row] = 0
+        self._next[row] = -1
 
-    def add_events(self, sample_nums: np.ndarray) -> None:
-        """Events detected on this channel, in the segment of the last block."""
-        self.events += len(sample_nums)
+    def add_block(self, stats: np.ndarray, rows: np.ndarray, starts: np.ndarray, length: int) -> None:
+        """A block of ``length`` samples of the channels ``rows``, row ``i`` starting at ``starts[i]`` on
+        the stream's counter, summarised by the detector's pass over it (``Detector.row_stats``:
+        finite samples, sum, sum of squares, samples beyond the threshold, per row). A block that does
+        not continue its row's previous one starts a new segment (a sweep, or data after a gap)."""
+        rows = np.asarray(rows)
+        starts = np.asarray(starts, dtype=np.int64)
+        new = starts != self._next[rows]
+        self.segments[rows] += new
+        self._segment_start[rows] = np.where(new, starts, self._segment_start[rows])
+        self._next[rows] = starts + length
+        self.samples[rows] += stats[:, 0].astype(np.int64)
+        self.total[rows] += stats[:, 1]
+        self.total_sq[rows] += stats[:, 2]
+        if self.absolute and self.config.polarity in ("neg", "pos"):
+            self.beyond[rows] += stats[:, 3].astype(np.int64)
+
+    def add_events(self, row: int, sample_nums: np.ndarray) -> None:
+        """Events detected on row ``row``, in the segment of its last block."""
+        self.events[row] += len(sample_nums)
+        locks, start, segment = self._locks[row], int(self._segment_start[row]), int(self.segments[row])
         for s in sample_nums:
-            self._locks.setdefault(int((int(s) - self._segment_start) / (LOCK_BIN_S * self.sample_rate)),
-                                   set()).add(self.segments)
+            locks.setdefault(int((int(s) - start) / (LOCK_BIN_S * self.sample_rate)), set()).add(segment)
 
-    @property
-    def mean(self) -> float:
-        return self.total / self.samples if self.samples else 0.0
+    def mean(self, row: int) -> float:
+        return float(self.total[row] / self.samples[row]) if self.samples[row] else 0.0
 
-    @property
-    def std(self) -> float:
-        if not self.samples:
+    def std(self, row: int) -> float:
+        if not self.samples[row]:
             return 0.0
-        return float(np.sqrt(max(self.total_sq / self.samples - self.mean ** 2, 0.0)))
+        return float(np.sqrt(max(self.total_sq[row] / self.samples[row] - self.mean(row) ** 2, 0.0)))
 
-    def reasons(self) -> list[str]:
-        """Why this channel cannot be classified; empty when every check passes."""
+    def reasons(self, row: int) -> list[str]:
+        """Why row ``row``'s channel cannot be classified; empty when every check passes."""
         found = []
-        units = self.units or "?"
-        if self.units is not None and self.units not in CURRENT_UNITS:
-            found.append(f"units are {self.units}, not pA: raphe classifies cell-attached current")
-        if self.samples < MIN_SECONDS * self.sample_rate:
+        units = self.units[row] or "?"
+        if self.units[row] is not None and self.units[row] not in CURRENT_UNITS:
+            found.append(f"units are {self.units[row]}, not pA: raphe classifies cell-attached current")
+        samples = int(self.samples[row])
+        if samples < MIN_SECONDS * self.sample_rate:
             return found
-        mean, std = self.mean, self.std
+        mean, std = self.mean(row), self.std(row)
         if abs(mean) > MAX_BASELINE_PA or std > MAX_NOISE_PA:
             found.append(f"baseline {mean:+.0f} {units} with noise {std:.0f} {units}: the range of a voltage "
                          "times a gain or of a command, not of cell-attached current")
-        elif self.absolute and self.beyond > MAX_BEYOND_THRESHOLD * self.samples:
-            found.append(f"{100 * self.beyond / self.samples:.0f}% of samples lie beyond the "
+        elif self.absolute and self.beyond[row] > MAX_BEYOND_THRESHOLD * samples:
+            found.append(f"{100 * self.beyond[row] / samples:.0f}% of samples lie beyond the "
                          f"{self.config.threshold:g} {units} threshold (baseline {mean:+.0f} {units}): it is "
                          "crossed continuously; detect relative to the baseline (--relative)")
         elif self.absolute and abs(mean) > MAX_HOLDING_PA:
             found.append(f"baseline {mean:+.0f} {units}, far from zero: an absolute threshold hides or invents "
                          "spikes; detect relative to the baseline (--relative)")
-        rate = self.events * self.sample_rate / self.samples
+        rate = self.events[row] * self.sample_rate / samples
         if rate > MAX_RATE_HZ:
             found.append(f"{rate:.0f} events/s: more than a neuron fires; noise or artefacts cross the threshold")
-        locked = self._locked()
+        locked = self._locked(row)
         if locked:
             found.append(locked)
         return found
 
-    def _locked(self) -> str:
+    def _locked(self, row: int) -> str:
         """A reason when events recur at the same time after the start of the sweeps more often than
         a cell firing at its rate, at random times, would put them there (binomial tail, corrected for
         the number of 3 ms windows tested)."""
-        if self.segments < MIN_SWEEPS_FOR_LOCKING or self.events == 0:
+        segments, events, samples = int(self.segments[row]), int(self.events[row]), int(self.samples[row])
+        if segments < MIN_SWEEPS_FOR_LOCKING or events == 0:
             return ""
-        p = min(1.0, self.events / (self.samples / self.sample_rate) * 3 * LOCK_BIN_S)
-        tests = max(1.0, self.samples / self.segments / (LOCK_BIN_S * self.sample_rate))
-        needed = max(MIN_SWEEPS_FOR_LOCKING, fewest_locked(self.segments, p, LOCK_SIGNIFICANCE / tests))
-        if needed > self.segments:
+        p = min(1.0, events / (samples / self.sample_rate) * 3 * LOCK_BIN_S)
+        tests = max(1.0, samples / segments / (LOCK_BIN_S * self.sample_rate))
+        needed = max(MIN_SWEEPS_FOR_LOCKING, fewest_locked(segments, p, LOCK_SIGNIFICANCE / tests))
+        if needed > segments:
             return ""
+        locks = self._locks[row]
         locked = []
-        for b in self._locks:
-            sweeps = len(self._locks[b] | self._locks.get(b - 1, set()) | self._locks.get(b + 1, set()))
+        for b in locks:
+            sweeps = len(locks[b] | locks.get(b - 1, set()) | locks.get(b + 1, set()))
             if sweeps >= needed:
                 locked.append((b, sweeps))
         if not locked:
             return ""
         first, sweeps = min(locked)
-        return (f"events recur {first * LOCK_BIN_S:.3f} s after the start of {sweeps} of the {self.segments} sweeps: "
+        return (f"events recur {first * LOCK_BIN_S:.3f} s after the start of {sweeps} of the {segments} sweeps: "
                 "transients of a stimulus or command protocol, not spontaneous firing")
 
 
@@ -165,16 +185,3 @@ def fewest_locked(n: int, p: float, alpha: float) -> int:
             return k + 1
     return 0
 
-
-def block_stats(block: np.ndarray, config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per row of a (channels, n) block: finite samples, their sum, their sum of squares, and how
-    many lie beyond an absolute threshold in the direction of the crossing (0 for other rules)."""
-    values = block.astype(np.float64)
-    finite = np.isfinite(values)
-    if not finite.all():
-        values = np.where(finite, values, 0.0)
-    beyond = np.zeros(len(values), np.int64)
-    if config.adaptive_k is None and not config.relative and config.polarity in ("neg", "pos"):
-        beyond = ((values < config.threshold) if config.polarity == "neg" else (values > config.threshold)) & finite
-        beyond = beyond.sum(axis=1)
-    return finite.sum(axis=1), values.sum(axis=1), np.einsum("ij,ij->i", values, values), beyond

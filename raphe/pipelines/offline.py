@@ -34,25 +34,28 @@ CSV_COLUMNS = ["recording", "stream", "channel_num", "channel_name", "recorded_s
 
 
 def detect_recording(recording: Recording, channels: list[Channel], config: DetectorConfig,
-                     block_ms: float = 1000.0, checks: list[SignalChecks] | None = None) -> tuple[Events, Detector]:
+                     block_ms: float = 1000.0, checks: SignalChecks | None = None) -> tuple[Events, Detector]:
     """Events of ``channels`` over every sweep, fed in blocks of ``block_ms`` on the file's sample
     counter, so that the pauses between sweeps are gaps to the detector as they are on the wire.
     The events do not depend on the block size (the detector is block-invariant); the default of
     1 s keeps the cost of each call from Python small against the work inside it.
-    ``records["channel"]`` is the position in ``channels``; ``checks`` (one per channel), if given,
-    see the same blocks and events."""
+    ``records["channel"]`` is the position in ``channels``; ``checks`` (a row per channel, in that
+    order), if given, see the same blocks and events."""
     detector = Detector(len(channels), recording.sample_rate, config)
     step = block_samples(recording.sample_rate, block_ms)
     records, windows = [], []
+    rows = np.arange(len(channels))
     for sweep in recording.sweeps:
         data = np.stack([sweep.traces[c.num] for c in channels])
         for offset in range(0, sweep.num_samples, step):
-            events = detector.process(data[:, offset:offset + step], sweep.sample_num + offset)
+            start, block = sweep.sample_num + offset, data[:, offset:offset + step]
+            events = detector.process(block, start)
             records.append(events.records)
             windows.append(events.windows)
-            for k, check in enumerate(checks or ()):
-                check.add_block(data[k, offset:offset + step], sweep.sample_num + offset)
-                check.add_events(events.records["sample_num"][events.records["channel"] == k])
+            if checks is not None:
+                checks.add_block(detector.row_stats, rows, np.full(len(rows), start), block.shape[1])
+                for k in np.unique(events.records["channel"]):
+                    checks.add_events(int(k), events.records["sample_num"][events.records["channel"] == k])
     return Events(np.concatenate(records), np.concatenate(windows)), detector
 
 
@@ -64,15 +67,15 @@ def classify_recording(recording: Recording, channels: list[Channel], model: Mod
     The spikes are exactly those a live `raphe serve` finds in a replay of the file (the detector
     gives the same events for any block size), and each cell's posterior takes them in the same order.
     """
-    checks = [SignalChecks(c.units, recording.sample_rate, config) for c in channels]
+    checks = SignalChecks(recording.sample_rate, config, [c.units for c in channels])
     events, detector = detect_recording(recording, channels, config, block_ms, checks)
     probabilities = model.predict(events.windows) if len(events) else np.empty((0, len(model.classes)))
     novel = model.novel(events.windows)
     cells = [Cell(recording.name, c.num, c.name, recording.sample_rate, model.classes, posterior, keep_history)
              for c in channels]
-    for cell, check in zip(cells, checks):
+    for k, cell in enumerate(cells):
         cell.samples = recording.total_samples
-        cell.signal_reasons = check.reasons()
+        cell.signal_reasons = checks.reasons(k)
     for record, p, window, new in zip(events.records, probabilities, events.windows, novel):
         cells[record["channel"]].add_spike(int(record["sample_num"]), p, window, bool(new))
     return cells, detector
