@@ -16,13 +16,16 @@ from dataclasses import dataclass
 import orjson
 import zmq
 
+from raphe.core.errors import RapheError
 from raphe.core.specs import EVENTS_ENDPOINT, POSTERIOR_ENDPOINT
 
 from .publisher import EndpointError
+from .security import Curve, authenticator, serve_securely
 
 POSTERIOR_ENVELOPE = b"POSTERIOR"
 POSTERIOR_SCHEMA_VERSION = 1
 SPIKE_EVENT = struct.pack("<H", 1)
+NOBLOCK = int(zmq.NOBLOCK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,7 @@ def encode_spike_event(event: dict) -> list[bytes]:
 
 
 class Outputs:
-    """The two output PUB sockets, bound at construction and closed by ``close()``.
+    """The two output sockets, bound at construction and closed by ``close()``.
 
     Parameters
     ----------
@@ -109,23 +112,40 @@ class Outputs:
     events_endpoint : where Event Broadcaster spike events go (default tcp://127.0.0.1:5571).
     A ``*`` port binds an ephemeral one; the bound endpoints are in ``posterior_endpoint`` and
     ``events_endpoint`` afterwards.
+    lossless : wait for a slow subscriber instead of dropping (default False: at the rig, the
+        service must not wait on a client).
+    hwm : messages queued per subscriber before one is dropped, or waited for (default 100,000).
+    curve : serve with CURVE (see ``security``): only clients with the keys it admits connect.
+
+    The sockets are XPUBs that refuse rather than silently drop when a subscriber's queue is full,
+    so every message not delivered is counted, per output (``dropped``).
     """
 
-    def __init__(self, posterior_endpoint: str = POSTERIOR_ENDPOINT, events_endpoint: str = EVENTS_ENDPOINT):
+    def __init__(self, posterior_endpoint: str = POSTERIOR_ENDPOINT, events_endpoint: str = EVENTS_ENDPOINT,
+                 lossless: bool = False, hwm: int = 100_000, curve: Curve | None = None):
         self._context = zmq.Context()
         self._sockets: list[zmq.Socket] = []
+        self._authenticator = None
+        self.lossless = lossless
         self.message_num = 0
+        self.dropped = {"posterior": 0, "events": 0}
         try:
-            self._posterior, self.posterior_endpoint = self._bind(posterior_endpoint)
-            self._events, self.events_endpoint = self._bind(events_endpoint)
-        except EndpointError:
+            if curve is not None:
+                self._authenticator = authenticator(self._context, curve)
+            self._posterior, self.posterior_endpoint = self._bind(posterior_endpoint, hwm, curve)
+            self._events, self.events_endpoint = self._bind(events_endpoint, hwm, curve)
+        except (EndpointError, RapheError):
             self.close()
             raise
 
-    def _bind(self, endpoint: str) -> tuple[zmq.Socket, str]:
-        socket = self._context.socket(zmq.PUB)
+    def _bind(self, endpoint: str, hwm: int, curve: Curve | None) -> tuple[zmq.Socket, str]:
+        socket = self._context.socket(zmq.XPUB)
         socket.setsockopt(zmq.LINGER, 1000)
+        socket.setsockopt(zmq.SNDHWM, hwm)
+        socket.setsockopt(zmq.XPUB_NODROP, 1)
         self._sockets.append(socket)
+        if curve is not None:
+            serve_securely(socket, curve)
         try:
             socket.bind(endpoint)
         except zmq.ZMQError as exc:
@@ -143,11 +163,24 @@ class Outputs:
         serialized (a JSON object), for a log to reuse rather than serialize again."""
         self.message_num += 1
         content = orjson.dumps(update.posterior_content())
-        self._posterior.send_multipart(posterior_frames(self.message_num, content))
-        self._events.send_multipart(encode_spike_event(update.spike_event()))
+        self._send(self._posterior, posterior_frames(self.message_num, content), "posterior")
+        self._send(self._events, encode_spike_event(update.spike_event()), "events")
         return content
+
+    def _send(self, socket: zmq.Socket, frames: list[bytes], output: str) -> None:
+        while True:
+            try:
+                socket.send_multipart(frames, NOBLOCK)
+                return
+            except zmq.Again:
+                if not self.lossless:
+                    self.dropped[output] += 1
+                    return
+                socket.poll(100, zmq.POLLOUT)
 
     def close(self) -> None:
         for socket in self._sockets:
             socket.close()
+        if self._authenticator is not None:
+            self._authenticator.stop()
         self._context.term()

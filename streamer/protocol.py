@@ -53,6 +53,8 @@ class Limits:
     name_chars : length of a stream or channel name (default 256).
     sample_rate_hz : the largest sample rate (default 10 MHz).
     block_channels : channels in one packed block (default 4,096).
+    streams, channels : distinct streams and (stream, channel) pairs one subscriber keeps (defaults
+        256 and 16,384: several Neuropixels probes); a message that would add one more is malformed.
     """
 
     header_bytes: int = 65_536
@@ -62,6 +64,8 @@ class Limits:
     name_chars: int = 256
     sample_rate_hz: float = 1e7
     block_channels: int = 4096
+    streams: int = 256
+    channels: int = 16_384
 
 
 DEFAULT_LIMITS = Limits()
@@ -427,15 +431,12 @@ def _decode_block(header: dict, frames: list[bytes], limits: Limits) -> PackedBl
             or rate > limits.sample_rate_hz:
         raise MalformedMessage("sample_rate", f"sample_rate is not a finite positive number up to "
                                               f"{limits.sample_rate_hz:g}: {_short(rate)}")
-    nums = content.get("channel_nums", list(range(channels)))
-    if not isinstance(nums, list) or len(nums) != channels:
-        raise MalformedMessage("bad_value", f"channel_nums must list {channels} channels")
-    nums = tuple(_int(c, "channel_nums[]", 0, limits.channel_num + 1) for c in nums)
-    if len(set(nums)) != channels:
-        raise MalformedMessage("bad_value", "channel_nums repeat a channel")
+    nums = _channel_list(content.get("channel_nums", list(range(channels))), channels, limits)
     names = content.get("channel_names", [f"CH{c}" for c in nums])
-    if not isinstance(names, list) or len(names) != channels:
-        raise MalformedMessage("bad_value", f"channel_names must name {channels} channels")
+    if not isinstance(names, list) or len(names) != channels or not all(
+            isinstance(name, str) and len(name) <= limits.name_chars for name in names):
+        raise MalformedMessage("bad_value", f"channel_names must name {channels} channels, each a string of at most "
+                                            f"{limits.name_chars} characters")
     samples = np.frombuffer(payload, dtype=dtype).reshape(channels, n)
     samples = samples.astype(np.float32) * np.float32(scale) if dtype.kind == "i" else samples
     units = content.get("units")
@@ -443,7 +444,20 @@ def _decode_block(header: dict, frames: list[bytes], limits: Limits) -> PackedBl
         message_num=_int(header["message_num"], "message_num", 1, limits.counter),
         stream=_str(content["stream"], "stream", limits),
         sample_num=_int(content["sample_num"], "sample_num", 0, limits.counter),
-        sample_rate=float(rate), channel_nums=nums,
-        channel_names=tuple(_str(name, "channel_names[]", limits) for name in names),
+        sample_rate=float(rate), channel_nums=nums, channel_names=tuple(names),
         samples=samples, timestamp=_int(header["timestamp"], "timestamp", 0, limits.counter),
         units=units if isinstance(units, str) and len(units) <= limits.name_chars else None)
+
+
+def _channel_list(nums, channels: int, limits: Limits) -> tuple[int, ...]:
+    """``channel_nums`` of a packed block, checked in one pass: distinct integers in range."""
+    if not isinstance(nums, list) or len(nums) != channels:
+        raise MalformedMessage("bad_value", f"channel_nums must list {channels} channels")
+    if not all(type(c) is int for c in nums):
+        raise MalformedMessage("bad_value", "channel_nums must be integers")
+    values = np.asarray(nums, dtype=object).astype(np.float64)
+    if values.min() < 0 or values.max() > limits.channel_num:
+        raise MalformedMessage("number_range", f"channel_nums must lie in 0..{limits.channel_num}")
+    if len(set(nums)) != channels:
+        raise MalformedMessage("bad_value", "channel_nums repeat a channel")
+    return tuple(nums)

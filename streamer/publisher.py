@@ -19,6 +19,7 @@ from raphe.core.specs import DATA_ENDPOINT
 
 from .heartbeat import HeartbeatServer, heartbeat_endpoint
 from .protocol import encode_block, encode_data, encode_ttl
+from .security import Curve, authenticator, serve_securely
 
 LOSSLESS_LINGER_MS = 60_000
 
@@ -51,10 +52,12 @@ class Publisher:
         Answer heartbeats on the data port + 1 (default True; TCP endpoints only).
     hwm : int
         Send high-water mark in messages (default 1000, as ZeroMQ's).
+    curve : Curve or None
+        Serve the data socket with CURVE: only subscribers with admitted keys receive (default None).
     """
 
     def __init__(self, endpoint: str = DATA_ENDPOINT, *, lossless: bool = False, heartbeat: bool = True,
-                 hwm: int = 1000):
+                 hwm: int = 1000, curve: Curve | None = None):
         self.lossless = lossless
         self.subscriptions = 0
         self._message_num = 0
@@ -67,7 +70,11 @@ class Publisher:
             # Every subscriber's subscription is reported, not only the first of each topic.
             self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)
         self._heartbeat: HeartbeatServer | None = None
+        self._authenticator = None
         try:
+            if curve is not None:
+                self._authenticator = authenticator(self._context, curve)
+                serve_securely(self._socket, curve)
             self.endpoint = bind(self._socket, endpoint)
             hb = heartbeat_endpoint(self.endpoint) if heartbeat else None
             if hb is not None:
@@ -75,7 +82,7 @@ class Publisher:
                     self._heartbeat = HeartbeatServer(self._context, hb)
                 except zmq.ZMQError as exc:
                     raise EndpointError(f"cannot bind the heartbeat socket {hb}: {exc.strerror}") from None
-        except EndpointError:
+        except RapheError:
             self.close()
             raise
 
@@ -169,4 +176,6 @@ class Publisher:
             self._heartbeat = None
         if not self._socket.closed:
             self._socket.close()
+        if self._authenticator is not None:
+            self._authenticator.stop()
         self._context.term()

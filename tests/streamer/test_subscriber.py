@@ -139,3 +139,23 @@ def test_a_stray_restart_on_another_stream_and_a_duplicate_stop_nothing():
         assert sub.stats.duplicates == 1
         assert sub.stats.lost_messages == lost_before
         assert sub.stats.acquisitions == acquisitions_before
+
+
+def test_a_restart_after_a_short_acquisition_is_a_restart_not_a_duplicate():
+    """message_num 1 again, while the first acquisition's 1 is still among the recent numbers, is the
+    counter starting again; a repeat inside the new acquisition is still a duplicate."""
+    with Publisher("tcp://127.0.0.1:*", heartbeat=False) as pub, \
+            Subscriber(pub.endpoint, heartbeat=False) as sub:
+        handshake(pub, sub)
+        block = np.arange(10, dtype=np.float32)
+        sent = [encode_data(1, "rig", 0, "A", 0, 40000.0, block), encode_data(2, "rig", 0, "A", 10, 40000.0, block),
+                encode_data(1, "rig", 0, "A", 0, 40000.0, block), encode_data(2, "rig", 0, "A", 10, 40000.0, block),
+                encode_data(2, "rig", 0, "A", 10, 40000.0, block), encode_data(3, "rig", 0, "A", 20, 40000.0, block)]
+        acquisitions_before = sub.stats.acquisitions
+        for frames in sent:
+            pub.send_frames(frames)
+        rig = [m for m in drain(sub) if isinstance(m, Received)]
+        assert [(m.block.sample_num, m.continuity) for m in rig] == [
+            (0, Continuity.START), (10, Continuity.CONTINUOUS), (0, Continuity.START),
+            (10, Continuity.CONTINUOUS), (20, Continuity.CONTINUOUS)]
+        assert sub.stats.acquisitions == acquisitions_before + 2 and sub.stats.duplicates == 1
