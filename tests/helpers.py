@@ -1,11 +1,14 @@
 """What several test modules share: running the command line as a user does, the one-line error
-check, free loopback ports, the slow-joiner handshake, and where the real recordings are."""
+check, free loopback ports, the slow-joiner handshake, a live service on a publisher, a reader of
+POSTERIOR messages, and where the real recordings are."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +81,60 @@ def handshake(pub, sub, attempts: int = 200) -> int:
                 pass
             return pub.message_num
     raise AssertionError("subscriber never connected")
+
+
+@contextmanager
+def live_service(**service_options):
+    """A publisher and a Service (the shipped model) on it, handshaken, outputs on ephemeral ports."""
+    from raphe.classifier.runtime.model import Model
+    from raphe.pipelines.live import Service
+    from raphe.streamer.outputs import Outputs
+    from raphe.streamer.publisher import Publisher
+
+    model = Model()
+    with Publisher("tcp://127.0.0.1:*", heartbeat=False) as pub, \
+            Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
+        service = Service(pub.endpoint, model, {}, model.posterior_config(), outputs, **service_options)
+        for i in range(200):
+            pub.send_data("probe", 0, "probe", i, 1000.0, np.zeros(1, np.float32))
+            if service.step(20):
+                break
+        while service.step(100):
+            pass
+        try:
+            yield pub, service
+        finally:
+            service.close()
+
+
+def drain_service(service) -> None:
+    """Step the service until nothing has arrived for 200 ms."""
+    while service.step(200):
+        pass
+
+
+class PosteriorReader:
+    """A SUB socket on ``endpoint`` in a thread of its own, keeping every message (as frames) until
+    ``stop`` and then whatever is still on its way."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+        self.frames: list[list[bytes]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read)
+        self._thread.start()
+
+    def _read(self) -> None:
+        ctx = zmq.Context()
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(self.endpoint)
+        while not self._stop.is_set() or sub.poll(500):
+            if sub.poll(50):
+                self.frames.append(sub.recv_multipart())
+        sub.close(0)
+        ctx.term()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)

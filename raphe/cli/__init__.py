@@ -11,12 +11,12 @@ import sys
 
 from raphe.core.errors import RapheError
 
-from . import (bench, calibrate, classify, demo, detect, distill, evaluate, export, info, listen, matrix, replay,
-               serve, synth, train)
+from . import (bench, calibrate, classify, demo, detect, distill, evaluate, export, info, keys, listen, matrix,
+               replay, serve, synth, train)
 from .options import Parser
 
 COMMANDS = (info, replay, listen, detect, serve, classify, bench, synth, train, distill, evaluate, matrix, calibrate,
-            export, demo)
+            export, keys, demo)
 
 
 def build_parser() -> Parser:

@@ -100,3 +100,36 @@ def load_windows(paths: list[str]):
 
     sets = [windows.load(p) for p in paths]
     return sets[0] if len(sets) == 1 else windows.concatenate(sets)
+
+
+def add_security_options(p: Parser, serving: bool, connecting: bool) -> None:
+    """CURVE for what this command serves (its outputs, its data socket) and what it connects to."""
+    p.add_argument("--curve-secret", metavar="NAME.key_secret",
+                   help="this side's key pair (made by `raphe keys`): serve and connect with CURVE")
+    if serving:
+        p.add_argument("--curve-clients", metavar="DIR",
+                       help="admit only the clients whose public keys (.key) lie in DIR (default: any client "
+                            "that knows this side's public key)")
+        p.add_argument("--insecure", action="store_true",
+                       help="allow binding beyond 127.0.0.1 without CURVE (prints a warning)")
+    if connecting:
+        p.add_argument("--rig-key", metavar="NAME.key", help="the rig's public key: connect to it with CURVE")
+
+
+def curves(args: argparse.Namespace):
+    """(serving, connecting) CURVE settings of the security options, None where not asked for."""
+    from pathlib import Path
+
+    from raphe.core.errors import RapheError
+    from raphe.streamer.security import Curve
+
+    secret = getattr(args, "curve_secret", None)
+    rig_key = getattr(args, "rig_key", None)
+    if rig_key and not secret:
+        raise RapheError("--rig-key needs this side's key pair too (--curve-secret)")
+    if not secret:
+        return None, None
+    clients = getattr(args, "curve_clients", None)
+    serving = Curve(Path(secret), Path(clients) if clients else None)
+    connecting = Curve(Path(secret), server_file=Path(rig_key)) if rig_key else None
+    return serving, connecting

@@ -7,7 +7,7 @@ import math
 
 from raphe.core.specs import DATA_ENDPOINT
 
-from .options import Parser, positive_float
+from .options import Parser, add_security_options, curves, positive_float
 
 HELP = "Publish an .abf recording on the Open Ephys ZMQ protocol, paced."
 EXAMPLE = "raphe replay recording.abf --speed 10 --block-ms 2 --channels 0 1"
@@ -34,6 +34,7 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--packed", action="store_true",
                    help="all channels of a block in one packed BLOCK message (raphe's own format: for raphe "
                         "serve, not for Open Ephys clients)")
+    add_security_options(p, serving=True, connecting=False)
     p.add_argument("--lossless", action="store_true",
                    help="XPUB with XPUB_NODROP: wait for a subscriber, then never drop (for raphe's consumers)")
 
@@ -46,10 +47,16 @@ def run(args: argparse.Namespace) -> int:
     from raphe.replay.recording import Recording
     from raphe.streamer.publisher import Publisher
 
+    from raphe.streamer.security import check_exposure
+
     rec = Recording(args.file)
     channels = rec.select(args.channels)
     err = Console(stderr=True)
-    with Publisher(args.endpoint, lossless=args.lossless) as pub:
+    serving, _ = curves(args)
+    warning = check_exposure([args.endpoint], serving, args.insecure)
+    if warning:
+        err.print(warning, highlight=False, markup=False)
+    with Publisher(args.endpoint, lossless=args.lossless, curve=serving) as pub:
         err.print(f"replaying {rec.name} ({len(channels)} channel(s), {rec.sample_rate:g} Hz) on {pub.endpoint}"
                   + (f", heartbeat on {pub.heartbeat_endpoint}" if pub.heartbeat_endpoint else ""))
         if args.lossless:

@@ -7,8 +7,8 @@ import json
 
 from raphe.core.specs import DATA_ENDPOINT, EVENTS_ENDPOINT, POSTERIOR_ENDPOINT
 
-from .options import (Parser, add_detector_options, add_model_options, add_stop_options, add_units_options,
-                      detector_settings, load_model)
+from .options import (Parser, add_detector_options, add_model_options, add_security_options, add_stop_options,
+                      add_units_options, curves, detector_settings, load_model, positive_float, positive_int)
 
 HELP = "Classify cells live: subscribe, detect, classify, publish posteriors and spike events."
 EXAMPLE = "raphe serve --connect tcp://127.0.0.1:5556 --log cells.jsonl"
@@ -21,6 +21,13 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--events-endpoint", default=EVENTS_ENDPOINT,
                    help="where Event Broadcaster spike events are published (default %(default)s)")
     p.add_argument("--log", help="append one JSON object per line: every spike's update, restarts, final summaries")
+    p.add_argument("--lossless-outputs", action="store_true",
+                   help="wait for slow subscribers of the outputs instead of dropping (for recording clients)")
+    p.add_argument("--max-cells", type=positive_int, default=4096,
+                   help="cells kept at most; blocks of further channels are counted and refused (default 4096)")
+    p.add_argument("--forget-after", type=positive_float, metavar="S",
+                   help="summarise (in the log) and forget a cell that has sent nothing for S seconds")
+    add_security_options(p, serving=True, connecting=True)
     add_model_options(p)
     add_detector_options(p)
     add_units_options(p)
@@ -33,18 +40,27 @@ def run(args: argparse.Namespace) -> int:
 
     from raphe.core.staged import check_writable
     from raphe.detector.config import DetectorConfig
-    from raphe.pipelines.live import Service, serve
+    from raphe.pipelines.live import Service, serve, settle_collector
     from raphe.pipelines.records import RecordLog
     from raphe.streamer.outputs import Outputs
+
+    from raphe.streamer.security import check_exposure
 
     model, posterior = load_model(args)
     settings = detector_settings(args)
     DetectorConfig(window=model.window, **settings)  # refuse bad settings before any socket is bound
-    log = RecordLog(check_writable(args.log)) if args.log else None
+    serving, connecting = curves(args)
     err = Console(stderr=True)
+    warning = check_exposure([args.posterior_endpoint, args.events_endpoint], serving, args.insecure)
+    if warning:
+        err.print(warning, highlight=False, markup=False)
+    log = RecordLog(check_writable(args.log)) if args.log else None
     try:
-        with Outputs(args.posterior_endpoint, args.events_endpoint) as outputs:
-            service = Service(args.connect, model, settings, posterior, outputs, log, args.units, args.scale)
+        with Outputs(args.posterior_endpoint, args.events_endpoint, lossless=args.lossless_outputs,
+                     curve=serving) as outputs:
+            service = Service(args.connect, model, settings, posterior, outputs, log, args.units, args.scale,
+                              max_cells=args.max_cells, forget_after_s=args.forget_after, curve=connecting)
+            settle_collector()
             try:
                 err.print(f"serving {args.connect} with {model!r}; posteriors on {outputs.posterior_endpoint}, "
                           f"spike events on {outputs.events_endpoint}")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.table import Table
 
+from raphe.streamer.security import Curve
 from raphe.streamer.subscriber import StreamStats, Subscriber
 
 from .loop import run_loop
@@ -24,7 +25,9 @@ class ListenResult:
     def summary(self) -> dict:
         """What `raphe listen --json` prints: the stream's counters and each channel's."""
         s = self.stats
-        return {"seconds": self.seconds, "messages": s.messages, "lost_messages": s.lost_messages,
+        return {"seconds": self.seconds, "messages": s.messages, "data_messages": s.data_messages,
+                "lost_messages": s.lost_messages,
+                "lost_samples": sum(c.lost_samples for c in s.channels.values()), "duplicates": s.duplicates,
                 "acquisitions": s.acquisitions, "events": s.events, "malformed": dict(s.malformed),
                 "channels": [{"stream": c.stream, "channel_num": c.channel_num, "channel_name": c.channel_name,
                               "units": c.units, "sample_rate": c.sample_rate, "samples": c.samples,
@@ -53,7 +56,7 @@ def stats_table(stats: StreamStats, seconds: float, endpoint: str) -> Table:
 
 def listen(endpoint: str, *, duration_s: float | None = None, idle_s: float | None = None,
            units: str | None = None, scale: float = 1.0, console: Console | None = None,
-           stop: threading.Event | None = None) -> ListenResult:
+           stop: threading.Event | None = None, curve: Curve | None = None) -> ListenResult:
     """Receive from ``endpoint`` and keep a live table on ``console`` until stopped.
 
     Parameters
@@ -63,9 +66,10 @@ def listen(endpoint: str, *, duration_s: float | None = None, idle_s: float | No
     units, scale : for channels whose header carries no units (see :class:`Subscriber`).
     console : where the table goes (default stdout); the final table is printed on exit.
     stop : ends the loop when set (default: never).
+    curve : connect with CURVE (see ``raphe.streamer.security``).
     """
     console = console or Console()
-    with Subscriber(endpoint, units=units, scale=scale) as sub:
+    with Subscriber(endpoint, units=units, scale=scale, curve=curve) as sub:
         seconds = run_loop(lambda timeout_ms: sub.receive(timeout_ms=timeout_ms) is not None,
                            lambda s: stats_table(sub.stats, s, endpoint), console=console,
                            duration_s=duration_s, idle_s=idle_s, stop=stop)

@@ -11,9 +11,11 @@ would one message at a time, and as `raphe classify` ends it. Per-stage timings 
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -25,8 +27,9 @@ from raphe.classifier.runtime.model import Model
 from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, PosteriorConfig, top_class
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
-from raphe.detector.plausibility import SignalChecks, block_stats
+from raphe.detector.plausibility import SignalChecks
 from raphe.streamer.outputs import Outputs, SpikeUpdate
+from raphe.streamer.security import Curve
 from raphe.streamer.subscriber import Continuity, Received, ReceivedPacked, Subscriber
 
 from .loop import run_loop
@@ -38,20 +41,62 @@ STAGES = ("receive", "detect", "classify", "publish")
 # 384-channel probe in 10 ms blocks fits in either.
 DRAIN_LIMIT = 8192
 RECEIVE_HWM = 100_000
+# A channel's block is handled in pieces of at most MAX_PIECE_SAMPLES, and a step handles at most
+# STEP_SAMPLES of each channel: a 10 MB block no longer holds the other channels for seconds, and
+# a channel of many small blocks is not held back behind it either.
+MAX_PIECE_SAMPLES = 16_384
+STEP_SAMPLES = 8 * MAX_PIECE_SAMPLES
+MAX_CELLS = 4096
+
+
+@dataclass
+class Rows:
+    """The channels of one stream at one rate: a detector and the signal checks, row for row."""
+
+    detector: Detector
+    checks: SignalChecks
+
+    free: list[int] = field(default_factory=list)
+
+    def add(self, units: str | None) -> int:
+        """A row for a new channel: a forgotten channel's, or a new one."""
+        if self.free:
+            row = self.free.pop()
+            self.reset(row, units)
+            return row
+        self.detector.add_channels(1)
+        return self.checks.add_channel(units)
+
+    def reset(self, row: int, units: str | None) -> None:
+        self.detector.reset_channels(np.array([row]))
+        self.checks.reset_channel(row, units)
 
 
 @dataclass
 class Channel:
-    """A served channel: its cell, the detector (and row) that feeds it, the checks of its signal."""
+    """A served channel: its cell, and the rows (and row) of the detector and checks that feed it."""
 
     cell: Cell
-    detector: Detector
+    rows: Rows
     row: int
-    checks: SignalChecks
+    last_seen: float = 0.0
+
+    @property
+    def detector(self) -> Detector:
+        return self.rows.detector
 
     def judge(self) -> None:
         """Bring the cell's signal reasons up to date with the checks."""
-        self.cell.signal_reasons = self.checks.reasons()
+        self.cell.signal_reasons = self.rows.checks.reasons(self.row)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where the channels of a packed block live: their rows, in the block's order."""
+
+    rows: Rows
+    row_index: np.ndarray
+    by_row: dict[int, Channel]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +127,17 @@ class Piece:
     index: int = 0
 
 
+def cut(piece: Piece) -> list[Piece]:
+    """``piece`` in pieces of at most ``MAX_PIECE_SAMPLES``, each after the first continuing the one before."""
+    n = len(piece.samples)
+    if n <= MAX_PIECE_SAMPLES:
+        return [piece]
+    return [Piece(piece.key, piece.continuity if start == 0 else Continuity.CONTINUOUS, piece.channel_name,
+                  piece.units, piece.samples[start:start + MAX_PIECE_SAMPLES], piece.sample_num + start,
+                  piece.sample_rate, piece.message_num)
+            for start in range(0, n, MAX_PIECE_SAMPLES)]
+
+
 def pieces(message) -> list[Piece]:
     """The channel blocks a message holds (none for a TTL event, which raphe does not use)."""
     if isinstance(message, Received):
@@ -110,11 +166,15 @@ class Service:
     units, scale : for channels whose header carries no units (Open Ephys sends none).
     keep_history : keep each cell's posterior after every spike (for the demo's figure).
     drain_limit : messages handled per wake-up at most (default 8192; 1 handles them one by one).
+    max_cells : cells kept at most (default 4,096); blocks of further channels are counted and refused.
+    forget_after_s : a cell silent this long is summarised (in the log) and forgotten (default: never).
+    curve : connect to the rig with CURVE (see ``raphe.streamer.security``).
     """
 
     def __init__(self, connect: str, model: Model, detector_settings: dict, posterior: PosteriorConfig,
                  outputs: Outputs, log: RecordLog | None = None, units: str | None = None, scale: float = 1.0,
-                 keep_history: bool = False, drain_limit: int = DRAIN_LIMIT):
+                 keep_history: bool = False, drain_limit: int = DRAIN_LIMIT, max_cells: int = MAX_CELLS,
+                 forget_after_s: float | None = None, curve: Curve | None = None):
         self.model = model
         self.detector_config = DetectorConfig(window=model.window, **detector_settings)
         self.posterior = posterior
@@ -122,15 +182,22 @@ class Service:
         self.log = log
         self.keep_history = keep_history
         self.drain_limit = drain_limit
+        self.max_cells = max_cells
+        self.forget_after_s = forget_after_s
+        self.refused_blocks = 0
+        self.forgotten = 0
+        self._backlog: dict[tuple[str, int], deque[Piece]] = {}
+        self._now = time.monotonic()
         self.channels: dict[tuple[str, int], Channel] = {}
-        self.detectors: dict[tuple[str, float], Detector] = {}
+        self.streams: dict[tuple[str, float], Rows] = {}
+        self._layouts: dict[tuple, Layout] = {}
         self.timings = StageTimings(STAGES)
         self.spikes = 0
         self._model_info = {"name": model.metadata.get("name", model.path.stem), "variant": model.variant,
                             "sha256": model.checksum}
         self._classes = list(model.classes)
         self._warm_up()
-        self.subscriber = Subscriber(connect, units=units, scale=scale, hwm=RECEIVE_HWM)
+        self.subscriber = Subscriber(connect, units=units, scale=scale, hwm=RECEIVE_HWM, curve=curve)
 
     def _warm_up(self) -> None:
         """Load the detector kernel and run the interpreter once, so the first spike waits for neither."""
@@ -142,39 +209,53 @@ class Service:
         self.subscriber.close()
 
     def step(self, timeout_ms: int = 50) -> bool:
-        """Handle every message waiting (after up to ``timeout_ms`` for the first); False if none came."""
-        if not self.subscriber.wait(timeout_ms):
+        """Handle what is waiting (after up to ``timeout_ms`` for the first message); False if nothing was.
+
+        Every message waiting is received; its channel blocks, cut into pieces of at most
+        ``MAX_PIECE_SAMPLES``, join their channels' queues, and each queue gives up to
+        ``STEP_SAMPLES`` samples (a channel's k-th piece in round k, so each channel keeps its order).
+        A huge block thus takes several steps, and the other channels' blocks are handled between them.
+        """
+        if not self._backlog and not self.subscriber.wait(timeout_ms):
+            self._forget_idle()
             return False
         started = time.perf_counter()  # from the first message waiting: the stage, not the wait
         batch = self.subscriber.receive_batch(0, self.drain_limit)
         received = time.perf_counter()
         self.timings.add("receive", received - started)
-        if not batch:
-            return True  # they were malformed or duplicates: counted by the subscriber
-        per_channel: dict[tuple[str, int], list[Piece]] = {}
-        for message in batch:
-            for piece in pieces(message):
-                per_channel.setdefault(piece.key, []).append(piece)
+        self._now = time.monotonic()
         spikes: list[Spike] = []
         windows: list[np.ndarray] = []
-        detect_s = 0.0
-        # in rounds: a channel's k-th block of the drain is in round k, so its blocks keep their order
-        for r in range(max((len(m) for m in per_channel.values()), default=0)):
-            t0 = time.perf_counter()
-            round_ = [queued[r] for queued in per_channel.values() if r < len(queued)]
+        for message in batch:
+            layout = self._layout(message) if isinstance(message, ReceivedPacked) else None
+            if layout is not None and not self._backlog and message.samples.shape[1] <= MAX_PIECE_SAMPLES:
+                # a packed block of known, continuing channels: one call, no per-channel bookkeeping
+                self._detect_rows(layout.rows, message.samples, layout.row_index,
+                                  np.full(len(layout.row_index), message.block.sample_num), layout.by_row,
+                                  message.block.message_num, message.block.sample_rate, spikes, windows)
+                continue
+            for piece in pieces(message):
+                self._backlog.setdefault(piece.key, deque()).extend(cut(piece))
+        budget = dict.fromkeys(self._backlog, STEP_SAMPLES)
+        while True:
+            round_ = [queued.popleft() for key, queued in self._backlog.items() if budget.get(key, 0) > 0]
+            if not round_:
+                break
+            for piece in round_:
+                budget[piece.key] -= len(piece.samples)
+            self._backlog = {key: queued for key, queued in self._backlog.items() if queued}
             if spikes and any(p.continuity is Continuity.START and p.key in self.channels for p in round_):
                 # a cell starts afresh: the spikes of its old acquisition go out first
-                detect_s += time.perf_counter() - t0
                 self._classify_and_publish(spikes, windows)
-                spikes, windows, t0 = [], [], time.perf_counter()
+                spikes, windows = [], []
             groups: dict[tuple[int, int], list[tuple[Channel, Piece]]] = {}
             for piece in round_:
                 channel = self._channel(piece)
-                groups.setdefault((id(channel.detector), len(piece.samples)), []).append((channel, piece))
+                if channel is not None:
+                    groups.setdefault((id(channel.rows), len(piece.samples)), []).append((channel, piece))
             for members in groups.values():
                 self._detect_group(members, spikes, windows)
-            detect_s += time.perf_counter() - t0
-        self.timings.add("detect", detect_s)
+        self.timings.add("detect", time.perf_counter() - received)
         self._classify_and_publish(spikes, windows)
         return True
 
@@ -200,7 +281,6 @@ class Service:
 
     def _detect_group(self, members: list[tuple[Channel, Piece]], spikes: list[Spike],
                       windows: list[np.ndarray]) -> None:
-        detector = members[0][0].detector
         source = members[0][1].source
         if source is not None and len(members) == len(source) and all(
                 p.source is source and p.index == i for i, (_, p) in enumerate(members)):
@@ -209,50 +289,78 @@ class Service:
             block = np.stack([p.samples for _, p in members])
         rows = np.array([c.row for c, _ in members])
         starts = np.array([p.sample_num for _, p in members])
-        events = detector.process_rows(block, rows, starts)
-        n, total, total_sq, beyond = block_stats(block, self.detector_config)
+        by_row = {c.row: c for c, _ in members}
+        message_nums = {c.row: p.message_num for c, p in members}
+        self._detect_rows(members[0][0].rows, block, rows, starts, by_row, message_nums, members[0][1].sample_rate,
+                          spikes, windows)
+
+    def _detect_rows(self, rows_of: Rows, block: np.ndarray, rows: np.ndarray, starts: np.ndarray,
+                     by_row: dict[int, Channel], message_num: int | dict[int, int], sample_rate: float,
+                     spikes: list[Spike], windows: list[np.ndarray]) -> None:
+        """One detector call for ``block`` (row ``i`` is channel row ``rows[i]``); its spikes and windows
+        appended. ``message_num``: the message each row came in (one for all, or per row)."""
+        events = rows_of.detector.process_rows(block, rows, starts)
         length = block.shape[1]
-        by_row = {}
-        for i, (channel, piece) in enumerate(members):
+        rows_of.checks.add_block(rows_of.detector.row_stats, rows, starts, length)
+        for channel in by_row.values():
             channel.cell.samples += length
-            channel.checks.add_stats(int(n[i]), float(total[i]), float(total_sq[i]), int(beyond[i]), piece.sample_num,
-                                     length)
-            by_row[channel.row] = (channel, piece)
+            channel.last_seen = self._now
         if len(events) == 0:
             return
         for record in events.records:
-            channel, piece = by_row[int(record["channel"])]
-            spikes.append(Spike(channel, int(record["sample_num"]), float(record["threshold"]),
-                                float(record["amplitude"]), piece.message_num, piece.sample_rate))
+            row = int(record["channel"])
+            spikes.append(Spike(by_row[row], int(record["sample_num"]), float(record["threshold"]),
+                                float(record["amplitude"]),
+                                message_num if isinstance(message_num, int) else message_num[row], sample_rate))
         for row in np.unique(events.records["channel"]):
-            channel = by_row[int(row)][0]
-            channel.checks.add_events(events.records["sample_num"][events.records["channel"] == row])
-            channel.judge()
+            rows_of.checks.add_events(int(row), events.records["sample_num"][events.records["channel"] == row])
+            by_row[int(row)].judge()
         windows.append(events.windows)
 
-    def _channel(self, piece: Piece) -> Channel:
-        """The channel of ``piece``, started (or started afresh) when its continuity says so."""
+    def _layout(self, message: ReceivedPacked) -> Layout | None:
+        """The rows of a packed block whose channels are all known and all continue, at one rate in
+        one detector; None when any channel starts (afresh) or lives elsewhere."""
+        b = message.block
+        key = (b.stream, b.sample_rate, b.channel_nums)
+        layout = self._layouts.get(key)
+        if layout is None:
+            channels = [self.channels.get((b.stream, num)) for num in b.channel_nums]
+            if any(c is None for c in channels) or len({id(c.rows) for c in channels}) != 1 \
+                    or channels[0].rows.detector.sample_rate != b.sample_rate:
+                return None
+            layout = self._layouts[key] = Layout(channels[0].rows, np.array([c.row for c in channels]),
+                                                 {c.row: c for c in channels})
+        if any(c is not Continuity.CONTINUOUS for c in message.continuity):
+            return None
+        return layout
+
+    def _channel(self, piece: Piece) -> Channel | None:
+        """The channel of ``piece``, started (or started afresh) when its continuity says so; None for a
+        new channel beyond ``max_cells`` (its blocks are counted in ``refused_blocks``)."""
         channel = self.channels.get(piece.key)
         if channel is not None and piece.continuity is not Continuity.START:
             return channel
+        if channel is None and len(self.channels) >= self.max_cells:
+            self.refused_blocks += 1
+            return None
+        self._layouts.clear()  # a channel (re)starts: the known packed layouts may no longer hold
         stream, channel_num = piece.key
-        detector = self.detectors.get((stream, piece.sample_rate))
-        if detector is None:
-            detector = self.detectors[(stream, piece.sample_rate)] = Detector(0, piece.sample_rate, self.detector_config)
-        checks = SignalChecks(piece.units, piece.sample_rate, self.detector_config)
-        if channel is not None and channel.detector is detector:
-            detector.reset_channels(np.array([channel.row]))
+        rows = self.streams.get((stream, piece.sample_rate))
+        if rows is None:
+            rows = self.streams[(stream, piece.sample_rate)] = Rows(
+                Detector(0, piece.sample_rate, self.detector_config), SignalChecks(piece.sample_rate, self.detector_config))
+        if channel is not None and channel.rows is rows:
+            rows.reset(channel.row, piece.units)
             row = channel.row
         else:
-            detector.add_channels(1)
-            row = detector.n_channels - 1
+            row = rows.add(piece.units)
         if channel is None:
             cell = Cell(stream, channel_num, piece.channel_name, piece.sample_rate, self.model.classes, self.posterior,
                         keep_history=self.keep_history)
-            channel = self.channels[piece.key] = Channel(cell, detector, row, checks)
+            channel = self.channels[piece.key] = Channel(cell, rows, row)
         else:
             channel.cell.restart(piece.sample_rate)
-            channel.detector, channel.row, channel.checks = detector, row, checks
+            channel.rows, channel.row = rows, row
         self._write({"kind": "start", "cell": channel.cell.id, "acquisition": channel.cell.acquisition,
                      "sample_rate": piece.sample_rate, "sample_num": piece.sample_num})
         return channel
@@ -279,15 +387,42 @@ class Service:
         return sum(channel.detector.dropped(channel.row).values())
 
     def finish(self) -> None:
-        """Log every cell's final state."""
+        """Log every cell's final state and the stream's counters."""
         for channel in self.channels.values():
-            channel.judge()
-            self._write({"kind": "summary", **channel.cell.summary(), "dropped_windows": self.dropped(channel)})
+            self._write_summary(channel)
+        self._write({"kind": "counters", **self.counters()})
+
+    def _write_summary(self, channel: Channel, **extra) -> None:
+        channel.judge()
+        self._write({"kind": "summary", **channel.cell.summary(), "dropped_windows": self.dropped(channel), **extra})
+
+    def _forget_idle(self) -> None:
+        """Cells that have sent nothing for ``forget_after_s``: their summaries logged, their memory freed."""
+        if self.forget_after_s is None:
+            return
+        now = time.monotonic()
+        idle = [key for key, c in self.channels.items() if now - c.last_seen > self.forget_after_s]
+        for key in idle:
+            channel = self.channels.pop(key)
+            self._write_summary(channel, forgotten_after_idle_s=self.forget_after_s)
+            channel.rows.free.append(channel.row)
+            self.forgotten += 1
+        if idle:
+            self._layouts.clear()
+
+    def counters(self) -> dict:
+        """The stream's counters, as `raphe listen` gives them, and what the service itself refused or dropped."""
+        s = self.subscriber.stats
+        return {"messages": s.messages, "data_messages": s.data_messages, "lost_messages": s.lost_messages,
+                "lost_samples": sum(c.lost_samples for c in s.channels.values()), "duplicates": s.duplicates,
+                "acquisitions": s.acquisitions, "malformed": dict(s.malformed), "events": s.events,
+                "outputs_dropped": dict(self.outputs.dropped), "cells": len(self.channels),
+                "refused_blocks": self.refused_blocks, "forgotten_cells": self.forgotten}
 
     def summary(self, seconds: float) -> dict:
         """What `raphe serve --json` prints: the cells, the spikes and the stage timings."""
-        return {"seconds": seconds, "spikes": self.spikes, "timings": self.timings.summary(),
-                "cells": [c.cell.summary() for c in self.channels.values()]}
+        return {"seconds": seconds, "spikes": self.spikes, "counters": self.counters(), "timings": self.timings.summary(),
+                "cells": [{**c.cell.summary(), "dropped_windows": self.dropped(c)} for c in self.channels.values()]}
 
     def table(self, seconds: float, title: str) -> Table:
         """The live table: one line per cell, the stream's counters in the caption."""
@@ -309,10 +444,21 @@ class Service:
                           f"[{style}]{decision}[/]", str(cell.posterior.spikes_to_decision or "-"), f"{cell.n_novel:,}",
                           f"{drops:,}")
         malformed = ", ".join(f"{k} {n}" for k, n in sorted(stats.malformed.items())) or "0"
+        dropped = sum(self.outputs.dropped.values())
         table.caption = (f"messages {stats.messages:,} · lost {stats.lost_messages:,} · malformed {malformed} · "
-                         f"acquisitions {stats.acquisitions} · spikes {self.spikes:,} · {seconds:.1f} s")
+                         f"acquisitions {stats.acquisitions} · spikes {self.spikes:,} · outputs dropped {dropped:,}"
+                         + (f" · refused blocks {self.refused_blocks:,}" if self.refused_blocks else "")
+                         + f" · {seconds:.1f} s")
         table.caption_justify = "left"
         return table
+
+
+def settle_collector() -> None:
+    """What exists when a service starts lives as long as it: Python's collector need not rescan it,
+    and a drain's thousands of short-lived objects need not trigger a collection each (measured on
+    384 channels: p50 latency 12 -> 8 ms)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def serve(service: Service, *, duration_s: float | None = None, idle_s: float | None = None,

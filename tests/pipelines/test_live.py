@@ -22,7 +22,7 @@ from raphe.replay.recording import Recording
 from raphe.streamer.outputs import Outputs, decode_posterior
 from raphe.streamer.publisher import Publisher
 
-from tests.helpers import assert_one_line_error, free_port_pair, run_raphe
+from tests.helpers import assert_one_line_error, drain_service as drain, free_port_pair, live_service, run_raphe
 
 POSTERIOR_KEYS = {"stream", "channel_num", "channel_name", "cell", "sample_num", "source_message_num", "n_spikes",
                   "novel", "n_novel", "spike_probabilities", "posterior", "decision", "reasons", "classes", "model"}
@@ -129,26 +129,8 @@ def test_serve_gives_what_classify_gives_and_event_listener_receives_it(labelled
 
 @pytest.fixture
 def live():
-    """A publisher and a Service on it, handshaken, with outputs on ephemeral ports."""
-    model = Model()
-    with Publisher("tcp://127.0.0.1:*", heartbeat=False) as pub, \
-            Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
-        service = Service(pub.endpoint, model, {}, model.posterior_config(), outputs)
-        for i in range(200):
-            pub.send_data("probe", 0, "probe", i, 1000.0, np.zeros(1, np.float32))
-            if service.step(20):
-                break
-        while service.step(100):
-            pass
-        try:
-            yield pub, service
-        finally:
-            service.close()
-
-
-def drain(service: Service) -> None:
-    while service.step(200):
-        pass
+    with live_service() as pair:
+        yield pair
 
 
 def spiking_trace(seconds: float, rate: float, seed: int = 3) -> np.ndarray:
