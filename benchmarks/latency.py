@@ -29,17 +29,22 @@ GIVE_UP_LATE_NS = 2_000_000_000
 
 @dataclass(frozen=True)
 class Case:
-    """A rig: ``channels`` cells at ``sample_rate``, blocks of ``block_ms``, each firing ``firing_hz``."""
+    """A rig: ``channels`` cells at ``sample_rate``, blocks of ``block_ms``, each firing ``firing_hz``,
+    sent as Open Ephys DATA messages (one per channel per block) or as raphe's packed blocks, and
+    served with ``model`` (a shipped model's name)."""
 
     channels: int
     block_ms: float
     firing_hz: float
     seconds: float
     sample_rate: float = 40_000.0
+    packed: bool = False
+    model: str = "default"
 
     @property
     def label(self) -> str:
-        return f"{self.channels} ch, {self.block_ms:g} ms blocks, {self.firing_hz:g} Hz"
+        return (f"{self.channels} ch, {self.sample_rate / 1000:g} kHz, {self.block_ms:g} ms blocks, "
+                f"{self.firing_hz:g} Hz{', packed' if self.packed else ''}{', ' + self.model if self.model != 'default' else ''}")
 
 
 def spike_pool(case: Case, seed: int = 0) -> list[np.ndarray]:
@@ -68,6 +73,7 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
     block_ns = int(step / case.sample_rate * 1e9)
     sent = np.zeros(n_blocks * case.channels + warm + 2, np.int64)
     offsets = [(c * 7919) % (length - step) for c in range(case.channels)]
+    channel_nums, channel_names = list(range(case.channels)), [f"ch{c}" for c in range(case.channels)]
     latest = 0
     with Publisher(endpoint, heartbeat=False, hwm=10_000) as pub:
         while time.monotonic_ns() < start_at_ns:
@@ -86,6 +92,12 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
             if latest > GIVE_UP_LATE_NS:
                 break  # the rig itself cannot send this case in real time; its pace says so
             start = (k * step) % (length - step)
+            if case.packed:
+                block = np.stack([pool[c % POOL_TRACES][(start + offsets[c]) % (length - step):][:step]
+                                  for c in range(case.channels)])
+                sent[pub.message_num + 1] = time.monotonic_ns()
+                pub.send_block("bench", k * step, case.sample_rate, block, channel_nums, channel_names)
+                continue
             for c in range(case.channels):
                 trace = pool[c % POOL_TRACES]
                 at = (start + offsets[c]) % (length - step)
@@ -97,15 +109,16 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
         time.sleep(0.5)
 
 
-def service(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready) -> None:
+def service(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready, model_name: str) -> None:
     """raphe's live service until data stops for 1 s (or the deadline); save its counters and timings."""
     from raphe.classifier.runtime.model import Model
-    from raphe.pipelines.live import Service
+    from raphe.pipelines.live import Service, settle_collector
     from raphe.streamer.outputs import Outputs
 
-    model = Model()
+    model = Model(model_name)
     with Outputs(posterior, events) as outputs:
         svc = Service(connect, model, {}, model.posterior_config(), outputs)
+        settle_collector()  # as `raphe serve` does
         ready.set()
         try:
             spin(svc.step, deadline_s)
@@ -205,7 +218,8 @@ def run(case: Case, baseline: bool = False) -> dict:
         paths = {k: str(Path(tmp) / k) for k in ("rig.npz", "service.json", "reader.npz")}
         served, heard = spawn.Event(), spawn.Event()
         middle = spawn.Process(target=echo if baseline else service,
-                               args=(data, posterior, events, paths["service.json"], deadline, served))
+                               args=(data, posterior, events, paths["service.json"], deadline, served)
+                               + (() if baseline else (case.model,)))
         listener = spawn.Process(target=reader, args=(posterior, paths["reader.npz"], deadline, heard))
         middle.start()
         served.wait(60)

@@ -107,7 +107,8 @@ def test_keras_predict_batch_64(benchmark, kind, keras_members, windows):
 def test_classify_stage_with_novelty_and_checks(benchmark, what, windows):
     """One spike's work in the service's classify stage with the shipped model: the interpreter call
     and the cell update, with and without the novelty score and the signal checks of its block
-    (10 ms at 40 kHz), so the ratio of the two is what abstention costs the live path."""
+    (10 ms at 40 kHz; the sums they need come from the detector's own pass), so the ratio of the two
+    is what abstention costs the live path."""
     from raphe.classifier.runtime.cells import Cell
     from raphe.detector.config import DetectorConfig
     from raphe.detector.plausibility import SignalChecks
@@ -115,8 +116,12 @@ def test_classify_stage_with_novelty_and_checks(benchmark, what, windows):
     model = Model()
     assert model.novelty is not None, "the shipped model carries a novelty summary"
     cell = Cell("bench", 0, "A", 40_000.0, model.classes, model.posterior_config())
-    checks = SignalChecks("pA", 40_000.0, DetectorConfig())
-    block = np.random.default_rng(1).normal(0.0, 5.0, 400).astype(np.float32)
+    from raphe.detector.online import Detector
+
+    checks = SignalChecks(40_000.0, DetectorConfig(), ["pA"])
+    detector = Detector(1, 40_000.0, DetectorConfig())
+    detector.process(np.random.default_rng(1).normal(0.0, 5.0, (1, 400)).astype(np.float32), 0)
+    stats, row = detector.row_stats.copy(), np.array([0])
     window = windows[:1]
     position = [0]
 
@@ -124,10 +129,10 @@ def test_classify_stage_with_novelty_and_checks(benchmark, what, windows):
         cell.add_spike(0, model.predict_one(window[0]), window[0])
 
     def guarded():
-        checks.add_block(block, position[0])  # a continuous stream, block after block
-        checks.add_events(np.array([position[0] + 100]))
-        position[0] += len(block)
-        cell.signal_reasons = checks.reasons()
+        checks.add_block(stats, row, np.array([position[0]]), 400)  # a continuous stream, block after block
+        checks.add_events(0, np.array([position[0] + 100]))
+        position[0] += 400
+        cell.signal_reasons = checks.reasons(0)
         novel = bool(model.novel(window)[0])
         cell.add_spike(0, model.predict_one(window[0]), window[0], novel)
 

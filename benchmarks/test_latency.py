@@ -46,13 +46,16 @@ def sustained(result: dict) -> bool:
             and result["messages"] >= result["messages_sent"] and result.get("p99_ms", np.inf) < P99_LIMIT_MS)
 
 
-def test_largest_channel_count_in_real_time(benchmark):
-    """Doubling from 32 channels (40 kHz, 10 ms blocks, 2 Hz) until a trial fails, then bisecting."""
+@pytest.mark.parametrize("rate, packed, model", [(30_000.0, False, "default"), (30_000.0, False, "student"),
+                                                 (40_000.0, False, "student"), (40_000.0, True, "student")])
+def test_largest_channel_count_in_real_time(benchmark, rate, packed, model):
+    """Doubling from 32 channels (10 ms blocks, 2 Hz) until a trial fails, then bisecting: Open Ephys
+    messages or packed blocks, the shipped ensemble or its student."""
     trials = []
 
     def search() -> int:
         def trial(n: int) -> bool:
-            result = run(Case(n, 10.0, 2.0, SECONDS))
+            result = run(Case(n, 10.0, 2.0, SECONDS, rate, packed, model))
             ok = sustained(result)
             trials.append({"channels": n, "sustained": ok, **{k: result.get(k) for k in (
                 "rig_real_time", "lost_messages", "messages", "messages_sent", "p50_ms", "p99_ms", "timings")}})
@@ -69,7 +72,8 @@ def test_largest_channel_count_in_real_time(benchmark):
         return good
 
     best = benchmark.pedantic(search, rounds=1, iterations=1)
-    SUSTAINED.update({"channels": best, "trials": trials})
+    label = f"{rate / 1000:g} kHz, {'packed blocks' if packed else 'Open Ephys messages'}, {model}"
+    SUSTAINED[label] = {"channels": best, "trials": trials}
     benchmark.extra_info["channels"] = best
 
 
@@ -82,22 +86,23 @@ def recordings(tmp_path_factory):
     return sorted((out / "abf").glob("*.abf"))
 
 
-@pytest.mark.parametrize("what", ["classify", "detect only", "pyabf read"])
+@pytest.mark.parametrize("what", ["classify", "classify (student)", "detect only", "pyabf read"])
 def test_offline_classify_speed(benchmark, recordings, what):
-    """`raphe classify`'s path over 4 one-channel files, against detection alone and reading alone."""
+    """`raphe classify`'s path over 4 one-channel files (one core), against detection alone and
+    reading alone, with the shipped ensemble and with its student."""
     from raphe.classifier.runtime.model import Model
     from raphe.detector.config import DetectorConfig
     from raphe.pipelines.offline import classify_recording, detect_recording
     from raphe.replay.recording import Recording
 
-    model = Model()
+    model = Model("student" if "student" in what else "default")
     config = DetectorConfig(window=model.window)
 
     def once() -> float:
         seconds = 0.0
         for path in recordings:
             recording = Recording(path)
-            if what == "classify":
+            if what.startswith("classify"):
                 classify_recording(recording, recording.channels, model, config, model.posterior_config())
             elif what == "detect only":
                 detect_recording(recording, recording.channels, config)
@@ -106,3 +111,38 @@ def test_offline_classify_speed(benchmark, recordings, what):
 
     seconds = benchmark.pedantic(once, rounds=1 if QUICK else 3, warmup_rounds=1)
     record(benchmark, f"offline {what} (recorded seconds)", seconds, "x_real_time")
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory):
+    from raphe.classifier.synthetic.dataset import synthesize
+
+    out = tmp_path_factory.mktemp("archive") / "synth"
+    synthesize(out, cells=4 if QUICK else 12, days=2, seed=4, duration_s=10.0 if QUICK else 60.0)
+    return sorted((out / "abf").glob("*.abf"))
+
+
+@pytest.mark.parametrize("how", ["jobs 1", "jobs 2", "dask 1 worker", "dask 2 workers"])
+def test_archive_in_parallel(benchmark, archive, how):
+    """A folder through `classify_paths` in this process, in 2 processes, and on a Dask cluster of 1
+    and 2 workers (the cluster is started outside the timed part, as a lab's would be running)."""
+    from raphe.classifier.runtime.model import Model
+    from raphe.pipelines.offline import classify_paths
+    from raphe.replay.recording import Recording
+
+    model = Model()
+    seconds = sum(Recording(p).recorded_s for p in archive)
+    if how.startswith("jobs"):
+        jobs = int(how.split()[1])
+        benchmark.pedantic(lambda: classify_paths(archive, model, {}, model.posterior_config(), jobs=jobs),
+                           rounds=1, iterations=1)
+    else:
+        from distributed import LocalCluster
+
+        workers = int(how.split()[1])
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+            address = cluster.scheduler_address
+            classify_paths(archive[:1], model, {}, model.posterior_config(), scheduler=address)  # workers load the model
+            benchmark.pedantic(lambda: classify_paths(archive, model, {}, model.posterior_config(), scheduler=address),
+                               rounds=1, iterations=1)
+    record(benchmark, f"archive {how} (recorded seconds)", seconds, "x_real_time")
