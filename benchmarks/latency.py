@@ -25,6 +25,9 @@ POOL_SECONDS = 4.0
 WARMUP_S = 0.5
 START_DELAY_S = 1.0
 GIVE_UP_LATE_NS = 2_000_000_000
+# A flood: one huge valid block on a stream of its own, this often (its spikes are not measured).
+FLOOD_EVERY_S = 2.0
+FLOOD = -1
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,14 @@ class Case:
     sample_rate: float = 40_000.0
     packed: bool = False
     model: str = "default"
+    flood_samples: int = 0
 
     @property
     def label(self) -> str:
         return (f"{self.channels} ch, {self.sample_rate / 1000:g} kHz, {self.block_ms:g} ms blocks, "
-                f"{self.firing_hz:g} Hz{', packed' if self.packed else ''}{', ' + self.model if self.model != 'default' else ''}")
+                f"{self.firing_hz:g} Hz{', packed' if self.packed else ''}{', ' + self.model if self.model != 'default' else ''}"
+                + (f", beside a {self.flood_samples * 4 / 1e6:g} MB block every {FLOOD_EVERY_S:g} s"
+                   if self.flood_samples else ""))
 
 
 def spike_pool(case: Case, seed: int = 0) -> list[np.ndarray]:
@@ -74,6 +80,8 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
     sent = np.zeros(n_blocks * case.channels + warm + 2, np.int64)
     offsets = [(c * 7919) % (length - step) for c in range(case.channels)]
     channel_nums, channel_names = list(range(case.channels)), [f"ch{c}" for c in range(case.channels)]
+    flood = np.resize(pool[0], case.flood_samples)
+    flood_every = max(1, int(FLOOD_EVERY_S * 1000 / case.block_ms))
     latest = 0
     with Publisher(endpoint, heartbeat=False, hwm=10_000) as pub:
         while time.monotonic_ns() < start_at_ns:
@@ -92,6 +100,9 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
             if latest > GIVE_UP_LATE_NS:
                 break  # the rig itself cannot send this case in real time; its pace says so
             start = (k * step) % (length - step)
+            if case.flood_samples and k % flood_every == flood_every // 2:
+                sent[pub.message_num + 1] = FLOOD
+                pub.send_data("flood", 0, "flood", (k // flood_every) * case.flood_samples, case.sample_rate, flood)
             if case.packed:
                 block = np.stack([pool[c % POOL_TRACES][(start + offsets[c]) % (length - step):][:step]
                                   for c in range(case.channels)])
@@ -234,6 +245,7 @@ def run(case: Case, baseline: bool = False) -> dict:
         got = np.load(paths["reader.npz"])
         served_info = json.loads(Path(paths["service.json"]).read_text())
     measured = got["source"] >= int(sent["first"])
+    measured[measured] = sent["sent"][got["source"][measured]] != FLOOD
     latency_ms = (got["received"][measured] - sent["sent"][got["source"][measured]]) / 1e6
     messages = int(sent["last"]) - int(sent["first"]) + 1
     result = {"case": dataclasses.asdict(case), "label": case.label, "baseline": baseline,

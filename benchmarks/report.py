@@ -46,6 +46,11 @@ def markdown(results: dict[str, float], latency: list[dict], sustained: dict, qu
                          f"{r.get('lost_messages', '-')} |")
         lines += ["", "Rig pace: wall time the rig took over the recorded time it sent (1.00× = it kept real "
                   "time; above, the rig itself could not send that many messages that fast).", ""]
+        for r in latency:
+            calm = [c for c in latency if c["case"] == {**r["case"], "flood_samples": 0} and not c["baseline"]]
+            if r["case"].get("flood_samples") and calm and r.get("p50_ms") and calm[0].get("p50_ms"):
+                lines += [f"Beside the flood ({r['label']}): p50 ×{r['p50_ms'] / calm[0]['p50_ms']:.2f}, "
+                          f"p99 ×{r['p99_ms'] / calm[0]['p99_ms']:.2f} of the same channels without it.", ""]
     for label, found in sustained.items():
         lines += [f"## Sustained in real time ({label}; 10 ms blocks, 2 Hz): {found['channels']} channels", "",
                   "| channels | sustained | rig pace | lost | served / sent | p50 ms | p99 ms |",

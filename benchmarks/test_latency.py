@@ -40,6 +40,16 @@ def test_zeromq_round_trip_baseline(benchmark, channels, block_ms):
     benchmark.extra_info.update({k: v for k, v in result.items() if k != "latency_ms"})
 
 
+@pytest.mark.parametrize("flood", [False, True])
+def test_latency_beside_a_flood(benchmark, flood):
+    """8 channels, and the same 8 beside a 10.4 MB valid block every 2 s on another stream: the
+    normal channels' latency with the flood, as a ratio to without it in the same run (the report)."""
+    case = Case(8, 10.0, 2.0, 2 * SECONDS, flood_samples=2_600_000 if flood else 0)
+    result = benchmark.pedantic(run, args=(case,), rounds=1, iterations=1)
+    LATENCY.append(result)
+    benchmark.extra_info.update({k: v for k, v in result.items() if k != "latency_ms"})
+
+
 def sustained(result: dict) -> bool:
     """Real time: the rig kept its pace, nothing was lost, every message was served, p99 < 5 ms."""
     return (result["rig_real_time"] < 1.02 and result["lost_messages"] == 0

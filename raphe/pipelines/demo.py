@@ -25,7 +25,7 @@ from raphe.replay.recording import Channel, Recording
 from raphe.streamer.outputs import Outputs
 from raphe.streamer.publisher import Publisher
 
-from .live import Service, serve
+from .live import COMPACT_TABLE, Service, serve
 
 SAMPLE_RATE = SEED_WINDOW.sample_rate_hz  # the seed's recordings: no resampling needed
 STREAM = "demo-rig"
@@ -97,10 +97,10 @@ def demo(seconds: float = 40.0, seed: int = 7, report: str | Path = "raphe-demo.
 
 def summary(console: Console, truths: list[Truth], cells: list) -> int:
     """Print truth against decision per cell; return how many decisions are wrong."""
-    table = Table(title="decisions against the truth", title_justify="left")
-    for column in ("channel", "truth", "UDI ms", "rate Hz", "spikes", "decision", "spikes to decision", "posterior",
-                   ""):
-        table.add_column(column)
+    table = Table(title="decisions against the truth", title_justify="left", **COMPACT_TABLE)
+    for column in ("cell", "truth", "UDI ms", "Hz", "spikes", "decision", "at", "posterior", ""):
+        table.add_column(column, no_wrap=True)
+    table.caption, table.caption_justify = "at: spikes to the decision", "left"
     right = wrong = leaning_right = 0
     for i, (truth, cell) in enumerate(zip(truths, cells)):
         label = truth.cell.label + (" (atypical)" if truth.cell.atypical else "")

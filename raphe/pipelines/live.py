@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 from rich.console import Console
+from rich import box
 from rich.table import Table
 
 from raphe.classifier.runtime.cells import Cell
@@ -47,6 +48,10 @@ RECEIVE_HWM = 100_000
 MAX_PIECE_SAMPLES = 16_384
 STEP_SAMPLES = 8 * MAX_PIECE_SAMPLES
 MAX_CELLS = 4096
+# How often idle cells are looked for (seconds): often enough for any --forget-after, rarely enough to cost nothing.
+FORGET_CHECK_S = 0.25
+# Tables that keep every word whole in an 80-column terminal: no vertical rules, no padding.
+COMPACT_TABLE = {"box": box.SIMPLE_HEAD, "padding": 0, "pad_edge": False}
 
 
 @dataclass
@@ -187,7 +192,7 @@ class Service:
         self.refused_blocks = 0
         self.forgotten = 0
         self._backlog: dict[tuple[str, int], deque[Piece]] = {}
-        self._now = time.monotonic()
+        self._now = self._forget_checked = time.monotonic()
         self.channels: dict[tuple[str, int], Channel] = {}
         self.streams: dict[tuple[str, float], Rows] = {}
         self._layouts: dict[tuple, Layout] = {}
@@ -216,8 +221,8 @@ class Service:
         ``STEP_SAMPLES`` samples (a channel's k-th piece in round k, so each channel keeps its order).
         A huge block thus takes several steps, and the other channels' blocks are handled between them.
         """
+        self._forget_idle()
         if not self._backlog and not self.subscriber.wait(timeout_ms):
-            self._forget_idle()
             return False
         started = time.perf_counter()  # from the first message waiting: the stage, not the wait
         batch = self.subscriber.receive_batch(0, self.drain_limit)
@@ -393,15 +398,24 @@ class Service:
         self._write({"kind": "counters", **self.counters()})
 
     def _write_summary(self, channel: Channel, **extra) -> None:
+        self._write({"kind": "summary", **self._cell_record(channel), **extra})
+
+    def _cell_record(self, channel: Channel) -> dict:
+        """A cell's summary with what it lost: windows the detector could not emit, samples and gaps on the wire."""
         channel.judge()
-        self._write({"kind": "summary", **channel.cell.summary(), "dropped_windows": self.dropped(channel), **extra})
+        wire = self.subscriber.stats.channels.get((channel.cell.stream, channel.cell.channel_num))
+        return {**channel.cell.summary(), "dropped_windows": self.dropped(channel),
+                "lost_samples": wire.lost_samples if wire else 0, "gaps": wire.gaps if wire else 0}
 
     def _forget_idle(self) -> None:
         """Cells that have sent nothing for ``forget_after_s``: their summaries logged, their memory freed."""
-        if self.forget_after_s is None:
-            return
         now = time.monotonic()
-        idle = [key for key, c in self.channels.items() if now - c.last_seen > self.forget_after_s]
+        if self.forget_after_s is None or now - self._forget_checked < FORGET_CHECK_S:
+            return
+        self._forget_checked = now
+        # a channel with pieces still queued is not idle, however long ago its block arrived
+        idle = [key for key, c in self.channels.items()
+                if now - c.last_seen > self.forget_after_s and key not in self._backlog]
         for key in idle:
             channel = self.channels.pop(key)
             self._write_summary(channel, forgotten_after_idle_s=self.forget_after_s)
@@ -422,14 +436,14 @@ class Service:
     def summary(self, seconds: float) -> dict:
         """What `raphe serve --json` prints: the cells, the spikes and the stage timings."""
         return {"seconds": seconds, "spikes": self.spikes, "counters": self.counters(), "timings": self.timings.summary(),
-                "cells": [{**c.cell.summary(), "dropped_windows": self.dropped(c)} for c in self.channels.values()]}
+                "cells": [self._cell_record(c) for c in self.channels.values()]}
 
     def table(self, seconds: float, title: str) -> Table:
         """The live table: one line per cell, the stream's counters in the caption."""
-        table = Table(title=title, title_justify="left")
-        for column in ("cell", "name", "spikes", "rate Hz", "posterior", "decision", "spikes to decision", "novel",
-                       "drops"):
-            table.add_column(column, justify="left" if column in ("cell", "name", "posterior", "decision") else "right")
+        table = Table(title=title, title_justify="left", **COMPACT_TABLE)
+        for column in ("cell", "name", "spikes", "Hz", "posterior", "decision", "at", "novel", "drops"):
+            table.add_column(column, justify="left" if column in ("cell", "name", "posterior", "decision") else "right",
+                             no_wrap=True)
         stats = self.subscriber.stats
         for key in sorted(self.channels):
             channel = self.channels[key]
@@ -440,7 +454,7 @@ class Service:
             style = "dim" if decision == UNDECIDED else "yellow" if decision == NOT_CLASSIFIABLE else "bold green"
             channel_stats = stats.channels.get(key)
             drops = self.dropped(channel) + (channel_stats.lost_samples if channel_stats else 0)
-            table.add_row(cell.id, cell.channel_name, str(cell.n_spikes), f"{cell.rate_hz:.2f}", posterior,
+            table.add_row(cell.id, cell.channel_name, str(cell.n_spikes), f"{cell.rate_hz:.1f}", posterior,
                           f"[{style}]{decision}[/]", str(cell.posterior.spikes_to_decision or "-"), f"{cell.n_novel:,}",
                           f"{drops:,}")
         malformed = ", ".join(f"{k} {n}" for k, n in sorted(stats.malformed.items())) or "0"
@@ -448,7 +462,7 @@ class Service:
         table.caption = (f"messages {stats.messages:,} · lost {stats.lost_messages:,} · malformed {malformed} · "
                          f"acquisitions {stats.acquisitions} · spikes {self.spikes:,} · outputs dropped {dropped:,}"
                          + (f" · refused blocks {self.refused_blocks:,}" if self.refused_blocks else "")
-                         + f" · {seconds:.1f} s")
+                         + f" · {seconds:.1f} s · at: spikes to the decision")
         table.caption_justify = "left"
         return table
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from raphe.classifier.synthetic import template as synthetic
 from raphe.pipelines.live import STEP_SAMPLES
+from raphe.pipelines.records import RecordLog
 from raphe.streamer.outputs import Outputs, SpikeUpdate
 from raphe.streamer.protocol import encode_data
 from raphe.streamer.publisher import Publisher
@@ -108,6 +109,30 @@ def test_a_flood_of_new_streams_is_bounded(live):
     assert service.counters()["refused_blocks"] == service.refused_blocks
 
 
+def test_an_idle_cell_is_summarised_in_the_log_and_forgotten(tmp_path):
+    """Fault 10 (memory): a cell silent beyond --forget-after leaves the table, its summary in the
+    log; a cell still sending stays; a forgotten cell that sends again is a new cell."""
+    log = RecordLog(tmp_path / "cells.jsonl")
+    with live_service(forget_after_s=1.0, log=log) as (pub, service):
+        trace = spiking_trace(2.0)
+        for offset in range(0, 40_000, 400):
+            pub.send_data("rig", 0, "gone", offset, 40_000.0, trace[offset:offset + 400], "pA")
+        drain(service)
+        spikes = service.channels[("rig", 0)].cell.n_spikes
+        deadline = time.monotonic() + 10
+        offset = 40_000
+        while ("rig", 0) in service.channels and time.monotonic() < deadline:
+            pub.send_data("rig", 1, "stays", offset, 40_000.0, trace[offset % 40_000:][:400], "pA")
+            offset += 400
+            service.step(50)
+        assert ("rig", 0) not in service.channels and ("rig", 1) in service.channels
+        assert service.counters()["forgotten_cells"] >= 1
+    log.close()
+    records = [json.loads(line) for line in (tmp_path / "cells.jsonl").read_text().splitlines()]
+    gone = [r for r in records if r["kind"] == "summary" and r["cell"] == "rig:0"]
+    assert gone[0]["forgotten_after_idle_s"] == 1.0 and gone[0]["n_spikes"] == spikes > 0
+
+
 def test_a_slow_posterior_subscriber_is_counted_not_silent():
     """Fault 8: ZeroMQ's queue for a subscriber that does not read fills up; every message it could
     not take is counted; with lossless outputs, none is lost (the publisher waits)."""
@@ -133,9 +158,10 @@ def test_a_slow_posterior_subscriber_is_counted_not_silent():
     assert received + outputs.dropped["posterior"] == 5000
 
 
-def test_sigterm_under_load_leaves_a_complete_log(tmp_path):
-    """Fault 6: SIGTERM while a rig streams: every spike published is in the log, every cell's
-    summary and the counters are written, the final table printed, exit 0."""
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_under_load_leaves_a_complete_log(tmp_path, signum):
+    """Fault 6: SIGTERM (or SIGHUP) while a rig streams: every spike published is in the log, every
+    cell's summary and the counters are written, the final table printed, exit 0."""
     data_port, out_port = free_port_pair(), free_port_pair()
     data, posterior = f"tcp://127.0.0.1:{data_port}", f"tcp://127.0.0.1:{out_port}"
     log = tmp_path / "serve.jsonl"
@@ -151,7 +177,7 @@ def test_sigterm_under_load_leaves_a_complete_log(tmp_path):
                 for c, trace in enumerate(traces):
                     pub.send_data("rig", c, f"ch{c}", offset, 40_000.0, trace[offset:offset + 400], "pA")
                 if k == 600:
-                    server.send_signal(signal.SIGTERM)
+                    server.send_signal(signum)
                 time.sleep(0.001)
                 if server.poll() is not None:
                     break

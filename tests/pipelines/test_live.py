@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -11,8 +12,10 @@ import time
 import numpy as np
 import pytest
 import zmq
+from rich.console import Console
 
 from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.posterior import top_class
 from raphe.classifier.synthetic import template as synthetic
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
@@ -191,6 +194,40 @@ def test_malformed_and_legacy_messages_are_counted_and_skipped(live):
     assert service.channels[("rig", 0)].cell.n_spikes > 0
 
 
+def test_the_summary_for_programs_carries_the_stream_counters_and_each_cells_losses(live):
+    """What `serve --json` prints and the log's last records hold: messages, lost samples, malformed
+    by kind, acquisitions, and per cell its gaps, lost samples and dropped windows."""
+    pub, service = live
+    trace = spiking_trace(2.0, 40_000.0)
+    send(pub, trace[:40_000], 40_000.0)
+    send(pub, trace[44_000:], 40_000.0, start=44_000)  # 4,000 samples never sent
+    pub.send_frames([b"DATA\x00", b"{not json", bytes(4)])
+    drain(service)
+    summary = service.summary(2.0)
+    counters, cell = summary["counters"], summary["cells"][-1]
+    assert cell["cell"] == "rig:0" and (cell["gaps"], cell["lost_samples"]) == (1, 4_000)
+    assert cell["dropped_windows"] == service.dropped(service.channels[("rig", 0)])
+    assert counters["lost_samples"] == 4_000 and counters["malformed"] == {"json": 1}
+    assert counters["messages"] == service.subscriber.stats.messages and counters["acquisitions"] >= 1
+    assert json.loads(json.dumps(summary)) == summary
+
+
+def test_the_live_table_keeps_every_word_whole_in_80_columns(live):
+    """Cell names, posteriors and decisions, "not classifiable" among them, are never cut."""
+    pub, service = live
+    send(pub, spiking_trace(3.0, 40_000.0), 40_000.0, stream="demo-rig")
+    for offset in range(0, 40_000, 400):  # a voltage channel: not classifiable
+        pub.send_data("demo-rig", 1, "Vm", offset, 40_000.0, np.full(400, -65.0, np.float32), "mV")
+    drain(service)
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(service.table(3.0, "raphe serve tcp://127.0.0.1:5556"))
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    assert "demo-rig:0" in text and "demo-rig:1" in text and "not classifiable" in text
+    assert top_class(service.channels[("demo-rig", 0)].cell.classes,
+                     service.channels[("demo-rig", 0)].cell.posterior.posterior) in text
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["classify", "x.abf", "--model", "nowhere.tflite"], "not a raphe model"),
     (["classify", "x.abf", "--decision-threshold", "1.5"], "threshold < 1"),
@@ -294,11 +331,11 @@ def test_packed_blocks_give_what_open_ephys_messages_give():
                 Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
             service = Service(pub.endpoint, model, {}, model.posterior_config(), outputs, keep_history=True)
             assert pub.wait_for_subscribers(1, timeout_s=10)
-            sender = threading.Thread(target=replay, args=(rig, pub), kwargs={"speed": float("inf"), "packed": packed})
-            sender.start()
-            if packed:
+            if packed:  # sent before the replay starts: a ZeroMQ socket is not to be shared by two threads
                 bad = encode_block(10**6, "probe", 0, 40_000.0, np.zeros((2, 10), np.float32))
                 pub.send_frames(bad[:2] + [bad[2][:-4]])
+            sender = threading.Thread(target=replay, args=(rig, pub), kwargs={"speed": float("inf"), "packed": packed})
+            sender.start()
             while sender.is_alive() or service.step(300):
                 service.step(5)
             sender.join()
