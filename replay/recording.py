@@ -9,6 +9,7 @@ sample later: two sweeps are never presented as continuous.
 
 from __future__ import annotations
 
+import datetime
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,7 @@ class Recording:
         self.channels = [Channel(i, _printable(abf.adcNames[i]) or f"ch{i}", _printable(abf.adcUnits[i]))
                          for i in range(abf.channelCount)]
         self.sweeps = _read_sweeps(abf, self.sample_rate)
+        self.recorded_on = _recording_date(abf)
 
     @classmethod
     def from_traces(cls, name: str, sample_rate: float, channels: list[Channel],
@@ -90,6 +92,7 @@ class Recording:
         recording.sample_rate = float(sample_rate)
         recording.channels = list(channels)
         recording.sweeps = [Sweep(0, 0, tuple(np.asarray(t, dtype=np.float32) for t in traces))]
+        recording.recorded_on = None
         return recording
 
     def __repr__(self) -> str:
@@ -114,7 +117,7 @@ class Recording:
     def description(self) -> dict:
         """What `raphe info --json` prints."""
         return {"file": str(self.path), "abf_version": self.abf_version, "mode": self.mode,
-                "sample_rate_hz": self.sample_rate,
+                "sample_rate_hz": self.sample_rate, "recorded_on": self.recorded_on,
                 "channels": [{"num": c.num, "name": c.name, "units": c.units} for c in self.channels],
                 "sweeps": len(self.sweeps), "samples_per_channel": self.total_samples,
                 "recorded_s": self.recorded_s, "sweep_start_samples": [s.sample_num for s in self.sweeps],
@@ -139,6 +142,18 @@ def write_abf1(path: str | Path, trace: np.ndarray, sample_rate: float, units: s
     """Write one channel as a gap-free ABF1 file (pyabf's writer stores int16 with a scale)."""
     pyabf.abfWriter.writeABF1(np.asarray(trace, np.float32)[np.newaxis, :], str(path), sampleRateHz=sample_rate,
                               units=units)
+
+
+def _recording_date(abf: pyabf.ABF) -> str | None:
+    """The day the header says the file was recorded (ISO), or None where it says nothing plausible
+    (some writers leave the field zero, which pyabf reads as a date in 1806 or 1970)."""
+    try:
+        when = abf.abfDateTime
+    except (ValueError, OverflowError, AttributeError):
+        return None
+    if not isinstance(when, datetime.datetime) or not 1980 <= when.year <= datetime.date.today().year:
+        return None
+    return when.date().isoformat()
 
 
 def _printable(text: str) -> str:

@@ -16,6 +16,7 @@ Only the model's ``.json`` changes: the checksum covers the ``.tflite``, which s
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -104,12 +105,16 @@ def calibrate(model_path, data: ws.WindowSet, data_name: str = "") -> dict[str, 
         kept = ~model.novel(aligned.X)
         sequences = cell_sequences(aligned.cell[kept], aligned.y[kept], probabilities[kept])
         alpha, beta, margin = fit_posterior(sequences)
-        _, meta_path = sidecar(model.path)
-        metadata = {**model.metadata, "posterior": {
-            **model.metadata.get("posterior", {}), "alpha": alpha, "beta": beta, "margin": margin,
-            "fitted_on_cells": len(sequences), "fitted_on": data_name or repr(data),
-            "max_wrong_decisions": MAX_WRONG_DECISIONS}}
-        with staged(meta_path) as partial:
-            partial.write_text(json.dumps(metadata, indent=2) + "\n")
+        write_posterior(model.path, alpha, beta, margin, len(sequences), data_name or repr(data))
         fitted[model.path.name] = (alpha, beta, margin)
     return fitted
+
+
+def write_posterior(model_path, alpha: float, beta: float, margin: float, cells: int, fitted_on: str) -> None:
+    """Put a fitted tempering into a model's ``.json``, saying what it was fitted on."""
+    _, meta_path = sidecar(Path(model_path))
+    metadata = json.loads(meta_path.read_text())
+    metadata["posterior"] = {**metadata.get("posterior", {}), "alpha": alpha, "beta": beta, "margin": margin,
+                             "fitted_on_cells": cells, "fitted_on": fitted_on, "max_wrong_decisions": MAX_WRONG_DECISIONS}
+    with staged(meta_path) as partial:
+        partial.write_text(json.dumps(metadata, indent=2) + "\n")

@@ -11,11 +11,11 @@ import sys
 
 from raphe.core.errors import RapheError
 
-from . import (bench, calibrate, classify, demo, detect, distill, evaluate, export, info, keys, listen, matrix,
-               replay, serve, synth, train)
+from . import (bench, calibrate, classify, crossval, demo, detect, distill, evaluate, export, info, keys, listen,
+               matrix, replay, serve, synth, train)
 from .options import Parser
 
-COMMANDS = (info, replay, listen, detect, serve, classify, bench, synth, train, distill, evaluate, matrix, calibrate,
+COMMANDS = (info, replay, listen, detect, serve, classify, bench, synth, train, crossval, distill, evaluate, matrix, calibrate,
             export, keys, demo)
 
 

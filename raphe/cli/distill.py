@@ -8,7 +8,7 @@ import sys
 
 from raphe.core.specs import MAX_WINDOWS_PER_CELL
 
-from .options import Parser, load_windows, positive_int
+from .options import Parser, add_labelled_options, load_windows, positive_int
 
 HELP = "Train one network of the seed's architecture on an ensemble's outputs; export it like the ensemble."
 EXAMPLE = "raphe distill my-model/lab-model-float32.tflite synthetic/ --out my-model/ --name lab-student"
@@ -24,13 +24,14 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--max-per-cell", type=positive_int, default=MAX_WINDOWS_PER_CELL,
                    help="windows kept per cell (default %(default)d; use the teacher's)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0; use the teacher's, for its split)")
+    add_labelled_options(p)
 
 
 def run(args: argparse.Namespace) -> int:
     from raphe.classifier.training.distill import distill
     from raphe.classifier.training.train import TrainConfig, quiet_tensorflow
 
-    data = load_windows(args.data)
+    data = load_windows(args.data, args.channel)
     data.require_classes(2)
     quiet_tensorflow()
     config = TrainConfig(kernels=(args.kernel,), epochs=args.epochs, max_per_cell=args.max_per_cell, seed=args.seed)

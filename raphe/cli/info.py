@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rec.description()))
         return 0
     console = Console()
-    console.print(f"[bold]{rec.path.name}[/]  ABF {rec.abf_version}, {rec.mode}, {rec.sample_rate:g} Hz")
+    console.print(f"[bold]{rec.path.name}[/]  ABF {rec.abf_version}, {rec.mode}, {rec.sample_rate:g} Hz, "
+                  f"recorded on {rec.recorded_on or 'an unknown day'}")
     for c in rec.channels:
         console.print(f"  channel {c.num}: {c.name} ({c.units})")
     lengths = sorted({s.num_samples for s in rec.sweeps})

@@ -94,12 +94,31 @@ def add_stop_options(p: Parser) -> None:
     p.add_argument("--idle", type=positive_float, help="stop when data stops for this many seconds")
 
 
-def load_windows(paths: list[str]):
-    """One window set from several (.npz, `raphe synth` folders, CSV class folders), merged."""
-    from raphe.classifier.runtime import windows
+def load_windows(paths: list[str], channel: str | None = None):
+    """One window set from several, merged: window sets (.npz, `raphe synth` folders, CSV class
+    folders) and labelled recordings (class folders of .abf files, CSV manifests), the latter cut by
+    the detector; a line on stderr for each warning about them."""
+    import sys
+    from pathlib import Path
 
-    sets = [windows.load(p) for p in paths]
+    from raphe.classifier.runtime import windows
+    from raphe.pipelines.labelled import is_labelled_folder, load_labelled
+
+    sets = []
+    for p in map(Path, paths):
+        if p.suffix.lower() == ".csv" or is_labelled_folder(p):
+            data, warnings = load_labelled(p, channel)
+            for warning in warnings:
+                print(f"warning: {warning}", file=sys.stderr)
+            sets.append(data)
+        else:
+            sets.append(windows.load(p))
     return sets[0] if len(sets) == 1 else windows.concatenate(sets)
+
+
+def add_labelled_options(p: Parser) -> None:
+    p.add_argument("--channels", metavar="CH", dest="channel",
+                   help="labelled recordings: the cell's channel in each file (index or name; default: its one pA channel)")
 
 
 def add_security_options(p: Parser, serving: bool, connecting: bool) -> None:

@@ -8,7 +8,7 @@ import sys
 
 from raphe.core.specs import MAX_WINDOWS_PER_CELL
 
-from .options import Parser, load_windows, positive_int
+from .options import Parser, add_labelled_options, load_windows, positive_int
 
 HELP = "Train the CNN ensemble on labelled windows; export float32, dynamic-range and int8 .tflite."
 EXAMPLE = "raphe train synthetic/ --out my-model/ --name lab-model"
@@ -29,8 +29,15 @@ def kernel_range(text: str) -> tuple[int, ...]:
 
 
 def add_arguments(p: Parser) -> None:
-    p.add_argument("data", nargs="+", help="window sets: .npz, `raphe synth` folders, or folders of class folders of CSVs")
+    p.add_argument("data", nargs="+", help="labelled data: window sets (.npz, `raphe synth` folders, class folders of CSVs) "
+                        "or labelled recordings (class folders of .abf files, a CSV manifest)")
     p.add_argument("--out", required=True, help="folder for NAME-{float32,dynamic,int8}.tflite and their .json")
+    add_recipe_options(p)
+    add_labelled_options(p)
+
+
+def add_recipe_options(p: Parser) -> None:
+    """The training recipe's options (also `raphe crossval`'s)."""
     p.add_argument("--name", default="model", help="model name (default model)")
     p.add_argument("--kernels", type=kernel_range, default=tuple(range(20, 31)),
                    help="kernel sizes of the ensemble, e.g. 20-30 or 20,25,30 (default 20-30)")
@@ -41,15 +48,21 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from raphe.classifier.training.train import TrainConfig, quiet_tensorflow, train
+def recipe_config(args: argparse.Namespace):
+    from raphe.classifier.training.train import TrainConfig
 
-    data = load_windows(args.data)
+    return TrainConfig(kernels=args.kernels, epochs=args.epochs, patience=args.patience,
+                       max_per_cell=args.max_per_cell, seed=args.seed)
+
+
+def run(args: argparse.Namespace) -> int:
+    from raphe.classifier.training.train import quiet_tensorflow, train
+
+    data = load_windows(args.data, args.channel)
     data.require_classes(2)
     quiet_tensorflow()
 
-    config = TrainConfig(kernels=args.kernels, epochs=args.epochs, patience=args.patience,
-                         max_per_cell=args.max_per_cell, seed=args.seed)
+    config = recipe_config(args)
     recipe = "raphe " + shlex.join(args.argv)
     result = train(data, args.out, config, name=args.name, data_description=f"{data!r} from {', '.join(args.data)}",
                    recipe=recipe)

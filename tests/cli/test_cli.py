@@ -21,8 +21,11 @@ def test_info_describes_a_recording(abf_dir):
     assert info["abf_version"] == "1.8.3.0" and info["mode"] == "episodic"
     assert [c["units"] for c in info["channels"]] == ["pA", "pA", "mV", "mV"]
     assert info["sweeps"] == 10 and info["samples_per_channel"] == 500_000
+    assert info["recorded_on"] == "2018-08-31"  # the header's date, as pyabf reads it
     text = run_raphe("info", abf_dir / "2020_06_16_0000.abf")
-    assert text.returncode == 0 and "event-driven" in text.stdout
+    assert text.returncode == 0 and "event-driven" in text.stdout and "recorded on 2020-06-16" in text.stdout
+    undated = json.loads(run_raphe("info", "--json", abf_dir / "130618-1-12.abf").stdout)
+    assert undated["recorded_on"] is None  # its header's date field reads as the year 1806
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "truncated", "not abf", "directory"])

@@ -1,0 +1,182 @@
+"""From a lab's labelled cells to a model it can trust, and how much: `raphe crossval`.
+
+The training recipe is cross-validated by recording day (by cell where there are fewer than 3
+days): each fold's model is trained on the other folds and judged on the cells it never saw. The
+running posterior's tempering is *cross-fitted*: each fold is judged with α, β and the margin fitted
+on the held-out predictions of the other folds, so no figure is judged by parameters fitted on its
+own cells; the final model, trained on all cells, gets the tempering fitted on every held-out
+prediction. That is many more calibration cells than the slice one training run can spare, which is
+what lets a lab's model decide its cells at all. One report gives the per-fold and pooled figures
+with intervals and a plain verdict of how much the data supports.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from raphe.classifier.evaluation.calibration import cell_sequences, fit_posterior, write_posterior
+from raphe.classifier.evaluation.outcomes import Outcomes, cell_outcomes, figures
+from raphe.classifier.evaluation.report import json_safe
+from raphe.classifier.runtime import windows as ws
+from raphe.classifier.runtime.model import Model
+from raphe.core.errors import RapheError
+from raphe.core.specs import ATYPICAL_UDI_MS
+from raphe.core.staged import staged
+
+from .train import TrainConfig, train
+
+MIN_DAYS_FOR_DAY_FOLDS = 3
+FEW_CELLS = 10
+
+
+@dataclass
+class Fold:
+    """One fold's held-out cells as the fold's model saw them."""
+
+    number: int
+    days: list[str]
+    data: ws.WindowSet
+    probabilities: np.ndarray
+    novel: np.ndarray
+    model: Model
+
+
+def assign_folds(data: ws.WindowSet, k: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """The fold of every window: whole days to a fold where there are at least 3 known days, else
+    whole cells, each class's cells spread over the folds."""
+    days = np.unique(data.day[data.day != ws.UNKNOWN_DAY])
+    if len(days) >= MIN_DAYS_FOR_DAY_FOLDS and not (data.day == ws.UNKNOWN_DAY).any():
+        k = min(k, len(days))
+        fold_of = {d: i % k for i, d in enumerate(rng.permutation(days))}
+        return np.array([fold_of[d] for d in data.day]), "day"
+    cells_per_class = [np.unique(data.cell[data.y == c]) for c in range(len(data.classes))]
+    k = min(k, min(len(c) for c in cells_per_class))
+    if k < 2:
+        raise RapheError("cross-validation needs at least 2 cells of each class "
+                         f"(cells per class: {dict(zip(data.classes, map(len, cells_per_class)))})")
+    fold_of = {cell: i % k for cells in cells_per_class for i, cell in enumerate(rng.permutation(cells))}
+    return np.array([fold_of[c] for c in data.cell]), "cell"
+
+
+def pool(parts: list[Outcomes]) -> Outcomes:
+    """The outcomes of several folds as one (their cells are disjoint)."""
+    arrays = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Outcomes)
+              if f.name != "classes"}
+    return Outcomes(parts[0].classes, **arrays)
+
+
+def sequences_of(folds: list[Fold]) -> list[tuple[int, np.ndarray]]:
+    return [s for f in folds for s in cell_sequences(f.data.cell[~f.novel], f.data.y[~f.novel],
+                                                     f.probabilities[~f.novel])]
+
+
+def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainConfig(), n_folds: int = 5,
+             name: str = "model", data_description: str = "", recipe: str = "",
+             console: Console | None = None) -> dict:
+    """Cross-validate, train the final model, write ``out/report.md``, ``out/crossval.json``,
+    ``out/final/NAME-*.tflite`` (with the cross-fitted posterior) and each fold's models."""
+    console = console or Console(stderr=True)
+    out = Path(out)
+    data.require_classes(2)
+    fold_index, unit = assign_folds(data, n_folds, np.random.default_rng(config.seed))
+    folds: list[Fold] = []
+    for k in range(fold_index.max() + 1):
+        held = fold_index == k
+        console.print(f"fold {k + 1} of {fold_index.max() + 1}: {len(np.unique(data.cell[held]))} cells held out")
+        result = train(data.subset(~held), out / "folds" / f"fold-{k + 1}", config, name=f"fold-{k + 1}",
+                       data_description=f"{data_description}, all but fold {k + 1}", recipe=recipe, console=console)
+        model = Model(result.models["dynamic"])
+        test = data.subset(held).in_classes(model.classes)
+        folds.append(Fold(k + 1, sorted(np.unique(test.day).tolist()), test, model.predict(test.X),
+                          model.novel(test.X), model))
+    per_fold, parts = [], []
+    for fold in folds:
+        others = [f for f in folds if f is not fold]
+        alpha, beta, margin = fit_posterior(sequences_of(others))
+        posterior = replace(fold.model.posterior_config(), alpha=alpha, beta=beta, margin=margin)
+        outcomes = cell_outcomes(fold.data, fold.probabilities, fold.novel, posterior)
+        parts.append(outcomes)
+        per_fold.append({"fold": fold.number, "days": fold.days, "posterior": [alpha, beta, margin],
+                         "figures": figures(outcomes, ATYPICAL_UDI_MS)})
+    pooled = figures(pool(parts), ATYPICAL_UDI_MS)
+    console.print("final model on every cell")
+    final = train(data, out / "final", config, name=name, data_description=data_description, recipe=recipe,
+                  console=console)
+    everything = sequences_of(folds)
+    alpha, beta, margin = fit_posterior(everything)
+    for path in final.models.values():
+        write_posterior(path, alpha, beta, margin, len(everything),
+                        f"cross-fitted: the held-out predictions of {len(folds)} folds by {unit}")
+    result = {"data": data_description or repr(data), "unit": unit, "folds": per_fold, "pooled": pooled,
+              "classes": counts(data), "final": {k: str(p) for k, p in final.models.items()},
+              "final_posterior": [alpha, beta, margin], "config": asdict(config), "recipe": recipe}
+    result["verdict"] = verdict(result)
+    out.mkdir(parents=True, exist_ok=True)
+    with staged(out / "crossval.json") as partial:
+        partial.write_text(json.dumps(json_safe(result), indent=2) + "\n")
+    with staged(out / "report.md") as partial:
+        partial.write_text(markdown(result))
+    return result
+
+
+def counts(data: ws.WindowSet) -> dict[str, dict]:
+    return {c: {"cells": int(len(np.unique(data.cell[data.y == k]))), "days": int(len(np.unique(data.day[data.y == k]))),
+                "windows": int((data.y == k).sum())} for k, c in enumerate(data.classes)}
+
+
+def verdict(result: dict) -> list[str]:
+    """What the data supports, in plain words."""
+    lines = []
+    for name, c in result["classes"].items():
+        worth = 100.0 / c["cells"]
+        line = f"{c['cells']} {name} cells over {c['days']} day(s): one cell is worth {worth:.1f} points of {name} recall"
+        if c["cells"] < FEW_CELLS or c["days"] < 2:
+            line += "; too few to trust a figure for this class (record more cells, on more days)"
+        lines.append(line)
+    p = result["pooled"]
+    acc, decided, wrong = p["cell_accuracy_posterior"], p["decided"], p["decided_wrongly"]
+    lines.append(f"on cells it never saw, the recipe is right about {100 * acc['rate']:.0f}% of cells "
+                 f"[{100 * acc['ci95'][0]:.0f}, {100 * acc['ci95'][1]:.0f}], decides {100 * decided['rate']:.0f}% of "
+                 f"them and decides {100 * wrong['rate']:.1f}% wrongly [{100 * wrong['ci95'][0]:.1f}, "
+                 f"{100 * wrong['ci95'][1]:.1f}]")
+    return lines
+
+
+def percent(r: dict) -> str:
+    if not r["n"]:
+        return "n/a"
+    return f"{100 * r['rate']:.1f}% [{100 * r['ci95'][0]:.0f}, {100 * r['ci95'][1]:.0f}]"
+
+
+ROWS = (("cells", "cells"), ("cell accuracy (posterior)", "cell_accuracy_posterior"),
+        ("cell accuracy (seed's rule)", "cell_accuracy_seed_rule"), ("decided", "decided"),
+        ("decided wrongly", "decided_wrongly"), ("atypical SER recognised", "atypical_ser_seed_rule"),
+        ("not classifiable", "not_classifiable"), ("ECE", "ece_every_spike"),
+        ("median spikes to a decision", "median_spikes_to_decision"))
+
+
+def markdown(result: dict) -> str:
+    columns = [f"fold {f['fold']}" for f in result["folds"]] + ["pooled"]
+    tables = [f["figures"] for f in result["folds"]] + [result["pooled"]]
+    lines = [f"# Cross-validation by {result['unit']}", "", f"Data: {result['data']}.", "",
+             "## Verdict", "", *[f"- {line}" for line in result["verdict"]], "",
+             "## Figures on held-out cells (95% Wilson intervals)", "",
+             "| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for label, key in ROWS:
+        cells = []
+        for t in tables:
+            value = t.get(key)
+            cells.append("n/a" if value is None else percent(value) if isinstance(value, dict)
+                         else f"{value:.3f}" if isinstance(value, float) else str(value))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Held-out days per fold: " + "; ".join(f"fold {f['fold']}: {', '.join(f['days'])}"
+                                                         for f in result["folds"]),
+              "", "Each fold is judged with the posterior's tempering (α, β, margin) fitted on the other folds' "
+              "held-out cells; the final model's, " + ", ".join(f"{v:g}" for v in result["final_posterior"]) +
+              ", on all of them.", "", f"Final model: {result['final'].get('dynamic', '')}", ""]
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""Labelled recordings to window sets: a lab's identified cells, as training and evaluation read them.
+
+Two ways to say which recording is which cell:
+
+- a folder of class folders, ``ROOT/CLASS/**/*.abf``: each file one cell of the folder's class;
+- a CSV manifest with the columns ``file, label`` and optionally ``channel, day, start_s, stop_s,
+  exclude, udi_ms`` (``file`` relative to the manifest's folder; ``exclude`` true/1/yes leaves the
+  row out; other columns are ignored, so a `raphe synth` manifest is one).
+
+Each recording goes through the detector with the rule the runtime uses (the seed's: −50 pA,
+1 ms before and 3 ms after the crossing, 160 points on the 40 kHz grid), so training sees exactly
+what `raphe serve` and `raphe classify` will see. A cell is named by its file (relative to the root)
+and channel, so that cell and file identity travel with every window; its day is the manifest's,
+else the file's recording date, else unknown (then splits are by cell).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from raphe.classifier.runtime import windows as ws
+from raphe.core.errors import RapheError
+from raphe.detector.config import DetectorConfig
+from raphe.replay.recording import Channel, Recording
+
+from .offline import CURRENT_UNITS, detect_recording
+
+RECORDING_SUFFIXES = (".abf",)
+MANIFEST_REQUIRED = ("file", "label")
+MANIFEST_OPTIONAL = ("channel", "day", "start_s", "stop_s", "exclude", "udi_ms")
+TRUE_WORDS = ("1", "true", "yes", "y", "x")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One labelled cell: a recording's channel (None: its one current channel), a class, a day if
+    known, and the part of the recording to use (seconds from its first sample)."""
+
+    path: Path
+    label: str
+    name: str
+    channel: str | None = None
+    day: str | None = None
+    start_s: float = 0.0
+    stop_s: float = float("inf")
+    udi_ms: float = float("nan")
+
+
+def is_labelled_folder(path: Path) -> bool:
+    """A folder of class folders that hold recordings (and no ``windows.npz``: that is a `synth` folder)."""
+    if not path.is_dir() or (path / "windows.npz").exists():
+        return False
+    return any(p.suffix.lower() in RECORDING_SUFFIXES for d in path.iterdir() if d.is_dir() for p in d.rglob("*"))
+
+
+def folder_entries(root: Path, channel: str | None = None) -> list[Entry]:
+    """``ROOT/CLASS/**/*.abf``, one cell each, in a stable order."""
+    entries = []
+    for class_dir in sorted(d for d in root.iterdir() if d.is_dir()):
+        for path in sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in RECORDING_SUFFIXES):
+            entries.append(Entry(path, class_dir.name, path.relative_to(root).with_suffix("").as_posix(), channel))
+    if not entries:
+        raise RapheError(f"{root}: no class folder holds a recording ({', '.join(RECORDING_SUFFIXES)})")
+    return entries
+
+
+def read_manifest(path: Path) -> list[Entry]:
+    """The rows of a manifest, checked: one line naming the row and the problem for a bad one."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.DictReader(f))
+            columns = [c.strip() for c in (rows[0].keys() if rows else [])]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise RapheError(f"{path}: not a readable CSV manifest ({exc})") from None
+    missing = [c for c in MANIFEST_REQUIRED if c not in columns]
+    if not rows or missing:
+        raise RapheError(f"{path}: a manifest needs the columns {', '.join(MANIFEST_REQUIRED)} "
+                         f"(optional: {', '.join(MANIFEST_OPTIONAL)}); {'missing ' + ', '.join(missing) if missing else 'no rows'}")
+    entries = []
+    for line, raw in enumerate(rows, start=2):
+        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        if row.get("exclude", "").lower() in TRUE_WORDS:
+            continue
+        if not row["file"] or not row["label"]:
+            raise RapheError(f"{path}, line {line}: file and label must not be empty")
+        file = path.parent / row["file"]
+        if not file.is_file():
+            raise RapheError(f"{path}, line {line}: no such recording {row['file']}")
+        try:
+            start = float(row.get("start_s") or 0.0)
+            stop = float(row.get("stop_s") or "inf")
+            udi = float(row.get("udi_ms") or "nan")
+        except ValueError:
+            raise RapheError(f"{path}, line {line}: start_s, stop_s and udi_ms must be numbers") from None
+        if not 0 <= start < stop:
+            raise RapheError(f"{path}, line {line}: start_s must be ≥ 0 and before stop_s")
+        channel = row.get("channel") or None
+        name = Path(row["file"]).with_suffix("").as_posix() + (f"@{start:g}-{stop:g}s" if row.get("start_s") or row.get("stop_s") else "")
+        entries.append(Entry(file, row["label"], name, channel, row.get("day") or None, start, stop, udi))
+    if not entries:
+        raise RapheError(f"{path}: every row is excluded")
+    return entries
+
+
+def recording_day(recording: Recording) -> str:
+    return recording.recorded_on or ws.UNKNOWN_DAY
+
+
+def current_channel(recording: Recording, wanted: str | None) -> Channel:
+    """The named channel, or the recording's one channel in pA (a choice to make when it has several)."""
+    if wanted is not None:
+        return recording.select([wanted])[0]
+    current = [c for c in recording.channels if c.units in CURRENT_UNITS]
+    if len(current) != 1:
+        held = ", ".join(f"{c.num}={c.name} ({c.units})" for c in recording.channels)
+        raise RapheError(f"{recording.path}: {len(current)} channels in pA, so the cell's channel must be named "
+                         f"(--channels, or the manifest's channel column); it holds {held}")
+    return current[0]
+
+
+def entry_windows(entry: Entry, config: DetectorConfig) -> tuple[np.ndarray, str, str]:
+    """The windows of one labelled cell, its cell name and its day."""
+    recording = Recording(entry.path)
+    channel = current_channel(recording, entry.channel)
+    events, _ = detect_recording(recording, [channel], config)
+    first = recording.sweeps[0].sample_num
+    seconds = (events.records["sample_num"] - first) / recording.sample_rate
+    keep = (seconds >= entry.start_s) & (seconds < entry.stop_s)
+    cell = f"{entry.name}:{channel.num}"
+    return events.windows[keep], cell, entry.day or recording_day(recording)
+
+
+def load_labelled(path: Path, channel: str | None = None,
+                  config: DetectorConfig | None = None) -> tuple[ws.WindowSet, list[str]]:
+    """The window set of a labelled folder or manifest, and warnings worth a line each (cells that
+    gave no window, classes with too few cells or days to judge a model by)."""
+    entries = read_manifest(path) if path.is_file() else folder_entries(path, channel)
+    config = config or DetectorConfig()
+    X, labels, cells, days, udi, warnings = [], [], [], [], [], []
+    for entry in entries:
+        windows, cell, day = entry_windows(entry, config)
+        if not len(windows):
+            warnings.append(f"{cell}: no spike crossed the threshold; the cell gives no window")
+            continue
+        X.append(windows)
+        labels += [entry.label] * len(windows)
+        cells += [cell] * len(windows)
+        days += [day] * len(windows)
+        udi += [entry.udi_ms] * len(windows)
+    if not X:
+        raise RapheError(f"{path}: no labelled recording gave a window")
+    data = ws.make(np.concatenate(X), labels, cells, days, udi)
+    for k, name in enumerate(data.classes):
+        mask = data.y == k
+        n_cells, n_days = len(np.unique(data.cell[mask])), len(np.unique(data.day[mask]))
+        if n_cells < 10 or n_days < 2:
+            warnings.append(f"class {name}: {n_cells} cells over {n_days} day(s): too few to judge a model by "
+                            "(each cell is more than a tenth of its class)")
+    return data, warnings

@@ -1,0 +1,93 @@
+"""`raphe crossval`: folds by day or by cell, a real (tiny) cross-validated training run from
+labelled recordings, the cross-fitted posterior in the final model, and its report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from raphe.classifier.runtime import windows as ws
+from raphe.classifier.runtime.model import Model
+from raphe.core.errors import RapheError
+from tests.helpers import assert_one_line_error, run_raphe
+
+
+def toy(cells_per_class: int, days: list[str]) -> ws.WindowSet:
+    rng = np.random.default_rng(0)
+    labels, cells, day = [], [], []
+    for label in ("SER", "NSER"):
+        for c in range(cells_per_class):
+            labels += [label] * 3
+            cells += [f"{label}{c}"] * 3
+            day += [days[c % len(days)]] * 3
+    return ws.make(rng.normal(size=(len(labels), ws.N_POINTS)), labels, cells, day)
+
+
+def test_folds_keep_days_whole_where_there_are_days_and_cells_whole_otherwise():
+    from raphe.classifier.training.crossval import assign_folds
+
+    by_day = toy(6, ["mon", "tue", "wed", "thu"])
+    fold, unit = assign_folds(by_day, 5, np.random.default_rng(1))
+    assert unit == "day" and fold.max() + 1 == 4
+    assert all(len(set(fold[by_day.day == d])) == 1 for d in np.unique(by_day.day))
+    by_cell = toy(3, [ws.UNKNOWN_DAY])
+    fold, unit = assign_folds(by_cell, 5, np.random.default_rng(1))
+    assert unit == "cell" and fold.max() + 1 == 3  # at most as many folds as cells of the smallest class
+    assert all(len(set(fold[by_cell.cell == c])) == 1 for c in np.unique(by_cell.cell))
+    for k in range(3):  # every fold holds cells of both classes
+        assert set(by_cell.y[fold == k]) == {0, 1}
+    with pytest.raises(RapheError, match="at least 2 cells of each class"):
+        assign_folds(toy(1, [ws.UNKNOWN_DAY]), 5, np.random.default_rng(1))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """Twelve synthetic cells over three days, kept as a lab keeps recordings: one folder per class."""
+    from raphe.classifier.synthetic.dataset import synthesize
+
+    root = tmp_path_factory.mktemp("crossval")
+    synthesize(root / "synth", cells=12, days=3, seed=7, duration_s=8.0)
+    return root / "synth"
+
+
+def test_crossval_from_labelled_recordings_writes_a_trusted_model_and_its_report(lab, tmp_path):
+    out = tmp_path / "lab-model"
+    result = run_raphe("crossval", lab / "manifest.csv", "--out", out, "--kernels", "20", "--epochs", "2",
+                       "--folds", "3", timeout=900)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "crossval.json").read_text())
+    assert report["unit"] == "day" and len(report["folds"]) == 3
+    held_out_days = [d for f in report["folds"] for d in f["days"]]
+    assert sorted(held_out_days) == sorted(set(held_out_days)) and len(held_out_days) == 3
+    assert sum(f["figures"]["cells"] for f in report["folds"]) == report["pooled"]["cells"] == 12
+    assert "one cell is worth 16.7 points" in result.stdout and "too few to trust" in result.stdout
+    final = Model(out / "final" / "model-dynamic.tflite")
+    posterior = final.metadata["posterior"]
+    assert posterior["fitted_on"].startswith("cross-fitted") and posterior["fitted_on_cells"] == 12
+    assert [posterior["alpha"], posterior["beta"], posterior["margin"]] == report["final_posterior"]
+    assert final.posterior_config().alpha == posterior["alpha"]
+    assert "| pooled |" in (out / "report.md").read_text()
+    for k in (1, 2, 3):  # each fold's model was trained without its own days
+        split = Model(out / "folds" / f"fold-{k}" / f"fold-{k}-dynamic.tflite").metadata["training"]["split"]
+        seen = {d for part in ("train", "validation", "calibration") for d in split[part]["days"]}
+        assert seen and not seen & set(report["folds"][k - 1]["days"])
+
+
+def test_crossval_refuses_a_folder_that_is_not_empty(lab, tmp_path):
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("")
+    assert_one_line_error(run_raphe("crossval", lab / "manifest.csv", "--out", tmp_path / "taken"), "not empty")
+
+
+def test_crossval_needs_two_cells_of_each_class(lab, tmp_path):
+    root = tmp_path / "cells"
+    for label, name in (("SER", "a"), ("NSER", "b")):
+        (root / label).mkdir(parents=True)
+        shutil.copy(next((lab / "abf").glob("*.abf")), root / label / f"{name}.abf")
+    result = run_raphe("crossval", root, "--out", tmp_path / "m", "--kernels", "20", "--epochs", "1")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "at least 2 cells of each class" in lines[-1] and all(line.startswith("warning: ") for line in lines[:-1])
