@@ -77,11 +77,12 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
     n_blocks = int(case.seconds * case.sample_rate / step)
     warm = int(WARMUP_S * case.sample_rate / step)
     block_ns = int(step / case.sample_rate * 1e9)
-    sent = np.zeros(n_blocks * case.channels + warm + 2, np.int64)
-    offsets = [(c * 7919) % (length - step) for c in range(case.channels)]
-    channel_nums, channel_names = list(range(case.channels)), [f"ch{c}" for c in range(case.channels)]
     flood = np.resize(pool[0], case.flood_samples)
     flood_every = max(1, int(FLOOD_EVERY_S * 1000 / case.block_ms))
+    floods = n_blocks // flood_every + 1 if case.flood_samples else 0
+    sent = np.zeros(n_blocks * case.channels + warm + floods + 2, np.int64)
+    offsets = [(c * 7919) % (length - step) for c in range(case.channels)]
+    channel_nums, channel_names = list(range(case.channels)), [f"ch{c}" for c in range(case.channels)]
     latest = 0
     with Publisher(endpoint, heartbeat=False, hwm=10_000) as pub:
         while time.monotonic_ns() < start_at_ns:

@@ -140,3 +140,19 @@ def test_classify_stage_with_novelty_and_checks(benchmark, what, windows):
     benchmark.pedantic(plain if what == "classify" else guarded, rounds=QUICK_ROUNDS if QUICK else 2000,
                        warmup_rounds=20, iterations=1)
     record(benchmark, f"classify stage:{what}", 1, "spikes/s")
+
+
+@pytest.mark.parametrize("pause_ms", [0, 50, 500])
+def test_one_window_after_a_pause(benchmark, pause_ms, windows):
+    """One window through the shipped ensemble after the process did nothing for ``pause_ms`` (the
+    pause is not timed): at a rig firing at 2 Hz every spike comes after such a pause, and on some
+    machines (virtual ones above all) memory left alone that long is far slower to reach again."""
+    import time
+
+    model = Model()
+    window = windows[:1]
+    for _ in range(20):
+        model.predict(window)
+    benchmark.pedantic(model.predict, args=(window,), setup=lambda: time.sleep(pause_ms / 1000),
+                       rounds=10 if QUICK else 30)
+    record(benchmark, f"inference ensemble after a pause of {pause_ms} ms", 1, "windows/s")
