@@ -44,13 +44,14 @@ class Case:
     packed: bool = False
     model: str = "default"
     flood_samples: int = 0
+    keep_warm: bool = True
 
     @property
     def label(self) -> str:
         return (f"{self.channels} ch, {self.sample_rate / 1000:g} kHz, {self.block_ms:g} ms blocks, "
                 f"{self.firing_hz:g} Hz{', packed' if self.packed else ''}{', ' + self.model if self.model != 'default' else ''}"
                 + (f", beside a {self.flood_samples * 4 / 1e6:g} MB block every {FLOOD_EVERY_S:g} s"
-                   if self.flood_samples else ""))
+                   if self.flood_samples else "") + ("" if self.keep_warm else ", model not kept warm"))
 
 
 def spike_pool(case: Case, seed: int = 0) -> list[np.ndarray]:
@@ -121,7 +122,8 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
         time.sleep(0.5)
 
 
-def service(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready, model_name: str) -> None:
+def service(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready, model_name: str,
+            keep_warm: bool = True) -> None:
     """raphe's live service until data stops for 1 s (or the deadline); save its counters and timings."""
     from raphe.classifier.runtime.model import Model
     from raphe.pipelines.live import Service, settle_collector
@@ -129,7 +131,8 @@ def service(connect: str, posterior: str, events: str, out: str, deadline_s: flo
 
     model = Model(model_name)
     with Outputs(posterior, events) as outputs:
-        svc = Service(connect, model, {}, model.posterior_config(), outputs)
+        svc = Service(connect, model, {}, model.posterior_config(), outputs,
+                      **({} if keep_warm else {"keep_warm_s": None}))
         settle_collector()  # as `raphe serve` does
         ready.set()
         try:
@@ -231,7 +234,7 @@ def run(case: Case, baseline: bool = False) -> dict:
         served, heard = spawn.Event(), spawn.Event()
         middle = spawn.Process(target=echo if baseline else service,
                                args=(data, posterior, events, paths["service.json"], deadline, served)
-                               + (() if baseline else (case.model,)))
+                               + (() if baseline else (case.model, case.keep_warm)))
         listener = spawn.Process(target=reader, args=(posterior, paths["reader.npz"], deadline, heard))
         middle.start()
         served.wait(60)

@@ -40,6 +40,16 @@ def test_zeromq_round_trip_baseline(benchmark, channels, block_ms):
     benchmark.extra_info.update({k: v for k, v in result.items() if k != "latency_ms"})
 
 
+@pytest.mark.parametrize("keep_warm", [False, True])
+@pytest.mark.parametrize("firing_hz", [2.0, 20.0])
+def test_latency_with_the_model_kept_warm(benchmark, firing_hz, keep_warm):
+    """1 channel, 1 ms blocks: the service touching the model between spikes, and not, in the same run."""
+    case = Case(1, 1.0, firing_hz, 2 * SECONDS, keep_warm=keep_warm)
+    result = benchmark.pedantic(run, args=(case,), rounds=1, iterations=1)
+    LATENCY.append(result)
+    benchmark.extra_info.update({k: v for k, v in result.items() if k != "latency_ms"})
+
+
 @pytest.mark.parametrize("flood", [False, True])
 def test_latency_beside_a_flood(benchmark, flood):
     """8 channels, and the same 8 beside a 10.4 MB valid block every 2 s on another stream: the

@@ -36,6 +36,8 @@ MANIFEST_COLUMNS = ["file", "cell", "label", "atypical", "udi_ms", "trough_pa", 
                     "sample_rate", "duration_s", "n_spikes", "n_windows", "n_artefact_windows"]
 # A detected window is a spike's when one of the cell's troughs lies this close to its crossing.
 SPIKE_MATCH_S = 0.001
+# No cell-attached current comes near this (pA); beyond it a simulated sample is a numerical blow-up.
+MAX_WRITTEN_PA = 1e6
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,13 @@ def _write(out: Path, module, prefix: str, cells: int, days: int, seed: int, sam
         file = ""
         if write_abf:
             file = f"abf/{name}.abf"
-            write_abf1(out / file, trace, rate, "pA")
+            broken = ~(np.abs(trace) < MAX_WRITTEN_PA)
+            if broken.any():
+                # a rare numerical blow-up of the simulation; ABF's int16 scale cannot hold it, and one
+                # such sample would turn the whole file into ±1e37 (the windows above never held it)
+                (console or Console(stderr=True)).print(f"{name}: {int(broken.sum())} samples of the simulation "
+                                                        "non-finite or beyond ±1 µA, written as 0 in its .abf")
+            write_abf1(out / file, np.where(broken, 0.0, trace), rate, "pA")
         rows.append([file, name, cell.label, cell.label == module.SER and udi < ATYPICAL_UDI_MS,
                      f"{udi:.4f}", f"{cell.trough_pa:.2f}", f"{cell.rate_hz:.4f}", f"{cell.cv:.4f}", day.name,
                      f"{rate:g}", f"{duration_s:g}", len(times), len(X), artefacts])

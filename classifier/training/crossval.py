@@ -31,6 +31,7 @@ from raphe.core.staged import staged
 from .train import TrainConfig, train
 
 MIN_DAYS_FOR_DAY_FOLDS = 3
+MIN_CELLS_PER_CLASS = 3
 FEW_CELLS = 10
 
 
@@ -55,10 +56,10 @@ def assign_folds(data: ws.WindowSet, k: int, rng: np.random.Generator) -> tuple[
         fold_of = {d: i % k for i, d in enumerate(rng.permutation(days))}
         return np.array([fold_of[d] for d in data.day]), "day"
     cells_per_class = [np.unique(data.cell[data.y == c]) for c in range(len(data.classes))]
-    k = min(k, min(len(c) for c in cells_per_class))
-    if k < 2:
-        raise RapheError("cross-validation needs at least 2 cells of each class "
+    if min(len(c) for c in cells_per_class) < MIN_CELLS_PER_CLASS:
+        raise RapheError(f"cross-validation needs at least {MIN_CELLS_PER_CLASS} cells of each class "
                          f"(cells per class: {dict(zip(data.classes, map(len, cells_per_class)))})")
+    k = min(k, min(len(c) for c in cells_per_class))
     fold_of = {cell: i % k for cells in cells_per_class for i, cell in enumerate(rng.permutation(cells))}
     return np.array([fold_of[c] for c in data.cell]), "cell"
 

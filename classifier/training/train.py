@@ -245,7 +245,17 @@ def export_variants(fused, out: Path, name: str, metadata: dict, representative:
     for variant in export.VARIANTS:
         flatbuffer = export.convert(fused, variant, representative)
         path = export.write_model(out / f"{name}-{variant}.tflite", flatbuffer, {**metadata, "variant": variant})
-        probs = Model(path).predict(check)
+        try:
+            probs = Model(path).predict(check)
+        except RuntimeError as exc:
+            # a layer whose calibration windows all gave one value has no int8 scale (NaN), and
+            # LiteRT refuses the model; the float32 and dynamic-range ones are unaffected
+            if variant != "int8":
+                raise RapheError(f"{path.name}: LiteRT cannot run the exported model ({str(exc)[:120]})") from None
+            for written in (path, path.with_suffix(".json")):
+                written.unlink()
+            console.print(f"  {path.name}: skipped, LiteRT cannot run its int8 quantization ({str(exc)[:80]})")
+            continue
         metrics = {"agreement_with_keras": round(float((probs.argmax(1) == reference.argmax(1)).mean()), 5),
                    "max_abs_difference_from_keras": round(float(np.abs(probs - reference).max()), 6),
                    **metadata.get("metrics", {})}

@@ -20,6 +20,12 @@ def add_arguments(p: Parser) -> None:
                    help="files classified at once, each in its own process (default 1)")
     p.add_argument("--scheduler", metavar="tcp://HOST:8786",
                    help="classify on a Dask cluster: its scheduler's address (needs raphe[cluster])")
+    p.add_argument("--nwb", metavar="DIR", help="also write each recording's results to DIR/<name>.nwb "
+                                                "(needs raphe[nwb]); DIR is made if missing")
+    p.add_argument("--subject-id", default="unknown", help="NWB: the animal's id (default unknown)")
+    p.add_argument("--species", help="NWB: the animal's species, e.g. 'Mus musculus' (nwbinspector asks for it)")
+    p.add_argument("--sex", default="U", choices=["M", "F", "U", "O"], help="NWB: the animal's sex (default U)")
+    p.add_argument("--age", help="NWB: the animal's age, ISO 8601, e.g. P30D (nwbinspector asks for it)")
     add_model_options(p)
     add_detector_options(p)
 
@@ -28,14 +34,18 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from raphe.core.staged import check_writable
+    from raphe.pipelines.nwb import Subject
     from raphe.pipelines.offline import classify_paths
 
     model, posterior = load_model(args)
     if args.out:
         check_writable(args.out)
+    if args.nwb:
+        nwb_folder(args.nwb)
     on_row = (lambda row: print(json.dumps(row), flush=True)) if args.json else None
     result = classify_paths(args.paths, model, detector_settings(args), posterior, args.channels, on_row,
-                            jobs=args.jobs, scheduler=args.scheduler)
+                            jobs=args.jobs, scheduler=args.scheduler, nwb_dir=args.nwb,
+                            subject=Subject(args.subject_id, args.species, args.sex, args.age))
     if args.out:
         result.write_csv(args.out)
     if not args.json and result.rows:
@@ -46,3 +56,18 @@ def run(args: argparse.Namespace) -> int:
         # unusable input is exit 2 everywhere; 1 says that some files of many failed
         return 2 if not result.rows and not result.skipped else 1
     return 0
+
+
+def nwb_folder(folder: str) -> None:
+    """Refuse, before any work, an NWB folder that cannot be made or a missing pynwb."""
+    import importlib.util
+    from pathlib import Path
+
+    from raphe.core.errors import RapheError
+
+    if importlib.util.find_spec("pynwb") is None:
+        raise RapheError("--nwb needs pynwb: pip install 'raphe[nwb]' (make test installs it)")
+    path = Path(folder)
+    if not path.parent.is_dir():
+        raise RapheError(f"{folder}: its folder {path.parent} does not exist")
+    path.mkdir(exist_ok=True)

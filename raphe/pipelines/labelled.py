@@ -9,7 +9,8 @@ Two ways to say which recording is which cell:
 
 Each recording goes through the detector with the rule the runtime uses (the seed's: −50 pA,
 1 ms before and 3 ms after the crossing, 160 points on the 40 kHz grid), so training sees exactly
-what `raphe serve` and `raphe classify` will see. A cell is named by its file (relative to the root)
+what `raphe serve` and `raphe classify` will see; a channel that fails the runtime's signal checks
+(not cell-attached current of a firing cell) is left out with its reasons. A cell is named by its file (relative to the root)
 and channel, so that cell and file identity travel with every window; its day is the manifest's,
 else the file's recording date, else unknown (then splits are by cell).
 """
@@ -25,6 +26,7 @@ import numpy as np
 from raphe.classifier.runtime import windows as ws
 from raphe.core.errors import RapheError
 from raphe.detector.config import DetectorConfig
+from raphe.detector.plausibility import SignalChecks
 from raphe.replay.recording import Channel, Recording
 
 from .offline import CURRENT_UNITS, detect_recording
@@ -122,16 +124,18 @@ def current_channel(recording: Recording, wanted: str | None) -> Channel:
     return current[0]
 
 
-def entry_windows(entry: Entry, config: DetectorConfig) -> tuple[np.ndarray, str, str]:
-    """The windows of one labelled cell, its cell name and its day."""
+def entry_windows(entry: Entry, config: DetectorConfig) -> tuple[np.ndarray, str, str, list[str]]:
+    """The windows of one labelled cell, its cell name, its day, and the reasons its channel is not
+    cell-attached current of a firing cell (the runtime's signal checks; empty if it is)."""
     recording = Recording(entry.path)
     channel = current_channel(recording, entry.channel)
-    events, _ = detect_recording(recording, [channel], config)
+    checks = SignalChecks(recording.sample_rate, config, [channel.units])
+    events, _ = detect_recording(recording, [channel], config, checks=checks)
     first = recording.sweeps[0].sample_num
     seconds = (events.records["sample_num"] - first) / recording.sample_rate
     keep = (seconds >= entry.start_s) & (seconds < entry.stop_s)
     cell = f"{entry.name}:{channel.num}"
-    return events.windows[keep], cell, entry.day or recording_day(recording)
+    return events.windows[keep], cell, entry.day or recording_day(recording), checks.reasons(0)
 
 
 def load_labelled(path: Path, channel: str | None = None,
@@ -142,7 +146,11 @@ def load_labelled(path: Path, channel: str | None = None,
     config = config or DetectorConfig()
     X, labels, cells, days, udi, warnings = [], [], [], [], [], []
     for entry in entries:
-        windows, cell, day = entry_windows(entry, config)
+        windows, cell, day, reasons = entry_windows(entry, config)
+        if reasons:
+            # a channel the runtime would call not classifiable must not teach the model either
+            warnings.append(f"{cell}: left out, not cell-attached current of a firing cell ({'; '.join(reasons)})")
+            continue
         if not len(windows):
             warnings.append(f"{cell}: no spike crossed the threshold; the cell gives no window")
             continue

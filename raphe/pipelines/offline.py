@@ -9,6 +9,7 @@ one line unless channels are named.
 from __future__ import annotations
 
 import csv
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from raphe.detector.online import Detector, Events
 from raphe.detector.plausibility import SignalChecks
 from raphe.replay.player import block_samples
 from raphe.replay.recording import Channel, Recording
+
+from .nwb import Subject, write_nwb
 
 CURRENT_UNITS = ("pA",)
 CSV_COLUMNS = ["recording", "stream", "channel_num", "channel_name", "recorded_s", "n_spikes", "n_novel", "rate_hz",
@@ -59,9 +62,23 @@ def detect_recording(recording: Recording, channels: list[Channel], config: Dete
     return Events(np.concatenate(records), np.concatenate(windows)), detector
 
 
+@dataclass
+class Classified:
+    """A recording's cells after every spike, and the spikes themselves: their events (windows
+    included), class probabilities and novelty, in detection order."""
+
+    cells: list[Cell]
+    channels: list[Channel]
+    detector: Detector
+    events: Events
+    probabilities: np.ndarray
+    novel: np.ndarray
+    posterior_json: dict
+
+
 def classify_recording(recording: Recording, channels: list[Channel], model: Model, config: DetectorConfig,
                        posterior: PosteriorConfig, block_ms: float = 1000.0,
-                       keep_history: bool = False) -> tuple[list[Cell], Detector]:
+                       keep_history: bool = False) -> Classified:
     """One :class:`Cell` per channel, after every spike of the recording, classified in batches.
 
     The spikes are exactly those a live `raphe serve` finds in a replay of the file (the detector
@@ -78,7 +95,7 @@ def classify_recording(recording: Recording, channels: list[Channel], model: Mod
         cell.signal_reasons = checks.reasons(k)
     for record, p, window, new in zip(events.records, probabilities, events.windows, novel):
         cells[record["channel"]].add_spike(int(record["sample_num"]), p, window, bool(new))
-    return cells, detector
+    return Classified(cells, list(channels), detector, events, probabilities, novel, dataclasses.asdict(posterior))
 
 
 @dataclass
@@ -147,6 +164,8 @@ class FileJob:
     detector_settings: dict
     posterior: PosteriorConfig
     channels: tuple[str, ...] | None
+    nwb_dir: str | None = None
+    subject: Subject = Subject()
 
 
 @dataclass(frozen=True)
@@ -177,16 +196,20 @@ def classify_file(job: FileJob) -> FileOutcome:
             units = ", ".join(sorted({c.units for c in recording.channels}))
             return FileOutcome(job.path, [], skipped=f"{job.path}: skipped, no channel in pA (it has {units}); "
                                                      "name channels with --channels")
-        cells, _ = classify_recording(recording, chosen, model, config, job.posterior)
+        classified = classify_recording(recording, chosen, model, config, job.posterior,
+                                        keep_history=job.nwb_dir is not None)
+        if job.nwb_dir is not None:
+            write_nwb(Path(job.nwb_dir) / f"{recording.name}.nwb", recording, classified, model, job.subject)
     except RapheError as exc:
         return FileOutcome(job.path, [], failed=str(exc))
-    return FileOutcome(job.path, [{"recording": job.path, **cell.summary()} for cell in cells],
+    return FileOutcome(job.path, [{"recording": job.path, **cell.summary()} for cell in classified.cells],
                        recording.total_samples * len(chosen))
 
 
 def classify_paths(paths: list[str | Path], model: Model, detector_settings: dict, posterior: PosteriorConfig,
                    channels: list[str] | None = None, on_row=None, console: Console | None = None,
-                   jobs: int = 1, scheduler: str | None = None) -> ClassifyResult:
+                   jobs: int = 1, scheduler: str | None = None, nwb_dir: str | Path | None = None,
+                   subject: Subject = Subject()) -> ClassifyResult:
     """Classify every cell of every file; ``on_row`` gets each cell's row as soon as its file is done.
 
     Parameters
@@ -198,6 +221,8 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
     jobs : files classified at once, each in a process of its own with its own interpreter (default 1:
         in this process). scheduler : a Dask scheduler's address (``tcp://host:8786``): the files go
         to its workers instead, one interpreter per worker.
+    nwb_dir : also write each recording's results to ``nwb_dir/<name>.nwb`` (see ``raphe.pipelines.nwb``),
+        with ``subject`` as the animal's metadata.
 
     The rows, in file order, are the same however the files were spread; ``on_row`` sees them in the
     order files finish. On Ctrl-C the files finished so far are kept.
@@ -207,8 +232,8 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
     files = abf_files(paths)
     if not files:
         raise RapheError(f"no .abf files in {', '.join(map(str, paths))}")
-    todo = [FileJob(str(f), str(model.path), detector_settings, posterior, tuple(channels) if channels else None)
-            for f in files]
+    todo = [FileJob(str(f), str(model.path), detector_settings, posterior, tuple(channels) if channels else None,
+                    None if nwb_dir is None else str(nwb_dir), subject) for f in files]
     _WORKER_MODELS.setdefault(str(model.path), model)
     outcomes: dict[str, FileOutcome] = {}
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -39,8 +39,8 @@ def test_folds_keep_days_whole_where_there_are_days_and_cells_whole_otherwise():
     assert all(len(set(fold[by_cell.cell == c])) == 1 for c in np.unique(by_cell.cell))
     for k in range(3):  # every fold holds cells of both classes
         assert set(by_cell.y[fold == k]) == {0, 1}
-    with pytest.raises(RapheError, match="at least 2 cells of each class"):
-        assign_folds(toy(1, [ws.UNKNOWN_DAY]), 5, np.random.default_rng(1))
+    with pytest.raises(RapheError, match="at least 3 cells of each class"):
+        assign_folds(toy(2, [ws.UNKNOWN_DAY]), 5, np.random.default_rng(1))
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_crossval_refuses_a_folder_that_is_not_empty(lab, tmp_path):
     assert_one_line_error(run_raphe("crossval", lab / "manifest.csv", "--out", tmp_path / "taken"), "not empty")
 
 
-def test_crossval_needs_two_cells_of_each_class(lab, tmp_path):
+def test_crossval_needs_three_cells_of_each_class(lab, tmp_path):
     root = tmp_path / "cells"
     for label, name in (("SER", "a"), ("NSER", "b")):
         (root / label).mkdir(parents=True)
@@ -90,4 +90,4 @@ def test_crossval_needs_two_cells_of_each_class(lab, tmp_path):
     result = run_raphe("crossval", root, "--out", tmp_path / "m", "--kernels", "20", "--epochs", "1")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "at least 2 cells of each class" in lines[-1] and all(line.startswith("warning: ") for line in lines[:-1])
+    assert "at least 3 cells of each class" in lines[-1] and all(line.startswith("warning: ") for line in lines[:-1])

@@ -112,3 +112,17 @@ def test_a_recording_of_several_current_channels_needs_its_channel_named(tmp_pat
     manifest.write_text(f"file,label,channel\n{abf_dir / 'pclamp11_4ch.abf'},NSER,IN 2\n")
     with pytest.raises(RapheError, match="no labelled recording gave a window"):
         load_labelled(manifest)  # the channel is found; it holds no spike
+
+
+def test_a_channel_that_is_not_cell_attached_current_is_left_out_with_its_reason(synth, tmp_path):
+    """The runtime's signal checks judge labelled recordings too: a mislabelled voltage channel
+    does not teach the model."""
+    abf_dir = require_abf_dir()
+    out, rows = synth
+    manifest = tmp_path / "cells.csv"
+    manifest.write_text("file,label,channel\n"
+                        f"{out / rows[0]['file']},{rows[0]['label']},0\n"
+                        f"{abf_dir / 'f1.abf'},NSER,2\n")  # channel 2 of f1 is a membrane potential in mV
+    data, warnings = load_labelled(manifest)
+    assert len(set(data.cell.tolist())) == 1 and len(data) == crossings(rows[0])
+    assert any("f1:2: left out" in w and "mV" in w for w in warnings), warnings

@@ -104,8 +104,8 @@ def test_serve_gives_what_classify_gives_and_event_listener_receives_it(labelled
     model = Model()
     for path in labelled_files:
         recording = Recording(path)
-        cells, _ = classify_recording(recording, recording.channels, model, DetectorConfig(window=model.window),
-                                      model.posterior_config(), keep_history=True)
+        cells = classify_recording(recording, recording.channels, model, DetectorConfig(window=model.window),
+                                   model.posterior_config(), keep_history=True).cells
         mine = [h["content"] for h in headers if h["content"]["stream"] == recording.name]
         assert [c["sample_num"] for c in mine] == [s for s, _ in cells[0].history]
         np.testing.assert_allclose([c["posterior"] for c in mine], [p for _, p in cells[0].history],

@@ -1,0 +1,71 @@
+"""`raphe classify --nwb`: each recording's cells, spikes, windows, probabilities and posteriors in an
+NWB file that pynwb reads back and nwbinspector finds no error in."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from raphe.classifier.runtime.model import Model
+from tests.helpers import assert_one_line_error, require_abf_dir, run_raphe
+
+pynwb = pytest.importorskip("pynwb")
+nwbinspector = pytest.importorskip("nwbinspector")
+ERRORS = {"ERROR", "PYNWB_VALIDATION", "CRITICAL", "BEST_PRACTICE_VIOLATION"}
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    from raphe.classifier.synthetic.dataset import synthesize
+
+    out = tmp_path_factory.mktemp("nwb") / "synth"
+    synthesize(out, cells=2, days=1, seed=13, duration_s=6.0)
+    return sorted((out / "abf").glob("*.abf"))
+
+
+def test_classify_writes_nwb_that_reads_back_and_passes_nwbinspector(recordings, tmp_path):
+    real = require_abf_dir() / "f1.abf"  # 4 channels, 2 of them pA; 10 sweeps
+    files = [*recordings, real]
+    result = run_raphe("classify", *files, "--json", "--nwb", tmp_path / "nwb", "--species", "Mus musculus",
+                       "--age", "P60D", "--subject-id", "mouse-7", timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    model = Model()
+    for path in files:
+        nwb_path = tmp_path / "nwb" / f"{path.stem}.nwb"
+        mine = [r for r in rows if r["recording"] == str(path)]
+        with pynwb.NWBHDF5IO(str(nwb_path), "r") as io:
+            nwbfile = io.read()
+            units = nwbfile.units.to_dataframe()
+            notes = json.loads(nwbfile.notes)
+            assert notes["sha256"] == model.checksum and notes["classes"] == list(model.classes)
+            assert nwbfile.subject.subject_id == "mouse-7" and len(units) == len(mine) > 0
+            for (_, unit), row in zip(units.iterrows(), mine):
+                n = row["n_spikes"]
+                assert unit["channel_num"] == row["channel_num"] and unit["decision"] == row["decision"]
+                assert len(unit["spike_times"]) == n and np.all(np.diff(unit["spike_times"]) > 0)
+                assert np.asarray(unit["spike_windows"]).shape == (n, 160)
+                assert np.asarray(unit["spike_probabilities"]).shape == (n, 2) and len(unit["novel"]) == n
+                assert int(np.sum(unit["novel"])) == row["n_novel"]
+                final = [row["posterior"][c] for c in model.classes]
+                assert np.allclose(unit["final_posterior"], final, atol=1e-6)
+                if n:
+                    assert np.allclose(np.asarray(unit["running_posterior"])[-1], final, atol=1e-6)
+                    kept = ~np.asarray(unit["novel"], bool)  # novel windows stay out of the seed's rule too
+                    mean = np.asarray(unit["spike_probabilities"])[kept].mean(axis=0)
+                    assert np.allclose(mean, [row["mean_spike_probability"][c] for c in model.classes], atol=1e-5)
+        problems = [m for m in nwbinspector.inspect_nwbfile(nwbfile_path=str(nwb_path)) if m.importance.name in ERRORS]
+        assert not problems, [(m.check_function_name, m.message) for m in problems]
+
+
+def test_an_existing_nwb_file_is_not_overwritten_and_a_missing_folder_is_refused(recordings, tmp_path):
+    folder = tmp_path / "nwb"
+    folder.mkdir()
+    (folder / f"{recordings[0].stem}.nwb").write_bytes(b"the lab's own file")
+    result = run_raphe("classify", *recordings, "--nwb", folder)
+    assert result.returncode == 1 and "exists (nothing overwritten" in result.stderr  # the other file goes on
+    assert (folder / f"{recordings[0].stem}.nwb").read_bytes() == b"the lab's own file"
+    assert (folder / f"{recordings[1].stem}.nwb").is_file()
+    assert_one_line_error(run_raphe("classify", recordings[0], "--nwb", tmp_path / "no" / "such"), "does not exist")
