@@ -104,8 +104,10 @@ class Detector:
         self.reset_channels(self._all_rows)
 
     def reset_channels(self, channels: np.ndarray) -> None:
-        """Forget these channels' history: their pending windows are discarded, uncounted."""
+        """Forget these channels' history: their pending windows are discarded, uncounted, and their
+        counts start again (a reused row is a new cell)."""
         self._state[channels] = 0
+        self.counts[channels] = 0
         self._state[channels, kernels.NEXT] = -1
         self._state[channels, kernels.LAST_EVENT] = np.iinfo(np.int64).min // 2
         self._thresholds[channels] = np.nan if self._follows_baseline else self.config.threshold

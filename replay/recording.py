@@ -78,7 +78,8 @@ class Recording:
         self.channels = [Channel(i, _printable(abf.adcNames[i]) or f"ch{i}", _printable(abf.adcUnits[i]))
                          for i in range(abf.channelCount)]
         self.sweeps = _read_sweeps(abf, self.sample_rate)
-        self.recorded_on = _recording_date(abf)
+        self.started_at = _recording_start(abf)
+        self.recorded_on = self.started_at.date().isoformat() if self.started_at else None
 
     @classmethod
     def from_traces(cls, name: str, sample_rate: float, channels: list[Channel],
@@ -92,7 +93,7 @@ class Recording:
         recording.sample_rate = float(sample_rate)
         recording.channels = list(channels)
         recording.sweeps = [Sweep(0, 0, tuple(np.asarray(t, dtype=np.float32) for t in traces))]
-        recording.recorded_on = None
+        recording.started_at = recording.recorded_on = None
         return recording
 
     def __repr__(self) -> str:
@@ -144,16 +145,17 @@ def write_abf1(path: str | Path, trace: np.ndarray, sample_rate: float, units: s
                               units=units)
 
 
-def _recording_date(abf: pyabf.ABF) -> str | None:
-    """The day the header says the file was recorded (ISO), or None where it says nothing plausible
-    (some writers leave the field zero, which pyabf reads as a date in 1806 or 1970)."""
+def _recording_start(abf: pyabf.ABF) -> datetime.datetime | None:
+    """When the header says the recording started (the rig's local time, without a zone), or None
+    where it says nothing plausible (some writers leave the field zero, which pyabf reads as a date
+    in 1806 or 1970)."""
     try:
         when = abf.abfDateTime
     except (ValueError, OverflowError, AttributeError):
         return None
     if not isinstance(when, datetime.datetime) or not 1980 <= when.year <= datetime.date.today().year:
         return None
-    return when.date().isoformat()
+    return when
 
 
 def _printable(text: str) -> str:

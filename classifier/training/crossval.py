@@ -31,7 +31,7 @@ from raphe.core.staged import staged
 from .train import TrainConfig, train
 
 MIN_DAYS_FOR_DAY_FOLDS = 3
-MIN_CELLS_PER_CLASS = 3
+MIN_TRAINING_CELLS = 3
 FEW_CELLS = 10
 
 
@@ -49,19 +49,28 @@ class Fold:
 
 def assign_folds(data: ws.WindowSet, k: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
     """The fold of every window: whole days to a fold where there are at least 3 known days, else
-    whole cells, each class's cells spread over the folds."""
+    whole cells, each class's cells spread over the folds; as many folds as asked for where every
+    fold's training part still holds 3 cells of each class (what one training run needs), fewer
+    otherwise, and an error before any training where not even 2 folds do."""
+    if k < 2:
+        raise RapheError("cross-validation needs at least 2 folds")
     days = np.unique(data.day[data.day != ws.UNKNOWN_DAY])
-    if len(days) >= MIN_DAYS_FOR_DAY_FOLDS and not (data.day == ws.UNKNOWN_DAY).any():
-        k = min(k, len(days))
-        fold_of = {d: i % k for i, d in enumerate(rng.permutation(days))}
-        return np.array([fold_of[d] for d in data.day]), "day"
-    cells_per_class = [np.unique(data.cell[data.y == c]) for c in range(len(data.classes))]
-    if min(len(c) for c in cells_per_class) < MIN_CELLS_PER_CLASS:
-        raise RapheError(f"cross-validation needs at least {MIN_CELLS_PER_CLASS} cells of each class "
-                         f"(cells per class: {dict(zip(data.classes, map(len, cells_per_class)))})")
-    k = min(k, min(len(c) for c in cells_per_class))
-    fold_of = {cell: i % k for cells in cells_per_class for i, cell in enumerate(rng.permutation(cells))}
-    return np.array([fold_of[c] for c in data.cell]), "cell"
+    by_day = len(days) >= MIN_DAYS_FOR_DAY_FOLDS and not (data.day == ws.UNKNOWN_DAY).any()
+    order = rng.permutation(days) if by_day else None
+    cells_per_class = [rng.permutation(np.unique(data.cell[data.y == c])) for c in range(len(data.classes))]
+    for folds in range(min(k, len(days) if by_day else max(map(len, cells_per_class))), 1, -1):
+        if by_day:
+            fold_of = {d: i % folds for i, d in enumerate(order)}
+            fold = np.array([fold_of[d] for d in data.day])
+        else:
+            fold_of = {cell: i % folds for cells in cells_per_class for i, cell in enumerate(cells)}
+            fold = np.array([fold_of[c] for c in data.cell])
+        if all(len(np.unique(data.cell[(fold != f) & (data.y == c)])) >= MIN_TRAINING_CELLS
+               for f in range(folds) for c in range(len(data.classes))):
+            return fold, "day" if by_day else "cell"
+    counts = {name: len(cells) for name, cells in zip(data.classes, cells_per_class)}
+    raise RapheError(f"cross-validation needs every fold's training part to hold {MIN_TRAINING_CELLS} cells of each "
+                     f"class, so at least {MIN_TRAINING_CELLS + 1} cells of each (cells per class: {counts})")
 
 
 def pool(parts: list[Outcomes]) -> Outcomes:

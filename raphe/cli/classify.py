@@ -70,4 +70,6 @@ def nwb_folder(folder: str) -> None:
     path = Path(folder)
     if not path.parent.is_dir():
         raise RapheError(f"{folder}: its folder {path.parent} does not exist")
+    if path.exists() and not path.is_dir():
+        raise RapheError(f"{folder}: is a file, not a folder for the NWB files")
     path.mkdir(exist_ok=True)

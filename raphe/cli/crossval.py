@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from raphe.core.errors import RapheError
 
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise RapheError(f"{out}: exists and is not empty (nothing overwritten)")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise RapheError(f"{out}: exists and is not an empty folder (nothing overwritten)")
     data = load_windows(args.data, args.channel)
     data.require_classes(2)
     assign_folds(data, args.folds, np.random.default_rng(0))  # too few cells: refused before TensorFlow loads

@@ -70,12 +70,14 @@ def folder_entries(root: Path, channel: str | None = None) -> list[Entry]:
     return entries
 
 
-def read_manifest(path: Path) -> list[Entry]:
-    """The rows of a manifest, checked: one line naming the row and the problem for a bad one."""
+def read_manifest(path: Path, channel: str | None = None) -> list[Entry]:
+    """The rows of a manifest, checked: one line naming the row and the problem for a bad one.
+    ``channel`` is the cell's channel where a row names none."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.DictReader(f))
-            columns = [c.strip() for c in (rows[0].keys() if rows else [])]
+            reader = csv.DictReader(f)
+            columns = [c.strip() for c in reader.fieldnames or []]
+            rows = list(reader)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise RapheError(f"{path}: not a readable CSV manifest ({exc})") from None
     missing = [c for c in MANIFEST_REQUIRED if c not in columns]
@@ -84,7 +86,10 @@ def read_manifest(path: Path) -> list[Entry]:
                          f"(optional: {', '.join(MANIFEST_OPTIONAL)}); {'missing ' + ', '.join(missing) if missing else 'no rows'}")
     entries = []
     for line, raw in enumerate(rows, start=2):
-        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        if None in raw:
+            raise RapheError(f"{path}, line {line}: more fields than the header has columns (a comma in a value "
+                             "needs quotes)")
+        row = {k.strip(): (v or "").strip() for k, v in raw.items()}
         if row.get("exclude", "").lower() in TRUE_WORDS:
             continue
         if not row["file"] or not row["label"]:
@@ -100,9 +105,9 @@ def read_manifest(path: Path) -> list[Entry]:
             raise RapheError(f"{path}, line {line}: start_s, stop_s and udi_ms must be numbers") from None
         if not 0 <= start < stop:
             raise RapheError(f"{path}, line {line}: start_s must be ≥ 0 and before stop_s")
-        channel = row.get("channel") or None
+        cell_channel = row.get("channel") or channel
         name = Path(row["file"]).with_suffix("").as_posix() + (f"@{start:g}-{stop:g}s" if row.get("start_s") or row.get("stop_s") else "")
-        entries.append(Entry(file, row["label"], name, channel, row.get("day") or None, start, stop, udi))
+        entries.append(Entry(file, row["label"], name, cell_channel, row.get("day") or None, start, stop, udi))
     if not entries:
         raise RapheError(f"{path}: every row is excluded")
     return entries
@@ -142,7 +147,8 @@ def load_labelled(path: Path, channel: str | None = None,
                   config: DetectorConfig | None = None) -> tuple[ws.WindowSet, list[str]]:
     """The window set of a labelled folder or manifest, and warnings worth a line each (cells that
     gave no window, classes with too few cells or days to judge a model by)."""
-    entries = read_manifest(path) if path.is_file() else folder_entries(path, channel)
+    entries = read_manifest(path, channel) if path.suffix.lower() == ".csv" or not path.is_dir() \
+        else folder_entries(path, channel)
     config = config or DetectorConfig()
     X, labels, cells, days, udi, warnings = [], [], [], [], [], []
     for entry in entries:

@@ -257,6 +257,13 @@ class Service:
                 continue
             for piece in pieces(message):
                 self._backlog.setdefault(piece.key, deque()).extend(cut(piece))
+        self._handle_backlog(spikes, windows)
+        self.timings.add("detect", time.perf_counter() - received)
+        self._classify_and_publish(spikes, windows)
+        return True
+
+    def _handle_backlog(self, spikes: list[Spike], windows: list[np.ndarray]) -> None:
+        """Up to ``STEP_SAMPLES`` of each channel's queued pieces through the detector, in rounds."""
         budget = dict.fromkeys(self._backlog, STEP_SAMPLES)
         while True:
             round_ = [queued.popleft() for key, queued in self._backlog.items() if budget.get(key, 0) > 0]
@@ -268,7 +275,8 @@ class Service:
             if spikes and any(p.continuity is Continuity.START and p.key in self.channels for p in round_):
                 # a cell starts afresh: the spikes of its old acquisition go out first
                 self._classify_and_publish(spikes, windows)
-                spikes, windows = [], []
+                spikes.clear()  # in place: the caller classifies what this round adds
+                windows.clear()
             groups: dict[tuple[int, int], list[tuple[Channel, Piece]]] = {}
             for piece in round_:
                 channel = self._channel(piece)
@@ -276,9 +284,6 @@ class Service:
                     groups.setdefault((id(channel.rows), len(piece.samples)), []).append((channel, piece))
             for members in groups.values():
                 self._detect_group(members, spikes, windows)
-        self.timings.add("detect", time.perf_counter() - received)
-        self._classify_and_publish(spikes, windows)
-        return True
 
     def _classify_and_publish(self, spikes: list[Spike], windows: list[np.ndarray]) -> None:
         """All windows in one interpreter call; each cell takes its spikes in order, and each update
@@ -409,7 +414,13 @@ class Service:
         return sum(channel.detector.dropped(channel.row).values())
 
     def finish(self) -> None:
-        """Log every cell's final state and the stream's counters."""
+        """Handle what is still queued (the rest of a huge block: accepted, so never dropped), then
+        log every cell's final state and the stream's counters."""
+        while self._backlog:
+            spikes: list[Spike] = []
+            windows: list[np.ndarray] = []
+            self._handle_backlog(spikes, windows)
+            self._classify_and_publish(spikes, windows)
         for channel in self.channels.values():
             self._write_summary(channel)
         self._write({"kind": "counters", **self.counters()})

@@ -36,10 +36,12 @@ class Subject:
 
 
 def session_start(recording: Recording) -> datetime.datetime:
-    day = recording.recorded_on
-    if day is None:
+    """The recording's start from its header; ABF keeps the rig's local time without a zone, so it is
+    stored as if UTC (the clock reading is kept; the README says so). Without one: the file's
+    modification time, which is about when the recording ended."""
+    if recording.started_at is None:
         return datetime.datetime.fromtimestamp(Path(recording.path).stat().st_mtime, datetime.timezone.utc)
-    return datetime.datetime.fromisoformat(day).replace(tzinfo=datetime.timezone.utc)
+    return recording.started_at.replace(tzinfo=datetime.timezone.utc)
 
 
 def write_nwb(path: Path, recording: Recording, classified, model: Model, subject: Subject) -> None:

@@ -232,6 +232,12 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
     files = abf_files(paths)
     if not files:
         raise RapheError(f"no .abf files in {', '.join(map(str, paths))}")
+    if nwb_dir is not None:
+        stems = [f.stem for f in files]
+        twice = sorted({stem for stem in stems if stems.count(stem) > 1})
+        if twice:
+            raise RapheError(f"--nwb names each file by its recording's name, and {', '.join(twice[:3])} "
+                             "occur more than once: classify those folders into separate --nwb folders")
     todo = [FileJob(str(f), str(model.path), detector_settings, posterior, tuple(channels) if channels else None,
                     None if nwb_dir is None else str(nwb_dir), subject) for f in files]
     _WORKER_MODELS.setdefault(str(model.path), model)

@@ -33,14 +33,22 @@ def test_folds_keep_days_whole_where_there_are_days_and_cells_whole_otherwise():
     fold, unit = assign_folds(by_day, 5, np.random.default_rng(1))
     assert unit == "day" and fold.max() + 1 == 4
     assert all(len(set(fold[by_day.day == d])) == 1 for d in np.unique(by_day.day))
-    by_cell = toy(3, [ws.UNKNOWN_DAY])
+    few_days = toy(4, ["mon", "tue", "wed", "thu"])  # one cell of each class a day
+    fold, unit = assign_folds(few_days, 4, np.random.default_rng(1))
+    assert unit == "day" and fold.max() + 1 == 4  # every training part keeps 3 days, so 3 cells of each class
+    three_days = toy(3, ["mon", "tue", "wed"])  # 3 folds would leave 2 cells of a class: 2 folds neither
+    with pytest.raises(RapheError, match="at least 4 cells of each"):
+        assign_folds(three_days, 5, np.random.default_rng(1))
+    by_cell = toy(4, [ws.UNKNOWN_DAY])
     fold, unit = assign_folds(by_cell, 5, np.random.default_rng(1))
-    assert unit == "cell" and fold.max() + 1 == 3  # at most as many folds as cells of the smallest class
+    assert unit == "cell" and fold.max() + 1 == 4  # every training part keeps 3 cells of each class
     assert all(len(set(fold[by_cell.cell == c])) == 1 for c in np.unique(by_cell.cell))
-    for k in range(3):  # every fold holds cells of both classes
+    for k in range(4):  # every fold holds cells of both classes
         assert set(by_cell.y[fold == k]) == {0, 1}
-    with pytest.raises(RapheError, match="at least 3 cells of each class"):
-        assign_folds(toy(2, [ws.UNKNOWN_DAY]), 5, np.random.default_rng(1))
+    with pytest.raises(RapheError, match="at least 4 cells of each"):
+        assign_folds(toy(3, [ws.UNKNOWN_DAY]), 5, np.random.default_rng(1))
+    with pytest.raises(RapheError, match="at least 2 folds"):
+        assign_folds(by_day, 1, np.random.default_rng(1))
 
 
 @pytest.fixture(scope="module")
@@ -79,10 +87,10 @@ def test_crossval_from_labelled_recordings_writes_a_trusted_model_and_its_report
 def test_crossval_refuses_a_folder_that_is_not_empty(lab, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("")
-    assert_one_line_error(run_raphe("crossval", lab / "manifest.csv", "--out", tmp_path / "taken"), "not empty")
+    assert_one_line_error(run_raphe("crossval", lab / "manifest.csv", "--out", tmp_path / "taken"), "not an empty folder")
 
 
-def test_crossval_needs_three_cells_of_each_class(lab, tmp_path):
+def test_crossval_needs_four_cells_of_each_class(lab, tmp_path):
     root = tmp_path / "cells"
     for label, name in (("SER", "a"), ("NSER", "b")):
         (root / label).mkdir(parents=True)
@@ -90,4 +98,4 @@ def test_crossval_needs_three_cells_of_each_class(lab, tmp_path):
     result = run_raphe("crossval", root, "--out", tmp_path / "m", "--kernels", "20", "--epochs", "1")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "at least 3 cells of each class" in lines[-1] and all(line.startswith("warning: ") for line in lines[:-1])
+    assert "at least 4 cells of each" in lines[-1] and all(line.startswith("warning: ") for line in lines[:-1])

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -99,6 +100,20 @@ def test_a_huge_block_does_not_hold_the_other_channels(live):
     assert flood.samples == len(huge) and steps >= len(huge) // STEP_SAMPLES
 
 
+def test_what_is_still_queued_at_the_end_is_handled_not_dropped(live):
+    """A huge block accepted just before serve stops (Ctrl-C, SIGTERM, --duration): finish()
+    detects and classifies the rest of it before the summaries."""
+    pub, service = live
+    huge = np.tile(spiking_trace(5.0, seed=8), 4)[:800_000]
+    pub.send_data("rig", 0, "flood", 0, 40_000.0, huge, "pA")
+    time.sleep(0.3)
+    assert service.step(1000)
+    flood = service.channels[("rig", 0)].cell
+    assert flood.samples < len(huge)
+    service.finish()
+    assert flood.samples == len(huge) and not service._backlog
+
+
 def test_a_flood_of_new_streams_is_bounded(live):
     """Fault 10: every new stream costs memory; past the cap their blocks are counted and refused."""
     pub, service = live
@@ -133,20 +148,29 @@ def test_an_idle_cell_is_summarised_in_the_log_and_forgotten(tmp_path):
     assert gone[0]["forgotten_after_idle_s"] == 1.0 and gone[0]["n_spikes"] == spikes > 0
 
 
+# One spike's update, as the service publishes it; its content does not matter to the sockets.
+UPDATE = SpikeUpdate("rig", 0, "A", "rig:0", 1, 0, 1, 40_000.0, -100.0, -50.0, 1, False, 0, ["SER", "NSER"],
+                     [0.5, 0.5], [0.5, 0.5], "undecided", [], None, [0.5, 0.5], {"name": "m"})
+
+
+def slow_reader(endpoint: str) -> tuple[zmq.Context, zmq.Socket]:
+    """A POSTERIOR subscriber with a queue of 10 messages, connected and given time to join."""
+    ctx = zmq.Context()
+    slow = ctx.socket(zmq.SUB)
+    slow.setsockopt(zmq.SUBSCRIBE, b"")
+    slow.setsockopt(zmq.RCVHWM, 10)
+    slow.connect(endpoint)
+    time.sleep(0.5)
+    return ctx, slow
+
+
 def test_a_slow_posterior_subscriber_is_counted_not_silent():
     """Fault 8: ZeroMQ's queue for a subscriber that does not read fills up; every message it could
     not take is counted; with lossless outputs, none is lost (the publisher waits)."""
-    update = SpikeUpdate("rig", 0, "A", "rig:0", 1, 0, 1, 40_000.0, -100.0, -50.0, 1, False, 0, ["SER", "NSER"],
-                         [0.5, 0.5], [0.5, 0.5], "undecided", [], None, [0.5, 0.5], {"name": "m"})
     with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", hwm=10) as outputs:
-        ctx = zmq.Context()
-        slow = ctx.socket(zmq.SUB)
-        slow.setsockopt(zmq.SUBSCRIBE, b"")
-        slow.setsockopt(zmq.RCVHWM, 10)
-        slow.connect(outputs.posterior_endpoint)
-        time.sleep(0.5)
+        ctx, slow = slow_reader(outputs.posterior_endpoint)
         for _ in range(5000):
-            outputs.publish(update)
+            outputs.publish(UPDATE)
         time.sleep(0.5)
         received = 0
         while slow.poll(100):
@@ -156,6 +180,29 @@ def test_a_slow_posterior_subscriber_is_counted_not_silent():
         ctx.term()
     assert outputs.dropped["posterior"] > 0
     assert received + outputs.dropped["posterior"] == 5000
+
+
+def test_lossless_outputs_wait_for_a_slow_subscriber_and_lose_nothing():
+    """--lossless-outputs: the same slow reader, its queue as small, gets every message; none is dropped."""
+    with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", hwm=10, lossless=True) as outputs:
+        ctx, slow = slow_reader(outputs.posterior_endpoint)
+        received = []
+
+        def read_slowly():
+            while slow.poll(2000):
+                slow.recv_multipart()
+                received.append(1)
+                if len(received) % 100 == 0:
+                    time.sleep(0.01)
+
+        reader = threading.Thread(target=read_slowly)
+        reader.start()
+        for _ in range(2000):
+            outputs.publish(UPDATE)
+        reader.join(30)
+        slow.close(0)
+        ctx.term()
+    assert outputs.dropped == {"posterior": 0, "events": 0} and len(received) == 2000
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
@@ -234,8 +281,6 @@ def test_curve_on_the_data_input_admits_the_right_key_and_refuses_a_wrong_one_cl
 def test_curve_on_the_outputs_admits_listed_clients_only(keys):
     """Fault 11, raphe's side: its outputs serve CURVE to the clients it lists."""
     raphe = Curve(keys / "raphe" / "raphe.key_secret", clients=keys / "clients")
-    update = SpikeUpdate("rig", 0, "A", "rig:0", 1, 0, 1, 40_000.0, -100.0, -50.0, 1, False, 0, ["SER", "NSER"],
-                         [0.5, 0.5], [0.5, 0.5], "undecided", [], None, [0.5, 0.5], {"name": "m"})
     with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", curve=raphe) as outputs:
         ctx = zmq.Context()
         got = {}
@@ -249,7 +294,7 @@ def test_curve_on_the_outputs_admits_listed_clients_only(keys):
             got[name] = sub
         time.sleep(1.0)
         for _ in range(10):
-            outputs.publish(update)
+            outputs.publish(UPDATE)
         counts = {}
         for name, sub in got.items():
             counts[name] = 0
