@@ -19,7 +19,7 @@ from raphe.classifier.runtime.model import Model
 from raphe.core.specs import ATYPICAL_UDI_MS
 from raphe.core.staged import staged
 
-from .outcomes import cell_outcomes, figures, tradeoff
+from .outcomes import cell_outcomes, figures, shown, tradeoff
 from .report import json_safe
 
 THRESHOLDS = np.r_[0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9999]
@@ -57,13 +57,6 @@ def matrix(models: dict[str, str | Path], data: dict[str, str | Path], out: str 
     return result
 
 
-def _cell(r: dict) -> str:
-    if r["n"] == 0:
-        return "n/a"
-    low, high = r["ci95"]
-    return f"{100 * r['rate']:.1f}% [{100 * low:.0f}, {100 * high:.0f}]"
-
-
 ROWS = (("cells", None), ("cell accuracy, seed's rule", "cell_accuracy_seed_rule"),
         ("cell accuracy, posterior's most probable class", "cell_accuracy_posterior"),
         ("SER recognised (seed's rule)", "recall_SER_seed_rule"), ("NSER recognised (seed's rule)", "recall_NSER_seed_rule"),
@@ -98,7 +91,7 @@ def markdown(result: dict) -> str:
             elif key not in f:
                 values.append("n/a")
             elif isinstance(f[key], dict):
-                values.append(_cell(f[key]))
+                values.append(shown(f[key]))
             else:
                 v = f[key]
                 values.append("n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}")

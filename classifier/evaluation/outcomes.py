@@ -71,6 +71,14 @@ def rate(successes: int, n: int) -> dict:
             "ci95": wilson(int(successes), int(n))}
 
 
+def shown(r: dict) -> str:
+    """A :func:`rate` as a report shows it: ``96.0% [92, 98]``, or ``n/a`` for none."""
+    if r["n"] == 0:
+        return "n/a"
+    low, high = r["ci95"]
+    return f"{100 * r['rate']:.1f}% [{100 * low:.0f}, {100 * high:.0f}]"
+
+
 def figures(outcomes: Outcomes, atypical_udi_ms: float) -> dict:
     """The cell-level figures of one model on one data set, each with its interval."""
     o = outcomes

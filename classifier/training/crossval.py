@@ -20,7 +20,7 @@ import numpy as np
 from rich.console import Console
 
 from raphe.classifier.evaluation.calibration import cell_sequences, fit_posterior, write_posterior
-from raphe.classifier.evaluation.outcomes import Outcomes, cell_outcomes, figures
+from raphe.classifier.evaluation.outcomes import Outcomes, cell_outcomes, figures, shown
 from raphe.classifier.evaluation.report import json_safe
 from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.model import Model
@@ -157,12 +157,6 @@ def verdict(result: dict) -> list[str]:
     return lines
 
 
-def percent(r: dict) -> str:
-    if not r["n"]:
-        return "n/a"
-    return f"{100 * r['rate']:.1f}% [{100 * r['ci95'][0]:.0f}, {100 * r['ci95'][1]:.0f}]"
-
-
 ROWS = (("cells", "cells"), ("cell accuracy (posterior)", "cell_accuracy_posterior"),
         ("cell accuracy (seed's rule)", "cell_accuracy_seed_rule"), ("decided", "decided"),
         ("decided wrongly", "decided_wrongly"), ("atypical SER recognised", "atypical_ser_seed_rule"),
@@ -181,7 +175,7 @@ def markdown(result: dict) -> str:
         cells = []
         for t in tables:
             value = t.get(key)
-            cells.append("n/a" if value is None else percent(value) if isinstance(value, dict)
+            cells.append("n/a" if value is None else shown(value) if isinstance(value, dict)
                          else f"{value:.3f}" if isinstance(value, float) else str(value))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "Held-out days per fold: " + "; ".join(f"fold {f['fold']}: {', '.join(f['days'])}"
