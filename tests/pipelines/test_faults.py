@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from raphe.classifier.synthetic import template as synthetic
+from raphe.detector.online import Detector
 from raphe.pipelines.live import STEP_SAMPLES
 from raphe.pipelines.records import RecordLog
 from raphe.streamer.outputs import Outputs, SpikeUpdate
@@ -130,10 +131,13 @@ def test_an_idle_cell_is_summarised_in_the_log_and_forgotten(tmp_path):
     log = RecordLog(tmp_path / "cells.jsonl")
     with live_service(forget_after_s=1.0, log=log) as (pub, service):
         trace = spiking_trace(2.0)
+        gone_trace = trace.copy()
+        gone_trace[::500] = np.nan  # some of its windows cannot be emitted: drops the next cell must not inherit
         for offset in range(0, 40_000, 400):
-            pub.send_data("rig", 0, "gone", offset, 40_000.0, trace[offset:offset + 400], "pA")
+            pub.send_data("rig", 0, "gone", offset, 40_000.0, gone_trace[offset:offset + 400], "pA")
         drain(service)
         spikes = service.channels[("rig", 0)].cell.n_spikes
+        assert service.dropped(service.channels[("rig", 0)]) > 0
         deadline = time.monotonic() + 10
         offset = 40_000
         while ("rig", 0) in service.channels and time.monotonic() < deadline:
@@ -142,6 +146,15 @@ def test_an_idle_cell_is_summarised_in_the_log_and_forgotten(tmp_path):
             service.step(50)
         assert ("rig", 0) not in service.channels and ("rig", 1) in service.channels
         assert service.counters()["forgotten_cells"] >= 1
+        again = spiking_trace(1.0, seed=11)
+        for k in range(0, 40_000, 400):  # rig:0 comes back: a new cell on the freed row, started afresh
+            pub.send_data("rig", 0, "back", 40_000 + k, 40_000.0, again[k:k + 400], "pA")
+        drain(service)
+        back = service.channels[("rig", 0)]
+        fresh = Detector(1, 40_000.0, service.detector_config)
+        expected = fresh.process(again[np.newaxis], 40_000)
+        assert back.cell.samples == len(again) and back.cell.n_spikes == len(expected) > 0
+        assert service.dropped(back) == sum(fresh.dropped(0).values())
     log.close()
     records = [json.loads(line) for line in (tmp_path / "cells.jsonl").read_text().splitlines()]
     gone = [r for r in records if r["kind"] == "summary" and r["cell"] == "rig:0"]
