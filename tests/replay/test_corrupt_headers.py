@@ -7,7 +7,6 @@ import json
 import struct
 import subprocess
 import sys
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -39,9 +38,7 @@ def test_an_abf2_data_section_of_2_to_the_40_entries_is_one_line(abf_dir, tmp_pa
 def test_an_abf1_of_2_to_the_31_sweeps_is_one_line_not_a_hang(abf_dir, tmp_path, command):
     path = patched(abf_dir / "f1.abf", tmp_path, "episodes.abf", 16, "<i", 2**31 - 1)
     extra = ["--out", tmp_path / "s.csv"] if command == "detect" else []
-    started = time.monotonic()
-    assert_one_line_error(run_raphe(command, path, *extra, timeout=60), "sweeps for")
-    assert time.monotonic() - started < 30
+    assert_one_line_error(run_raphe(command, path, *extra, timeout=60), "sweeps for")  # a hang times out
 
 
 def test_classify_over_a_folder_reaches_every_good_file(abf_dir, tmp_path):
@@ -71,8 +68,7 @@ def test_a_randomly_damaged_header_is_read_or_refused_in_bounded_time(tmp_path, 
         data = data[:max(512, int(len(data) * cut))]
     path = tmp_path / "damaged.abf"
     path.write_bytes(bytes(data))
-    started = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", OPEN, str(path)], capture_output=True, text=True, timeout=60)
-    assert time.monotonic() - started < 30
+    result = subprocess.run([sys.executable, "-c", OPEN, str(path)], capture_output=True, text=True,
+                            timeout=60)  # a hang times out and fails
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert len(result.stdout.strip().splitlines()) == 1
