@@ -71,6 +71,10 @@ def pytest_terminal_summary(terminalreporter):
     plain, guarded = RESULTS.get("classify stage:classify"), RESULTS.get("classify stage:classify + novelty + checks")
     if plain and guarded:
         write(f"  ratio classify stage with novelty and checks / without: x{plain / guarded:.3f} time per spike")
+    for kind in ("ensemble", "student"):
+        alone, joint = RESULTS.get(f"classify stage:{kind}:waveform"), RESULTS.get(f"classify stage:{kind}:both")
+        if alone and joint:
+            write(f"  ratio classify stage ({kind}) with firing evidence / waveform alone: x{alone / joint:.3f} time per spike")
     for faster, slower, what in (("archive jobs 2", "archive jobs 1", "classify --jobs 2 / --jobs 1"),
                                  ("archive dask 2 workers", "archive dask 1 worker", "Dask 2 workers / 1 worker"),
                                  ("offline classify (student)", "offline classify", "offline student / ensemble"),

@@ -8,6 +8,8 @@ pass takes. The seed's consensus ran one ``model.predict`` per member and averag
 
 from __future__ import annotations
 
+import dataclasses
+
 import os
 
 import numpy as np
@@ -140,6 +142,35 @@ def test_classify_stage_with_novelty_and_checks(benchmark, what, windows):
     benchmark.pedantic(plain if what == "classify" else guarded, rounds=QUICK_ROUNDS if QUICK else 2000,
                        warmup_rounds=20, iterations=1)
     record(benchmark, f"classify stage:{what}", 1, "spikes/s")
+
+
+@pytest.mark.parametrize("model_name", ["ensemble", "student"])
+@pytest.mark.parametrize("evidence", ["waveform", "both"])
+def test_classify_stage_with_firing_evidence(benchmark, model_name, evidence, windows):
+    """One spike's work in the classify stage (the interpreter call and the cell update) with the
+    waveform evidence alone and with the joint posterior, whose firing model reads the cell's last
+    256 intervals at every spike: their ratio is what the firing evidence costs the live path."""
+    from raphe.classifier.runtime.cells import Cell
+
+    model = Model(model_name)
+    assert model.firing is not None, "the shipped model carries a firing model"
+    config = model.posterior_config(evidence=evidence)
+    if evidence == "waveform":  # no firing part computed at all: the path as it was without one
+        config = dataclasses.replace(config, firing=None)
+    cell = Cell("bench", 0, "A", 40_000.0, model.classes, config)
+    window = windows[0]
+    rng = np.random.default_rng(3)
+    gaps = rng.integers(4_000, 40_000, 10_000)  # 1-10 Hz at 40 kHz: the window is always full
+    position = [0]
+
+    def spike():
+        position[0] += int(gaps[position[0] % len(gaps)])
+        cell.add_spike(position[0], model.predict_one(window), window)
+
+    for _ in range(300):
+        spike()
+    benchmark.pedantic(spike, rounds=QUICK_ROUNDS if QUICK else 3000, warmup_rounds=20, iterations=1)
+    record(benchmark, f"classify stage:{model_name}:{evidence}", 1, "spikes/s")
 
 
 @pytest.mark.parametrize("pause_ms", [0, 50, 500])

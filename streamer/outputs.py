@@ -23,7 +23,9 @@ from .publisher import EndpointError
 from .security import Curve, authenticator, serve_securely
 
 POSTERIOR_ENVELOPE = b"POSTERIOR"
-POSTERIOR_SCHEMA_VERSION = 1
+# 2: ``posterior`` is the deciding one (joint by default); ``evidence``, ``n_isi``,
+# ``waveform_posterior``, ``firing_posterior`` and ``seconds_to_decision`` added.
+POSTERIOR_SCHEMA_VERSION = 2
 SPIKE_EVENT = struct.pack("<H", 1)
 NOBLOCK = int(zmq.NOBLOCK)
 
@@ -35,7 +37,8 @@ class SpikeUpdate:
     Plain values only (lists of floats per class), so the streamer knows nothing of the classifier.
     ``source_message_num`` is the DATA message that completed the spike's window. ``novel``: this
     window looks like nothing the model was trained on (it did not move the posterior); ``reasons``:
-    why the cell is not classifiable, when ``decision`` says so.
+    why the cell is not classifiable, when ``decision`` says so. ``posterior`` is the one that decides
+    (``evidence``: both, waveform or firing); the waveform's and the firing's alone come beside it.
     """
 
     stream: str
@@ -59,6 +62,11 @@ class SpikeUpdate:
     spikes_to_decision: int | None
     mean_spike_probability: list[float]
     model: dict
+    evidence: str = "waveform"
+    waveform_posterior: list[float] | None = None
+    firing_posterior: list[float] | None = None
+    n_isi: int = 0
+    seconds_to_decision: float | None = None
 
     def posterior_content(self) -> dict:
         """The ``content`` of the POSTERIOR message (and of the log's ``spike`` record)."""
@@ -69,7 +77,10 @@ class SpikeUpdate:
                 "novel": self.novel, "n_novel": self.n_novel, "classes": self.classes,
                 "spike_probabilities": self.spike_probabilities, "posterior": self.posterior,
                 "decision": self.decision, "reasons": self.reasons, "spikes_to_decision": self.spikes_to_decision,
-                "mean_spike_probability": self.mean_spike_probability, "model": self.model}
+                "mean_spike_probability": self.mean_spike_probability, "model": self.model,
+                "evidence": self.evidence, "waveform_posterior": self.waveform_posterior,
+                "firing_posterior": self.firing_posterior, "n_isi": self.n_isi,
+                "seconds_to_decision": self.seconds_to_decision}
 
     def spike_event(self) -> dict:
         """The Event Broadcaster spike object; ``sorted_id`` is 1 + the decided class, 0 while undecided."""

@@ -11,18 +11,26 @@ generators) are what make the fit survive a change of data.
 `raphe train` fits the posterior on the cells it held out, which are few (a day or two);
 `raphe calibrate` refits it on a dedicated set of cells the weights never saw, from other days.
 Only the model's ``.json`` changes: the checksum covers the ``.tflite``, which stays as it is.
+
+With a firing model (``calibrate --firing``), the same held-out cells, replayed at their spike
+times, fit how much the firing evidence weighs in the joint posterior (``firing_weight``, with
+the waveform's tempering held as fitted) and the margins of the joint and the firing-alone
+posteriors, under the same objective and the same bound on wrong decisions. A weight of 0 is
+allowed: where firing misleads on held-out cells, the joint posterior is the waveform's.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
 from raphe.classifier.runtime import windows as ws
+from raphe.classifier.runtime.firing import FiringModel, Train
 from raphe.classifier.runtime.model import Model, model_files, sidecar
-from raphe.classifier.runtime.posterior import combine, log_evidence
+from raphe.classifier.runtime.posterior import combine, log_evidence, tempered_evidence, with_margin
 from raphe.core.errors import RapheError
 from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES
 from raphe.core.staged import staged
@@ -30,6 +38,7 @@ from raphe.core.staged import staged
 # The tempering may decide wrongly at most this share of the calibration cells.
 MAX_WRONG_DECISIONS = 0.005
 MARGINS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+FIRING_WEIGHTS = tuple(np.r_[0.0, np.logspace(-1.5, 0.7, 23)])
 
 
 def cell_sequences(cells: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -81,6 +90,50 @@ def fit_posterior(sequences: list[tuple[int, np.ndarray]], threshold: float = DE
     return best
 
 
+def firing_sequences(cells: np.ndarray, times_s: np.ndarray, firing: FiringModel,
+                     classes: tuple[str, ...]) -> list[np.ndarray]:
+    """Per cell (in the order of :func:`cell_sequences`), the firing model's log-probabilities (n, C)
+    after each of its spikes, as the runtime computes them from the spike times; zeros before the
+    model speaks."""
+    columns = firing.in_classes(classes)
+    out = []
+    for cell in np.unique(cells):
+        train, rows = Train(), []
+        for t in times_s[cells == cell]:
+            train.add(float(t))
+            values = train.features()
+            rows.append(np.zeros(len(classes)) if values is None else firing.log_probabilities(values)[columns])
+        out.append(np.array(rows).reshape(-1, len(classes)))
+    return out
+
+
+def _decision_key(p: np.ndarray, rows, labels, weights, last, counts, threshold, min_spikes, max_wrong):
+    nll = -(weights * np.log(np.clip(p[rows, labels], 1e-12, 1.0))).sum() / weights.sum()
+    final = p[last]
+    decided = (counts[last] >= min_spikes) & (final.max(axis=1) >= threshold)
+    wrong = float((decided & (final.argmax(axis=1) != labels[last])).mean())
+    return max(wrong - max_wrong, 0.0), nll
+
+
+def fit_joint(sequences: list[tuple[int, np.ndarray]], firing: list[np.ndarray], alpha: float, beta: float,
+              threshold: float = DECISION_THRESHOLD, min_spikes: int = MIN_SPIKES,
+              max_wrong: float = MAX_WRONG_DECISIONS) -> tuple[float, float, float]:
+    """(firing_weight, joint_margin, firing_margin) by the objective of :func:`fit_posterior`, the
+    waveform's tempering (``alpha``, ``beta``) held; ``firing`` from :func:`firing_sequences`."""
+    sums, counts, labels, weights = prefixes(sequences)
+    f = np.concatenate([part for part, (_, probs) in zip(firing, sequences) if len(probs)])
+    rows = np.arange(len(labels))
+    last = np.cumsum([len(probs) for _, probs in sequences if len(probs)]) - 1
+    z = tempered_evidence(sums, counts, alpha, beta)
+    judge = dict(rows=rows, labels=labels, weights=weights, last=last, counts=counts, threshold=threshold,
+                 min_spikes=min_spikes, max_wrong=max_wrong)
+    joint = min(((w, m) for w in FIRING_WEIGHTS for m in MARGINS),
+                key=lambda wm: _decision_key(with_margin(z + wm[0] * f, wm[1]), **judge))
+    weight = float(joint[0])
+    alone = min(MARGINS, key=lambda m: _decision_key(with_margin(weight * f, m), **judge)) if weight else 0.0
+    return weight, float(joint[1]), float(alone)
+
+
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarray | None = None,
                                bins: int = 10) -> float:
     """ECE: the weighted mean gap between confidence and accuracy over ``bins`` equal-width bins."""
@@ -95,8 +148,15 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, weig
     return float(gap / total) if total else float("nan")
 
 
-def calibrate(model_path, data: ws.WindowSet, data_name: str = "") -> dict[str, tuple[float, float, float]]:
-    """Refit (alpha, beta, margin) for every model at ``model_path`` on the cells of ``data``; return them."""
+def calibrate(model_path, data: ws.WindowSet, data_name: str = "",
+              firing_path: str | Path | None = None) -> dict[str, dict[str, float]]:
+    """Refit (alpha, beta, margin) for every model at ``model_path`` on the cells of ``data``, and,
+    with ``firing_path``, the joint posterior with that firing model (copied beside each model);
+    return what was fitted, per model file."""
+    firing = FiringModel(firing_path) if firing_path is not None else None
+    if firing is not None and np.isnan(data.time_s).any():
+        raise RapheError("calibrating a firing model needs spike times (time_s) on every window; "
+                         "use `raphe synth` sets or labelled recordings")
     fitted = {}
     for path in model_files(model_path):
         model = Model(path)
@@ -105,16 +165,34 @@ def calibrate(model_path, data: ws.WindowSet, data_name: str = "") -> dict[str, 
         kept = ~model.novel(aligned.X)
         sequences = cell_sequences(aligned.cell[kept], aligned.y[kept], probabilities[kept])
         alpha, beta, margin = fit_posterior(sequences)
-        write_posterior(model.path, alpha, beta, margin, len(sequences), data_name or repr(data))
-        fitted[model.path.name] = (alpha, beta, margin)
+        result = {"alpha": alpha, "beta": beta, "margin": margin}
+        joint = None
+        if firing is not None:
+            spikes = firing_sequences(aligned.cell[kept], aligned.time_s[kept], firing, model.classes)
+            weight, joint_margin, firing_margin = fit_joint(sequences, spikes, alpha, beta)
+            beside = model.path.parent / firing.path.name
+            if beside.resolve() != firing.path.resolve():
+                shutil.copyfile(firing.path, beside)
+            joint = {"model": firing.path.name, "weight": weight, "joint_margin": joint_margin,
+                     "margin": firing_margin,
+                     "rule": "f = weight * log p_firing; firing: softmax(-max(max(f) - f - margin, 0)); "
+                             "joint: softmax(-max(max(z + f) - z - f - joint_margin, 0))"}
+            result.update(firing_weight=weight, joint_margin=joint_margin, firing_margin=firing_margin)
+        write_posterior(model.path, alpha, beta, margin, len(sequences), data_name or repr(data), joint)
+        fitted[model.path.name] = result
     return fitted
 
 
-def write_posterior(model_path, alpha: float, beta: float, margin: float, cells: int, fitted_on: str) -> None:
-    """Put a fitted tempering into a model's ``.json``, saying what it was fitted on."""
+def write_posterior(model_path, alpha: float, beta: float, margin: float, cells: int, fitted_on: str,
+                    firing: dict | None = None) -> None:
+    """Put a fitted tempering (and, if given, the joint posterior's ``firing`` part) into a model's
+    ``.json``, saying what it was fitted on; a refit without a firing model keeps none."""
     _, meta_path = sidecar(Path(model_path))
     metadata = json.loads(meta_path.read_text())
-    metadata["posterior"] = {**metadata.get("posterior", {}), "alpha": alpha, "beta": beta, "margin": margin,
+    previous = {k: v for k, v in metadata.get("posterior", {}).items() if k != "firing"}
+    metadata["posterior"] = {**previous, "alpha": alpha, "beta": beta, "margin": margin,
                              "fitted_on_cells": cells, "fitted_on": fitted_on, "max_wrong_decisions": MAX_WRONG_DECISIONS}
+    if firing is not None:
+        metadata["posterior"]["firing"] = firing
     with staged(meta_path) as partial:
         partial.write_text(json.dumps(metadata, indent=2) + "\n")

@@ -4,6 +4,8 @@ A model's fit to cells of its own generator says little about real cells; the fi
 are those across sources (another generator, other days). `raphe matrix` writes, for every pair
 (trained on, tested on), the cell-level figures with 95% Wilson intervals (``outcomes.figures``),
 and the trade-off between cells decided and cells decided wrongly as the decision threshold moves.
+With ``evidence``, each model is judged once per kind of evidence (waveform, firing, both), so the
+joint posterior can be set beside the waveform's alone on the same cells.
 """
 
 from __future__ import annotations
@@ -25,18 +27,24 @@ from .report import json_safe
 THRESHOLDS = np.r_[0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9999]
 
 
-def judge(model: Model, data: ws.WindowSet) -> tuple[dict, list[dict]]:
-    """The figures of ``model`` on ``data`` and its trade-off curve."""
+def judge(model: Model, data: ws.WindowSet, evidences: tuple[str | None, ...] = (None,)) -> list[tuple[dict, list[dict]]]:
+    """The figures of ``model`` on ``data`` and its trade-off curve, per evidence (None: the model's default)."""
     aligned = data.in_classes(model.classes)
     probs = model.predict(aligned.X)
-    config = model.posterior_config()
-    outcomes = cell_outcomes(aligned, probs, model.novel(aligned.X), config)
-    return figures(outcomes, ATYPICAL_UDI_MS), tradeoff(outcomes, THRESHOLDS, config.min_spikes)
+    novel = model.novel(aligned.X)
+    judged = []
+    for evidence in evidences:
+        config = model.posterior_config(evidence=evidence)
+        outcomes = cell_outcomes(aligned, probs, novel, config)
+        judged.append((figures(outcomes, ATYPICAL_UDI_MS), tradeoff(outcomes, THRESHOLDS, config.min_spikes)))
+    return judged
 
 
-def matrix(models: dict[str, str | Path], data: dict[str, str | Path], out: str | Path | None = None) -> dict:
-    """Judge every model (name -> .tflite) on every data set (name -> window set); write
-    ``matrix.md``, ``matrix.json`` and ``tradeoff.png`` to ``out``."""
+def matrix(models: dict[str, str | Path], data: dict[str, str | Path], out: str | Path | None = None,
+           evidences: tuple[str, ...] = ()) -> dict:
+    """Judge every model (name -> .tflite) on every data set (name -> window set), with each of
+    ``evidences`` (default: each model's own); write ``matrix.md``, ``matrix.json`` and
+    ``tradeoff.png`` to ``out``."""
     loaded = {name: Model(path) for name, path in models.items()}
     sets = {name: ws.load(path) for name, path in data.items()}
     result = {"models": {name: {"path": str(m.path), "training": m.metadata.get("training", {}).get("data", ""),
@@ -44,8 +52,9 @@ def matrix(models: dict[str, str | Path], data: dict[str, str | Path], out: str 
               "data": {name: repr(s) for name, s in sets.items()}, "entries": []}
     for model_name, model in loaded.items():
         for data_name, windows in sets.items():
-            figs, curve = judge(model, windows)
-            result["entries"].append({"model": model_name, "data": data_name, "figures": figs, "tradeoff": curve})
+            for evidence, (figs, curve) in zip(evidences or (None,), judge(model, windows, evidences or (None,))):
+                name = model_name if evidence is None else f"{model_name} ({evidence})"
+                result["entries"].append({"model": name, "data": data_name, "figures": figs, "tradeoff": curve})
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -65,7 +74,9 @@ ROWS = (("cells", None), ("cell accuracy, seed's rule", "cell_accuracy_seed_rule
         ("cells decided", "decided"), ("cells decided wrongly (of all cells)", "decided_wrongly"),
         ("decisions that are right", "decided_rightly_of_decided"), ("undecided", "undecided"),
         ("not classifiable", "not_classifiable"), ("novel windows", "novel_windows"),
-        ("ECE over every spike", "ece_every_spike"), ("median spikes to a decision", "median_spikes_to_decision"))
+        ("ECE over every spike", "ece_every_spike"), ("median spikes to a decision", "median_spikes_to_decision"),
+        ("median recorded seconds to a decision", "median_seconds_to_decision"),
+        ("decided within 30 s of recording", "decided_within_30_s"))
 
 
 def markdown(result: dict) -> str:
@@ -77,7 +88,9 @@ def markdown(result: dict) -> str:
     for name, m in result["models"].items():
         lines.append(f"- model **{name}**: `{m['path']}`, trained on {m['training'] or 'unknown data'}; posterior "
                      f"alpha {m['posterior'].get('alpha', float('nan')):.3g}, beta {m['posterior'].get('beta', float('nan')):.3g}"
-                     f" (fitted on {m['posterior'].get('fitted_on', 'its held-out cells')})")
+                     + (f", firing weight {m['posterior']['firing']['weight']:.3g} ({m['posterior']['firing']['model']})"
+                        if m['posterior'].get('firing') else ", no firing model")
+                     + f" (fitted on {m['posterior'].get('fitted_on', 'its held-out cells')})")
     for name, d in result["data"].items():
         lines.append(f"- data **{name}**: {d}")
     lines += ["", "| figure | " + " | ".join(f"{e['model']} on {e['data']}" for e in entries) + " |",

@@ -15,6 +15,9 @@ from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, Post
 from .calibration import expected_calibration_error
 from .metrics import wilson
 
+# Evaluation replays each spike at its time on this clock (Hz): fine enough for any interval.
+CLOCK_HZ = 1_000_000
+
 
 @dataclass
 class Outcomes:
@@ -28,6 +31,7 @@ class Outcomes:
     final: np.ndarray              # (cells, C) the running posterior after the last spike
     decision: np.ndarray           # str: a class, undecided, not classifiable
     spikes_to_decision: np.ndarray  # float, NaN where undecided
+    seconds_to_decision: np.ndarray  # float, recorded s from the cell's start; NaN where undecided or unknown
     n_spikes: np.ndarray
     n_novel: np.ndarray
     prefix_confidence: np.ndarray  # every spike of every cell: the posterior's largest value
@@ -44,25 +48,30 @@ class Outcomes:
 
 
 def cell_outcomes(data: ws.WindowSet, probs: np.ndarray, novel: np.ndarray, config: PosteriorConfig) -> Outcomes:
-    """Replay every cell of ``data`` (labelled in the model's classes) through a :class:`Cell`."""
+    """Replay every cell of ``data`` (labelled in the model's classes) through a :class:`Cell`, each
+    spike at its time (on a microsecond clock) where the set carries times."""
     rows = []
     confidence, correct, weights = [], [], []
     for name in np.unique(data.cell):
         index = np.flatnonzero(data.cell == name)
         label = int(data.y[index[0]])
-        cell = Cell("evaluation", 0, str(name), 1.0, data.classes, config)
-        for i in index:
-            post = cell.add_spike(0, probs[i], data.X[i], bool(novel[i]))
+        cell = Cell("evaluation", 0, str(name), CLOCK_HZ, data.classes, config)
+        ticks = np.where(np.isfinite(data.time_s[index]), np.round(data.time_s[index] * CLOCK_HZ), 0).astype(np.int64)
+        for i, tick in zip(index, ticks):
+            post = cell.add_spike(int(tick), probs[i], data.X[i], bool(novel[i]))
             confidence.append(float(post.max()))
             correct.append(int(post.argmax()) == label)
         weights += [1.0 / len(index)] * len(index)
         spikes = cell.posterior.spikes_to_decision if cell.decision == cell.posterior.decision else None
+        seconds = cell.seconds_to_decision if np.isfinite(data.time_s[index]).all() else None
         rows.append((name, label, data.udi_ms[index[0]], probs[index].mean(axis=0), cell.posterior.posterior.copy(),
-                     cell.decision, np.nan if spikes is None else spikes, cell.n_spikes, cell.n_novel))
-    names, y, udi, mean, final, decision, to_decision, n_spikes, n_novel = zip(*rows)
+                     cell.decision, np.nan if spikes is None else spikes, np.nan if seconds is None else seconds,
+                     cell.n_spikes, cell.n_novel))
+    names, y, udi, mean, final, decision, to_decision, seconds, n_spikes, n_novel = zip(*rows)
     return Outcomes(data.classes, np.array(names), np.array(y), np.array(udi, float), np.stack(mean), np.stack(final),
-                    np.array(decision, dtype=object), np.array(to_decision, float), np.array(n_spikes),
-                    np.array(n_novel), np.array(confidence), np.array(correct, float), np.array(weights))
+                    np.array(decision, dtype=object), np.array(to_decision, float), np.array(seconds, float),
+                    np.array(n_spikes), np.array(n_novel), np.array(confidence), np.array(correct, float),
+                    np.array(weights))
 
 
 def rate(successes: int, n: int) -> dict:
@@ -96,7 +105,10 @@ def figures(outcomes: Outcomes, atypical_udi_ms: float) -> dict:
               "novel_windows": rate(int(o.n_novel.sum()), int(o.n_spikes.sum())),
               "ece_every_spike": expected_calibration_error(o.prefix_confidence, o.prefix_correct, o.prefix_weight),
               "median_spikes_to_decision": float(np.nanmedian(o.spikes_to_decision)) if o.decided.any()
-              else float("nan")}
+              else float("nan"),
+              "median_seconds_to_decision": float(np.nanmedian(o.seconds_to_decision))
+              if np.isfinite(o.seconds_to_decision).any() else float("nan"),
+              "decided_within_30_s": rate(int((o.seconds_to_decision <= 30.0).sum()), n)}
     for k, name in enumerate(o.classes):
         mask = o.y == k
         result[f"recall_{name}_seed_rule"] = rate(int((seed_pred[mask] == k).sum()), int(mask.sum()))

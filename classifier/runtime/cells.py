@@ -6,13 +6,15 @@ spike probabilities in the same order, so at the rig and at the desk a cell ends
 A cell's verdict is its posterior's decision (a class, or undecided), unless the cell is not
 classifiable: most of its windows look like nothing the model was trained on, or its channel
 failed a signal check (its reasons are set by the pipeline). Novel windows are counted but kept out
-of the posterior; no spike is ever dropped from the counts.
+of the posterior and of the spike train the firing model reads; no spike is ever dropped from the
+counts.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .firing import Train
 from .posterior import NOT_CLASSIFIABLE, CellPosterior, PosteriorConfig
 
 # A cell is not classifiable once more than this share of its windows are novel, after this many.
@@ -41,6 +43,9 @@ class Cell:
         self.sample_rate = sample_rate
         self.classes = tuple(classes)
         self.posterior = CellPosterior(self.classes, posterior_config)
+        firing = posterior_config.firing
+        self._firing_columns = None if firing is None else firing.in_classes(self.classes)
+        self.train = Train()
         self.keep_history = keep_history
         self.acquisition = 0
         self.restart(sample_rate)
@@ -50,13 +55,16 @@ class Cell:
         self.acquisition += 1
         self.sample_rate = sample_rate
         self.posterior.reset()
+        self.train.reset()
         self.samples = 0
+        self.origin = 0  # the sample_num of its first sample (set by the pipeline that feeds it)
         self.n_spikes = 0
         self.n_novel = 0
         self.signal_reasons: list[str] = []
         self.window_sum = None
-        self.history: list[tuple[int, np.ndarray]] = []
+        self.history: list[tuple[int, dict[str, np.ndarray]]] = []
         self.last_probabilities: np.ndarray | None = None
+        self.decided_at_s: float | None = None
 
     @property
     def seconds(self) -> float:
@@ -66,6 +74,13 @@ class Cell:
     @property
     def rate_hz(self) -> float:
         return self.n_spikes / self.seconds if self.samples else 0.0
+
+    @property
+    def seconds_to_decision(self) -> float | None:
+        """When the cell's standing decision was reached, in recorded seconds from its first sample."""
+        if self.decision != self.posterior.decision or self.decided_at_s is None:
+            return None
+        return round(self.decided_at_s, 6)
 
     @property
     def mean_window(self) -> np.ndarray | None:
@@ -94,10 +109,24 @@ class Cell:
             self.n_novel += 1
             posterior = self.posterior.posterior
         else:
-            posterior = self.posterior.update(probabilities)
+            posterior = self.posterior.update(probabilities, self._firing_evidence(sample_num))
+            p = self.posterior
+            if p.spikes_to_decision is None:
+                self.decided_at_s = None
+            elif p.spikes_to_decision == p.n_spikes:
+                self.decided_at_s = (sample_num - self.origin) / self.sample_rate
         if self.keep_history:
-            self.history.append((sample_num, posterior.copy()))
+            self.history.append((sample_num, dict(self.posterior.parts)))
         return posterior
+
+    def _firing_evidence(self, sample_num: int) -> np.ndarray | None:
+        if self._firing_columns is None:
+            return None
+        self.train.add(sample_num / self.sample_rate)
+        values = self.train.features()
+        if values is None:
+            return None
+        return self.posterior.config.firing.log_probabilities(values)[self._firing_columns]
 
     def summary(self) -> dict:
         """What `raphe classify --json` prints for the cell."""
@@ -106,6 +135,9 @@ class Cell:
                 "cell": self.id, "acquisition": self.acquisition, "recorded_s": round(self.seconds, 6),
                 "n_spikes": self.n_spikes, "n_novel": self.n_novel, "rate_hz": round(self.rate_hz, 4),
                 "posterior": dict(zip(self.classes, map(float, p.posterior))), "decision": self.decision,
+                "evidence": p.config.evidence, "n_isi": self.train.n_isi,
+                "parts": {name: dict(zip(self.classes, map(float, part))) for name, part in p.parts.items()},
                 "spikes_to_decision": p.spikes_to_decision if self.decision == p.decision else None,
+                "seconds_to_decision": self.seconds_to_decision,
                 "reasons": self.reasons,
                 "mean_spike_probability": dict(zip(self.classes, map(float, p.mean_spike_probability)))}

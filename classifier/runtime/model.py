@@ -19,6 +19,7 @@ from ai_edge_litert.interpreter import Interpreter
 from raphe.core.errors import RapheError
 from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES, MODEL_FORMAT, WindowSpec
 
+from .firing import FiringModel
 from .novelty import Novelty
 from .posterior import PosteriorConfig
 
@@ -123,11 +124,28 @@ class Model:
     def n_points(self) -> int:
         return self.window.n_points
 
-    def posterior_config(self, threshold: float = DECISION_THRESHOLD, min_spikes: int = MIN_SPIKES) -> PosteriorConfig:
-        """The cell posterior fitted with this model (the naive product if the metadata has none)."""
+    @property
+    def firing(self) -> FiringModel | None:
+        """The firing model calibrated with this one (a file beside it), or None."""
+        joint = self.metadata.get("posterior", {}).get("firing")
+        if not joint:
+            return None
+        return FiringModel(self.path.parent / Path(str(joint.get("model", ""))).name)
+
+    def posterior_config(self, threshold: float = DECISION_THRESHOLD, min_spikes: int = MIN_SPIKES,
+                         evidence: str | None = None) -> PosteriorConfig:
+        """The cell posterior fitted with this model (the naive product if the metadata has none).
+        ``evidence`` (which posterior decides) defaults to ``both`` where the model has a firing model,
+        else ``waveform``; the firing part is computed and shown whenever there is one."""
         fitted = self.metadata.get("posterior", {})
+        joint = fitted.get("firing") or {}
+        firing = self.firing
         return PosteriorConfig(alpha=float(fitted.get("alpha", 1.0)), beta=float(fitted.get("beta", 0.0)),
-                               margin=float(fitted.get("margin", 0.0)), threshold=threshold, min_spikes=min_spikes)
+                               margin=float(fitted.get("margin", 0.0)), threshold=threshold, min_spikes=min_spikes,
+                               evidence=evidence or ("both" if firing else "waveform"), firing=firing,
+                               firing_weight=float(joint.get("weight", 1.0)),
+                               firing_margin=float(joint.get("margin", 0.0)),
+                               joint_margin=float(joint.get("joint_margin", fitted.get("margin", 0.0))))
 
     @property
     def checksum(self) -> str:

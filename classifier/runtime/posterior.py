@@ -12,11 +12,21 @@ wholes). ``margin`` is the evidence a class must gain over another before it cou
 the model gets wrong as wholes tend to be those whose evidence is weak but consistent, so a margin
 keeps them near even odds while clearly decided cells still reach a decision. All three are fitted
 on held-out cells (``raphe.classifier.evaluation.calibration``).
+
+The spike train is a second stream of evidence (``runtime.firing``): once enough intervals are in,
+the firing model's log-probabilities f(c) for the cell's recent intervals, weighted by
+``firing_weight`` (w), give
+
+    firing_n(c)  = softmax(-max(max_k w f(k) - w f(c) - firing_margin, 0))
+    joint_n(c)   = softmax(-max(max_k y(k) - y(c) - joint_margin, 0)),   y = z_n + w f
+
+f is not summed over spikes: it already reads all the recent intervals at once. The three
+posteriors are always computed; ``evidence`` says which one decides the cell.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -27,6 +37,7 @@ UNDECIDED = "undecided"
 # A cell whose windows look like nothing the model knows, or whose channel is not cell-attached current.
 NOT_CLASSIFIABLE = "not classifiable"
 FLOOR = 1e-6
+EVIDENCE = ("both", "waveform", "firing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +50,9 @@ class PosteriorConfig:
         model's metadata carries the fitted values).
     threshold : a cell is decided once its largest posterior reaches this (default 0.99).
     min_spikes : and it has at least this many spikes (default 5).
+    evidence : which posterior decides: ``waveform`` (default), ``firing`` or ``both`` (the joint).
+    firing : the firing model (a ``runtime.firing.FiringModel``), needed for ``firing`` and ``both``;
+        firing_weight, firing_margin, joint_margin : how its evidence is weighed (fitted with it).
     """
 
     alpha: float = 1.0
@@ -46,12 +60,23 @@ class PosteriorConfig:
     margin: float = 0.0
     threshold: float = DECISION_THRESHOLD
     min_spikes: int = MIN_SPIKES
+    evidence: str = "waveform"
+    firing: object = field(default=None, compare=False, repr=False)
+    firing_weight: float = 1.0
+    firing_margin: float = 0.0
+    joint_margin: float = 0.0
 
     def __post_init__(self):
         if not (self.alpha > 0 and self.beta >= 0 and self.margin >= 0 and 0.5 <= self.threshold < 1
-                and self.min_spikes >= 1):
-            raise RapheError("posterior needs alpha > 0, beta >= 0, margin >= 0, 0.5 <= threshold < 1 "
-                             "and min_spikes >= 1")
+                and self.min_spikes >= 1 and self.firing_weight >= 0 and self.firing_margin >= 0
+                and self.joint_margin >= 0):
+            raise RapheError("posterior needs alpha > 0, beta >= 0, margins >= 0, firing_weight >= 0, "
+                             "0.5 <= threshold < 1 and min_spikes >= 1")
+        if self.evidence not in EVIDENCE:
+            raise RapheError(f"unknown evidence {self.evidence!r} (choose {', '.join(EVIDENCE)})")
+        if self.evidence != "waveform" and self.firing is None:
+            raise RapheError(f"--evidence {self.evidence} needs a firing model, and this model has none "
+                             "(use --evidence waveform, or calibrate it with --firing)")
 
 
 def top_class(classes: tuple[str, ...], probabilities) -> str:
@@ -60,22 +85,49 @@ def top_class(classes: tuple[str, ...], probabilities) -> str:
     return f"{classes[best]} {float(probabilities[best]):.3f}"
 
 
+def leanings(classes: tuple[str, ...], parts: dict) -> str:
+    """Which way the waveform and the firing evidence point, e.g. ``S/N`` for SER and NSER (class
+    initials where they differ, else names; ``-`` where a part is even); ``parts`` holds each
+    part's probabilities, as a sequence or a dict by class."""
+    short = [c[:1] for c in classes] if len({c[:1] for c in classes}) == len(classes) else list(classes)
+
+    def way(p) -> str:
+        values = np.array([p[c] for c in classes]) if isinstance(p, dict) else np.asarray(p)
+        best = int(values.argmax())
+        return short[best] if values[best] > 1.0 / len(classes) + 1e-9 else "-"
+
+    return f"{way(parts['waveform'])}/{way(parts['firing'])}"
+
+
 def log_evidence(probs: np.ndarray) -> np.ndarray:
     return np.log(np.clip(probs, FLOOR, 1.0))
 
 
-def combine(evidence_sum: np.ndarray, n: np.ndarray | int, alpha: float, beta: float, margin: float = 0.0,
-            log_prior: np.ndarray | float = 0.0) -> np.ndarray:
-    """Posterior(s) from summed log-probabilities after ``n`` spikes (rows of ``evidence_sum``)."""
+def tempered_evidence(evidence_sum: np.ndarray, n: np.ndarray | int, alpha: float, beta: float) -> np.ndarray:
+    """z: the waveform evidence after ``n`` spikes (rows of ``evidence_sum``), tempered."""
     scale = alpha / (1.0 + beta * np.maximum(np.asarray(n, dtype=np.float64) - 1.0, 0.0))
-    z = log_prior + np.asarray(evidence_sum) * np.expand_dims(scale, -1)
+    return np.asarray(evidence_sum) * np.expand_dims(scale, -1)
+
+
+def with_margin(z: np.ndarray, margin: float) -> np.ndarray:
+    """Posterior(s) from evidence ``z`` (rows), a class counting only beyond ``margin``."""
     gap = np.maximum(z.max(axis=-1, keepdims=True) - z - margin, 0.0)
     p = np.exp(-gap)
     return p / p.sum(axis=-1, keepdims=True)
 
 
+def combine(evidence_sum: np.ndarray, n: np.ndarray | int, alpha: float, beta: float, margin: float = 0.0,
+            log_prior: np.ndarray | float = 0.0) -> np.ndarray:
+    """Posterior(s) from summed log-probabilities after ``n`` spikes (rows of ``evidence_sum``)."""
+    return with_margin(log_prior + tempered_evidence(evidence_sum, n, alpha, beta), margin)
+
+
 class CellPosterior:
-    """One cell's running state: spikes seen, posterior, decision, and the seed's mean rule alongside."""
+    """One cell's running state: spikes seen, posterior, decision, and the seed's mean rule alongside.
+
+    ``posterior`` is the one that decides (``config.evidence``); ``parts`` holds all three:
+    ``waveform``, ``firing`` (uniform until the firing model speaks) and ``joint``.
+    """
 
     def __init__(self, classes: tuple[str, ...], config: PosteriorConfig = PosteriorConfig()):
         self.classes = tuple(classes)
@@ -89,6 +141,7 @@ class CellPosterior:
         self._evidence = np.zeros(k)
         self._prob_sum = np.zeros(k)
         self.posterior = np.full(k, 1.0 / k)
+        self.parts = {name: self.posterior for name in ("waveform", "firing", "joint")}
         self.decision = UNDECIDED
         self.spikes_to_decision: int | None = None
 
@@ -99,12 +152,27 @@ class CellPosterior:
             return np.full(len(self.classes), 1.0 / len(self.classes))
         return self._prob_sum / self.n_spikes
 
-    def update(self, probs: np.ndarray) -> np.ndarray:
-        """Add one spike's class probabilities; return the new posterior."""
+    @property
+    def deciding(self) -> str:
+        """The name of the part that decides: ``joint`` for evidence ``both``."""
+        return "joint" if self.config.evidence == "both" else self.config.evidence
+
+    def update(self, probs: np.ndarray, firing_log_probs: np.ndarray | None = None) -> np.ndarray:
+        """Add one spike's class probabilities, and the firing model's log-probabilities for the cell's
+        intervals so far (None before it speaks); return the new posterior."""
+        c = self.config
         self.n_spikes += 1
         self._prob_sum += probs
         self._evidence += log_evidence(probs)
-        self.posterior = combine(self._evidence, self.n_spikes, self.config.alpha, self.config.beta, self.config.margin)
+        z = tempered_evidence(self._evidence, self.n_spikes, c.alpha, c.beta)
+        waveform = with_margin(z, c.margin)
+        if firing_log_probs is None:
+            firing, joint = self.parts["firing"], with_margin(z, c.joint_margin)
+        else:
+            f = c.firing_weight * firing_log_probs
+            firing, joint = with_margin(f, c.firing_margin), with_margin(z + f, c.joint_margin)
+        self.parts = {"waveform": waveform, "firing": firing, "joint": joint}
+        self.posterior = self.parts[self.deciding]
         best = int(self.posterior.argmax())
         decided = self.n_spikes >= self.config.min_spikes and self.posterior[best] >= self.config.threshold
         decision = self.classes[best] if decided else UNDECIDED

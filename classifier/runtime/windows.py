@@ -6,7 +6,9 @@ cell it came from and the recording day of that cell, so that splits can be made
 On disk:
 
 - ``.npz`` with ``X`` (N, 160) float32, ``y`` (N,) int, ``classes`` (C,) str, ``cell`` (N,) str,
-  ``day`` (N,) str and, when known, ``udi_ms`` (N,) float (the cell's UDI, NaN where unknown).
+  ``day`` (N,) str and, when known, ``udi_ms`` (N,) float (the cell's UDI, NaN where unknown) and
+  ``time_s`` (N,) float (when the spike's threshold crossing came, in seconds from the start of the
+  cell's recording; NaN where unknown), from which the firing model reads the cell's intervals.
 - the seed's layout: ``ROOT/CLASS/CELL/*.csv`` (or ``ROOT/CLASS/*.csv``), one spike per file, a header
   row, 160 rows of (time in s, current in pA). A cell name such as ``A131024#089`` gives its day as
   the part before ``#``.
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +42,16 @@ class WindowSet:
     cell: np.ndarray
     day: np.ndarray
     udi_ms: np.ndarray
+    time_s: np.ndarray = field(default=None)
 
     def __post_init__(self):
         n = len(self.X)
+        if self.time_s is None:
+            object.__setattr__(self, "time_s", np.full(n, np.nan))
         if self.X.ndim != 2 or self.X.shape[1] != N_POINTS:
             raise RapheError(f"windows must have {N_POINTS} points (got shape {self.X.shape})")
-        if any(len(a) != n for a in (self.y, self.cell, self.day, self.udi_ms)):
-            raise RapheError("window set arrays X, y, cell, day, udi_ms differ in length")
+        if any(len(a) != n for a in (self.y, self.cell, self.day, self.udi_ms, self.time_s)):
+            raise RapheError("window set arrays X, y, cell, day, udi_ms, time_s differ in length")
         if n and (self.y.min() < 0 or self.y.max() >= len(self.classes)):
             raise RapheError(f"labels must be 0..{len(self.classes) - 1} for classes {list(self.classes)}")
         if not np.isfinite(self.X).all():
@@ -62,7 +67,7 @@ class WindowSet:
 
     def subset(self, mask: np.ndarray) -> WindowSet:
         return WindowSet(self.X[mask], self.y[mask], self.classes, self.cell[mask], self.day[mask],
-                         self.udi_ms[mask])
+                         self.udi_ms[mask], self.time_s[mask])
 
     def in_classes(self, classes: tuple[str, ...]) -> WindowSet:
         """The same windows labelled in the order of ``classes`` (a model's); a class of the data that
@@ -70,7 +75,8 @@ class WindowSet:
         unknown = [c for k, c in enumerate(self.classes) if c not in classes and (self.y == k).any()]
         if unknown:
             raise RapheError(f"data has classes {unknown} that the model ({'/'.join(classes)}) does not know")
-        return make(self.X, np.asarray(self.classes)[self.y], self.cell, self.day, self.udi_ms, classes)
+        return make(self.X, np.asarray(self.classes)[self.y], self.cell, self.day, self.udi_ms, classes,
+                    self.time_s)
 
     def require_classes(self, minimum: int = 2) -> None:
         present = [c for i, c in enumerate(self.classes) if (self.y == i).any()]
@@ -78,7 +84,7 @@ class WindowSet:
             raise RapheError(f"need windows of at least {minimum} classes (found {present or 'none'})")
 
 
-def make(X, labels, cell, day, udi_ms=None, classes=None) -> WindowSet:
+def make(X, labels, cell, day, udi_ms=None, classes=None, time_s=None) -> WindowSet:
     """A window set from arrays, with ``labels`` as class names; classes sorted unless given."""
     labels = np.asarray(labels, dtype=str)
     classes = tuple(classes) if classes is not None else tuple(sorted(set(labels.tolist())))
@@ -89,8 +95,9 @@ def make(X, labels, cell, day, udi_ms=None, classes=None) -> WindowSet:
     y = np.array([index[c] for c in labels.tolist()], dtype=np.int64)
     n = len(labels)
     udi = np.full(n, np.nan) if udi_ms is None else np.asarray(udi_ms, dtype=np.float64)
+    times = np.full(n, np.nan) if time_s is None else np.asarray(time_s, dtype=np.float64)
     return WindowSet(np.asarray(X, dtype=np.float32).reshape(n, -1) if n else np.zeros((0, N_POINTS), np.float32),
-                     y, classes, np.asarray(cell, dtype=str), np.asarray(day, dtype=str), udi)
+                     y, classes, np.asarray(cell, dtype=str), np.asarray(day, dtype=str), udi, times)
 
 
 def concatenate(sets: list[WindowSet]) -> WindowSet:
@@ -100,7 +107,8 @@ def concatenate(sets: list[WindowSet]) -> WindowSet:
         classes += [c for c in s.classes if c not in classes]
     labels = np.concatenate([np.asarray(s.classes)[s.y] for s in sets]) if sets else np.array([], str)
     return make(np.concatenate([s.X for s in sets]), labels, np.concatenate([s.cell for s in sets]),
-                np.concatenate([s.day for s in sets]), np.concatenate([s.udi_ms for s in sets]), classes)
+                np.concatenate([s.day for s in sets]), np.concatenate([s.udi_ms for s in sets]), classes,
+                np.concatenate([s.time_s for s in sets]))
 
 
 def load(path: str | Path) -> WindowSet:
@@ -125,12 +133,13 @@ def load_npz(path: str | Path) -> WindowSet:
             classes = tuple(data["classes"].tolist()) if "classes" in data.files else tuple(
                 str(i) for i in range(int(y.max()) + 1 if len(y) else 0))
             udi = data["udi_ms"] if "udi_ms" in data.files else np.full(len(y), np.nan)
+            times = data["time_s"] if "time_s" in data.files else np.full(len(y), np.nan)
             if X.ndim != 2 or not np.issubdtype(X.dtype, np.number):
                 raise RapheError(f"{path}: X must be a numeric (N, {N_POINTS}) array (got {X.dtype} {X.shape})")
             if not np.issubdtype(y.dtype, np.integer):
                 raise RapheError(f"{path}: y must hold integer class indices (got {y.dtype})")
             return WindowSet(X.astype(np.float32), y.astype(np.int64), classes, data["cell"].astype(str),
-                             data["day"].astype(str), udi.astype(np.float64))
+                             data["day"].astype(str), udi.astype(np.float64), times.astype(np.float64))
     except (OSError, ValueError) as exc:
         raise RapheError(f"{path}: not a readable .npz window set ({exc})") from None
 
@@ -139,7 +148,7 @@ def save_npz(windows: WindowSet, path: str | Path) -> None:
     """Write atomically: the file appears whole or not at all."""
     with staged(path) as partial, partial.open("wb") as fh:
         np.savez_compressed(fh, X=windows.X, y=windows.y, classes=np.asarray(windows.classes),
-                            cell=windows.cell, day=windows.day, udi_ms=windows.udi_ms)
+                            cell=windows.cell, day=windows.day, udi_ms=windows.udi_ms, time_s=windows.time_s)
 
 
 def day_of(cell: str) -> str:

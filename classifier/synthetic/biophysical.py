@@ -122,6 +122,8 @@ from numba import njit
 
 from raphe.core.specs import ATYPICAL_UDI_MS
 
+from . import firing_variety
+
 SER = "SER"
 NSER = "NSER"
 CLASSES = (SER, NSER)
@@ -1004,7 +1006,8 @@ def spike_current_fixed(cell: Cell, n: int, sample_rate: float, t: float) -> np.
 
 
 def synth_trace(cell: Cell, day: Day, duration_s: float, sample_rate: float, rng: np.random.Generator,
-                noise_source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                noise_source: np.ndarray | None = None,
+                pattern: firing_variety.Pattern | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A cell-attached recording of ``cell`` on ``day``: (float32 trace in pA, trough times in s).
 
     The cell's current is scaled so that a fully recovered spike's trough, as recorded through the
@@ -1012,9 +1015,12 @@ def synth_trace(cell: Cell, day: Day, duration_s: float, sample_rate: float, rng
     (the filter's delay included).
     ``noise_source``, if given, is real baseline current (pA, at ``sample_rate``) that replaces the
     synthetic noise and hum; drift, artefacts and the day's filter are still applied.
+    ``pattern``, if given, is the cell's departure from its class's textbook firing (see firing_variety).
     """
     n = int(round(duration_s * sample_rate))
     times = spike_times(cell, duration_s, rng)
+    if pattern is not None:
+        times = firing_variety.apply(pattern, times, duration_s)
     delay, gain = recorded_reference(cell, day, sample_rate)
     signal = spike_current(cell, n, sample_rate, times, rng) * gain
     add_artefacts(signal, sample_rate, day, rng)

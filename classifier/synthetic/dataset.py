@@ -5,7 +5,12 @@ The windows are cut by raphe's own detector from the generated traces (the seed'
 the windows of the cell's own spikes are kept (a trough within 1 ms of the crossing): non-spike
 artefacts that cross the threshold are counted in the manifest and left out, so that the model
 and its novelty score learn action currents, and an artefact at the rig is novel rather than
-evidence. At most 700 windows per cell are kept, the seed's cap.
+evidence. At most 700 windows per cell are kept, the seed's cap; each keeps its time, so that the
+firing model reads the cell's intervals from the same set.
+
+Firing is ``varied`` by default: both generators' trains get the exceptions of
+:mod:`firing_variety` (slow regular NSER cells, bursting and irregular SER cells, rate drift, missed
+and extra detections). ``classic`` leaves them out and reproduces earlier versions' data exactly.
 """
 
 from __future__ import annotations
@@ -27,12 +32,14 @@ from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
 from raphe.replay.recording import write_abf1
 
-from . import biophysical, template
+from . import biophysical, firing_variety, template
 from .noise_masks import cut_noise_masks, noise_from_masks
 
 # The generators, each built on its own principle from the same published facts.
 GENERATORS = {"template": template, "biophysical": biophysical}
-MANIFEST_COLUMNS = ["file", "cell", "label", "atypical", "udi_ms", "trough_pa", "rate_hz", "cv", "day",
+FIRING = ("varied", "classic")
+# rate_hz and cv are measured on the cell's train as synthesized; firing names its pattern.
+MANIFEST_COLUMNS = ["file", "cell", "label", "atypical", "udi_ms", "trough_pa", "rate_hz", "cv", "firing", "day",
                     "sample_rate", "duration_s", "n_spikes", "n_windows", "n_artefact_windows"]
 # A detected window is a spike's when one of the cell's troughs lies this close to its crossing.
 SPIKE_MATCH_S = 0.001
@@ -51,7 +58,7 @@ class SynthSummary:
 def synthesize(out: str | Path, cells: int, days: int, seed: int, sample_rate: float = SEED_WINDOW.sample_rate_hz,
                duration_s: float = 60.0, ser_fraction: float = 0.5, write_abf: bool = True,
                noise_from: list[str] | None = None, generator: str = "template", rates: tuple[float, ...] = (),
-               console: Console | None = None) -> SynthSummary:
+               firing: str = "varied", console: Console | None = None) -> SynthSummary:
     """Generate ``cells`` labelled cells spread over ``days`` recording days into folder ``out``.
 
     Parameters
@@ -68,9 +75,12 @@ def synthesize(out: str | Path, cells: int, days: int, seed: int, sample_rate: f
     ser_fraction : the share of SER cells (default 0.5).
     noise_from : recordings whose spike-free current stretches replace the synthetic baseline noise.
     generator : ``template`` (default) or ``biophysical`` (see GENERATORS).
+    firing : ``varied`` (default) or ``classic`` (see above).
     """
     if generator not in GENERATORS:
         raise RapheError(f"unknown generator {generator!r} (choose {', '.join(GENERATORS)})")
+    if firing not in FIRING:
+        raise RapheError(f"unknown firing {firing!r} (choose {', '.join(FIRING)})")
     if cells < 1 or days < 1:
         raise RapheError("need at least 1 cell and 1 day")
     if not (duration_s > 0.1 and min((sample_rate, *rates)) >= 10_000):
@@ -85,7 +95,7 @@ def synthesize(out: str | Path, cells: int, days: int, seed: int, sample_rate: f
     shutil.rmtree(partial, ignore_errors=True)
     try:
         summary = _write(partial, module, prefix, cells, days, seed, sample_rate, rates, duration_s, ser_fraction,
-                         write_abf, noise_from, console)
+                         write_abf, noise_from, firing == "varied", console)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -97,7 +107,7 @@ def synthesize(out: str | Path, cells: int, days: int, seed: int, sample_rate: f
 
 def _write(out: Path, module, prefix: str, cells: int, days: int, seed: int, sample_rate: float,
            rates: tuple[float, ...], duration_s: float, ser_fraction: float, write_abf: bool,
-           noise_from: list[str] | None, console: Console | None) -> SynthSummary:
+           noise_from: list[str] | None, varied: bool, console: Console | None) -> SynthSummary:
     (out / "abf" if write_abf else out).mkdir(parents=True)
     rng = np.random.default_rng(seed)
     day_list = [module.draw_day(f"{prefix}{seed}-d{d + 1:02d}", rng) for d in range(days)]
@@ -114,12 +124,14 @@ def _write(out: Path, module, prefix: str, cells: int, days: int, seed: int, sam
         name = f"{prefix}{seed}-c{i + 1:04d}"
         n = int(round(duration_s * rate))
         noise = noise_from_masks(masks[rate], n, rng) if masks else None
-        trace, times = module.synth_trace(cell, day, duration_s, rate, rng, noise)
-        X, artefacts = spike_windows(trace, times, rate, config)
-        X = X[:MAX_WINDOWS_PER_CELL]
+        # the pattern's own stream, so that classic firing leaves the generator's draws as they were
+        pattern = firing_variety.draw(cell.label, np.random.default_rng((seed, i))) if varied else None
+        trace, times = module.synth_trace(cell, day, duration_s, rate, rng, noise, pattern)
+        X, crossing_s, artefacts = spike_windows(trace, times, rate, config)
+        X, crossing_s = X[:MAX_WINDOWS_PER_CELL], crossing_s[:MAX_WINDOWS_PER_CELL]
         udi = module.measured_udi_ms(cell)
         parts.append(windows.make(X, [cell.label] * len(X), [name] * len(X), [day.name] * len(X),
-                                  [udi] * len(X), module.CLASSES))
+                                  [udi] * len(X), module.CLASSES, crossing_s))
         file = ""
         if write_abf:
             file = f"abf/{name}.abf"
@@ -131,7 +143,8 @@ def _write(out: Path, module, prefix: str, cells: int, days: int, seed: int, sam
                                                         "non-finite or beyond ±1 µA, written as 0 in its .abf")
             write_abf1(out / file, np.where(broken, 0.0, trace), rate, "pA")
         rows.append([file, name, cell.label, cell.label == module.SER and udi < ATYPICAL_UDI_MS,
-                     f"{udi:.4f}", f"{cell.trough_pa:.2f}", f"{cell.rate_hz:.4f}", f"{cell.cv:.4f}", day.name,
+                     f"{udi:.4f}", f"{cell.trough_pa:.2f}", f"{len(times) / duration_s:.4f}", f"{train_cv(times):.4f}",
+                     pattern.kind if pattern else "classic", day.name,
                      f"{rate:g}", f"{duration_s:g}", len(times), len(X), artefacts])
     all_windows = windows.concatenate(parts)
     windows.save_npz(all_windows, out / "windows.npz")
@@ -141,17 +154,24 @@ def _write(out: Path, module, prefix: str, cells: int, days: int, seed: int, sam
     return SynthSummary(cells, len(all_windows), per_class, cells if write_abf else 0)
 
 
+def train_cv(times: np.ndarray) -> float:
+    """The ISI CV of a train (NaN below 3 spikes)."""
+    isi = np.diff(times)
+    return float(isi.std() / isi.mean()) if len(isi) >= 2 else float("nan")
+
+
 def spike_windows(trace: np.ndarray, times: np.ndarray, sample_rate: float,
-                  config: DetectorConfig) -> tuple[np.ndarray, int]:
+                  config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, int]:
     """The windows raphe's detector cuts from ``trace`` around the cell's own spikes (troughs at
-    ``times``, s), and how many other windows (artefacts that crossed the threshold) it also cut."""
+    ``times``, s), their crossing times (s), and how many other windows (artefacts that crossed the
+    threshold) it also cut."""
     events = Detector(1, sample_rate, config).process(trace[np.newaxis, :], 0)
     crossing_s = events.records["sample_num"] / sample_rate
     if len(times) == 0:
-        return events.windows[:0], len(events)
+        return events.windows[:0], crossing_s[:0], len(events)
     nearest = np.abs(crossing_s[:, None] - np.asarray(times)[None, :]).min(axis=1) if len(events) else np.zeros(0)
     spike = nearest <= SPIKE_MATCH_S
-    return events.windows[spike], int((~spike).sum())
+    return events.windows[spike], crossing_s[spike], int((~spike).sum())
 
 
 def write_manifest(path: Path, rows: list[list]) -> None:

@@ -21,6 +21,8 @@ import numpy as np
 
 from raphe.core.specs import ATYPICAL_UDI_MS
 
+from . import firing_variety
+
 SER = "SER"
 NSER = "NSER"
 CLASSES = (SER, NSER)
@@ -195,15 +197,19 @@ def lowpass(trace: np.ndarray, sample_rate: float, cutoff_hz: float, causal: boo
 
 
 def synth_trace(cell: Cell, day: Day, duration_s: float, sample_rate: float, rng: np.random.Generator,
-                noise_source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                noise_source: np.ndarray | None = None,
+                pattern: firing_variety.Pattern | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A cell-attached recording of ``cell`` on ``day``: (float32 trace in pA, trough times in s).
 
     ``noise_source``, if given, is real baseline current (pA, already at ``sample_rate``) that replaces
     the synthetic white, 1/f and line noise; drift, artefacts and the day's filter are still applied.
+    ``pattern``, if given, is the cell's departure from its class's textbook firing (see firing_variety).
     """
     n = int(round(duration_s * sample_rate))
     trace = noise_source[:n].astype(np.float64) if noise_source is not None else baseline(n, sample_rate, day, rng)
     times = spike_times(cell, duration_s, rng)
+    if pattern is not None:
+        times = firing_variety.apply(pattern, times, duration_s)
     half = int(round(0.006 * sample_rate))
     offsets = np.arange(-half, half + 1)
     for t in times:

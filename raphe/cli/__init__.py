@@ -11,19 +11,19 @@ import sys
 
 from raphe.core.errors import RapheError
 
-from . import (bench, calibrate, classify, crossval, demo, detect, distill, evaluate, export, info, keys, listen,
-               matrix, replay, serve, synth, train)
+from . import (bench, calibrate, classify, compare, crossval, demo, detect, distill, evaluate, export, firing_model,
+               info, keys, listen, matrix, replay, serve, synth, train)
 from .options import Parser
 
-COMMANDS = (info, replay, listen, detect, serve, classify, bench, synth, train, crossval, distill, evaluate, matrix, calibrate,
-            export, keys, demo)
+COMMANDS = (info, replay, listen, detect, serve, classify, bench, synth, train, firing_model, crossval, distill, evaluate,
+            matrix, compare, calibrate, export, keys, demo)
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="raphe", description="Real-time identification of serotonergic neurons.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in COMMANDS:
-        name = command.__name__.rsplit(".", 1)[1]
+        name = command.__name__.rsplit(".", 1)[1].replace("_", "-")
         p = sub.add_parser(name, help=command.HELP, description=command.HELP, epilog=f"example: {command.EXAMPLE}")
         command.add_arguments(p)
         p.set_defaults(run=command.run)

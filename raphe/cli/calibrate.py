@@ -14,6 +14,9 @@ EXAMPLE = "raphe calibrate my-model/ held-out-cells/"
 def add_arguments(p: Parser) -> None:
     p.add_argument("model", help="a model's .tflite or .json, or a folder of models")
     p.add_argument("data", nargs="+", help="labelled window sets of cells the model never saw")
+    p.add_argument("--firing", metavar="JSON",
+                   help="a firing model (raphe firing-model): also fit the joint posterior of waveform and "
+                        "firing evidence on these cells, and put the firing model beside the model")
     add_labelled_options(p)
 
 
@@ -22,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
 
     data = load_windows(args.data, args.channel)
     data.require_classes(2)
-    for name, (alpha, beta, margin) in calibrate(args.model, data, ", ".join(args.data)).items():
-        print(f"{name}: cell posterior alpha {alpha:.4f}, beta {beta:.4f}, margin {margin:g} "
-              f"(fitted on {len(set(data.cell.tolist()))} cells)", file=sys.stderr)
+    cells = len(set(data.cell.tolist()))
+    for name, fitted in calibrate(args.model, data, ", ".join(args.data), args.firing).items():
+        joint = (f"; firing weight {fitted['firing_weight']:.3f}, joint margin {fitted['joint_margin']:g}, "
+                 f"firing margin {fitted['firing_margin']:g}") if "firing_weight" in fitted else ""
+        print(f"{name}: cell posterior alpha {fitted['alpha']:.4f}, beta {fitted['beta']:.4f}, "
+              f"margin {fitted['margin']:g}{joint} (fitted on {cells} cells)", file=sys.stderr)
     return 0

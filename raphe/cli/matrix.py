@@ -23,11 +23,13 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--data", type=named, action="append", required=True, metavar="NAME=DATA",
                    help="a labelled window set of held-out days (.npz, `raphe synth` folder), named (repeat)")
     p.add_argument("--out", help="folder for matrix.md, matrix.json and tradeoff.png")
+    p.add_argument("--evidence", nargs="+", choices=["both", "waveform", "firing"], default=[],
+                   help="judge each model with each of these posteriors (default: each model's own)")
 
 
 def run(args: argparse.Namespace) -> int:
     from raphe.classifier.evaluation.matrix import markdown, matrix
 
-    result = matrix(dict(args.model), dict(args.data), args.out)
+    result = matrix(dict(args.model), dict(args.data), args.out, tuple(args.evidence))
     print(markdown(result))
     return 0

@@ -74,14 +74,19 @@ def add_model_options(p: Parser) -> None:
                    help="posterior a class must reach to be decided (default %(default)g)")
     p.add_argument("--min-spikes", type=positive_int, default=MIN_SPIKES,
                    help="spikes before any decision (default %(default)d)")
+    p.add_argument("--evidence", choices=["both", "waveform", "firing"],
+                   help="which posterior decides: both (the joint of the spikes' shapes and the cell's firing), "
+                        "waveform or firing alone (default: both where the model has a firing model, else "
+                        "waveform); every output shows all three")
 
 
 def load_model(args: argparse.Namespace):
-    """The model of ``--model`` and the posterior of ``--decision-threshold`` and ``--min-spikes``."""
+    """The model of ``--model`` and the posterior of ``--decision-threshold``, ``--min-spikes`` and
+    ``--evidence``."""
     from raphe.classifier.runtime.model import Model
 
     model = Model(args.model)
-    return model, model.posterior_config(args.decision_threshold, args.min_spikes)
+    return model, model.posterior_config(args.decision_threshold, args.min_spikes, args.evidence)
 
 
 def add_units_options(p: Parser) -> None:

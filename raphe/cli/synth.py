@@ -30,6 +30,10 @@ def add_arguments(p: Parser) -> None:
                         "membrane dynamics and a patch model (default %(default)s)")
     p.add_argument("--rates", type=positive_float, nargs="+", metavar="HZ",
                    help="each recording day draws its sample rate from these (default: --rate for every day)")
+    p.add_argument("--firing", choices=["varied", "classic"], default="varied",
+                   help="varied: the textbook's firing with its exceptions (slow regular NSER, bursting and "
+                        "irregular SER cells, rate drift, missed and extra detections; README \"Synthetic "
+                        "firing\"); classic: without them, as earlier versions (default %(default)s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
 
     summary = synthesize(args.out, cells=args.cells, days=args.days, seed=args.seed, sample_rate=args.rate,
                          duration_s=args.duration, ser_fraction=args.ser_fraction, write_abf=not args.no_abf,
-                         noise_from=args.noise_from, generator=args.generator, rates=tuple(args.rates or ()))
+                         noise_from=args.noise_from, generator=args.generator, rates=tuple(args.rates or ()),
+                         firing=args.firing)
     counts = ", ".join(f"{c} {n}" for c, n in summary.per_class.items())
     print(f"{summary.cells} {args.generator} cells over {args.days} day(s): {summary.windows} windows ({counts}), "
           f"{summary.abf_files} ABF files, manifest.csv and windows.npz in {args.out}", file=sys.stderr)

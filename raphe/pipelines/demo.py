@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from raphe.classifier.runtime.model import Model
-from raphe.classifier.runtime.posterior import UNDECIDED, top_class
+from raphe.classifier.runtime.posterior import UNDECIDED, leanings, top_class
 from raphe.classifier.synthetic import template as synthetic
 from raphe.core.specs import DECISION_THRESHOLD, SEED_WINDOW
 from raphe.replay.player import replay
@@ -98,9 +98,10 @@ def demo(seconds: float = 40.0, seed: int = 7, report: str | Path = "raphe-demo.
 def summary(console: Console, truths: list[Truth], cells: list) -> int:
     """Print truth against decision per cell; return how many decisions are wrong."""
     table = Table(title="decisions against the truth", title_justify="left", **COMPACT_TABLE)
-    for column in ("cell", "truth", "UDI ms", "Hz", "spikes", "decision", "at", "posterior", ""):
+    for column in ("cell", "truth", "UDI ms", "Hz", "spikes", "decision", "at", "s", "posterior", "w/f", ""):
         table.add_column(column, no_wrap=True)
-    table.caption, table.caption_justify = "at: spikes to the decision", "left"
+    table.caption = "at, s: spikes and recorded seconds to the decision; w/f: where the shapes and the firing point"
+    table.caption_justify = "left"
     right = wrong = leaning_right = 0
     for i, (truth, cell) in enumerate(zip(truths, cells)):
         label = truth.cell.label + (" (atypical)" if truth.cell.atypical else "")
@@ -113,7 +114,9 @@ def summary(console: Console, truths: list[Truth], cells: list) -> int:
         posterior = top_class(cell.classes, cell.posterior.posterior) if cell else "-"
         table.add_row(f"cell{i + 1}", label, f"{truth.udi_ms:.2f}", f"{truth.cell.rate_hz:.1f}",
                       str(cell.n_spikes if cell else 0), decision,
-                      str(cell.posterior.spikes_to_decision or "-") if cell else "-", posterior,
+                      str(cell.posterior.spikes_to_decision or "-") if cell else "-",
+                      f"{cell.seconds_to_decision:.1f}" if cell and cell.seconds_to_decision is not None else "-",
+                      posterior, leanings(cell.classes, cell.posterior.parts) if cell else "-",
                       "[green]right[/]" if ok else "[red]wrong[/]" if decision != UNDECIDED else "[yellow]undecided[/]")
     console.print(table)
     undecided = len(truths) - right - wrong
@@ -138,14 +141,14 @@ def write_report(path: Path, truths: list[Truth], cells: list, model: Model) -> 
         if cell is not None and cell.mean_window is not None:
             wave.plot(t_ms, cell.mean_window, color="black")
             times = np.array([s for s, _ in cell.history]) / cell.sample_rate
-            values = np.array([p for _, p in cell.history])
-            for k, name in enumerate(cell.classes):
-                post.step(times, values[:, k], where="post", label=name)
+            for part, style in (("joint", "-"), ("waveform", "--"), ("firing", ":")):
+                values = np.array([p[part][0] for _, p in cell.history])
+                post.step(times, values, where="post", ls=style, label=part)
         wave.set_title(f"cell{row + 1}: {label}, UDI {truth.udi_ms:.2f} ms - mean window", fontsize=9)
         wave.set_ylabel("pA")
         post.axhline(DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
         decision = cell.posterior.decision if cell else UNDECIDED
-        post.set_title(f"posterior over time - decision: {decision}", fontsize=9)
+        post.set_title(f"P({cell.classes[0] if cell else 'SER'}) over time - decision: {decision}", fontsize=9)
         post.set_ylim(-0.02, 1.02)
         post.legend(loc="center right", fontsize=8)
     axes[-1][0].set_xlabel("ms from the threshold crossing")

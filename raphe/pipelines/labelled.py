@@ -129,9 +129,10 @@ def current_channel(recording: Recording, wanted: str | None) -> Channel:
     return current[0]
 
 
-def entry_windows(entry: Entry, config: DetectorConfig) -> tuple[np.ndarray, str, str, list[str]]:
-    """The windows of one labelled cell, its cell name, its day, and the reasons its channel is not
-    cell-attached current of a firing cell (the runtime's signal checks; empty if it is)."""
+def entry_windows(entry: Entry, config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, str, str, list[str]]:
+    """The windows of one labelled cell, their times (s from the recording's first sample), its cell
+    name, its day, and the reasons its channel is not cell-attached current of a firing cell (the
+    runtime's signal checks; empty if it is)."""
     recording = Recording(entry.path)
     channel = current_channel(recording, entry.channel)
     checks = SignalChecks(recording.sample_rate, config, [channel.units])
@@ -140,7 +141,7 @@ def entry_windows(entry: Entry, config: DetectorConfig) -> tuple[np.ndarray, str
     seconds = (events.records["sample_num"] - first) / recording.sample_rate
     keep = (seconds >= entry.start_s) & (seconds < entry.stop_s)
     cell = f"{entry.name}:{channel.num}"
-    return events.windows[keep], cell, entry.day or recording_day(recording), checks.reasons(0)
+    return events.windows[keep], seconds[keep], cell, entry.day or recording_day(recording), checks.reasons(0)
 
 
 def load_labelled(path: Path, channel: str | None = None,
@@ -150,9 +151,9 @@ def load_labelled(path: Path, channel: str | None = None,
     entries = read_manifest(path, channel) if path.suffix.lower() == ".csv" or not path.is_dir() \
         else folder_entries(path, channel)
     config = config or DetectorConfig()
-    X, labels, cells, days, udi, warnings = [], [], [], [], [], []
+    X, times, labels, cells, days, udi, warnings = [], [], [], [], [], [], []
     for entry in entries:
-        windows, cell, day, reasons = entry_windows(entry, config)
+        windows, seconds, cell, day, reasons = entry_windows(entry, config)
         if reasons:
             # a channel the runtime would call not classifiable must not teach the model either
             warnings.append(f"{cell}: left out, not cell-attached current of a firing cell ({'; '.join(reasons)})")
@@ -161,13 +162,14 @@ def load_labelled(path: Path, channel: str | None = None,
             warnings.append(f"{cell}: no spike crossed the threshold; the cell gives no window")
             continue
         X.append(windows)
+        times.append(seconds)
         labels += [entry.label] * len(windows)
         cells += [cell] * len(windows)
         days += [day] * len(windows)
         udi += [entry.udi_ms] * len(windows)
     if not X:
         raise RapheError(f"{path}: no labelled recording gave a window")
-    data = ws.make(np.concatenate(X), labels, cells, days, udi)
+    data = ws.make(np.concatenate(X), labels, cells, days, udi, time_s=np.concatenate(times))
     for k, name in enumerate(data.classes):
         mask = data.y == k
         n_cells, n_days = len(np.unique(data.cell[mask])), len(np.unique(data.day[mask]))

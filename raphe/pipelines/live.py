@@ -25,7 +25,7 @@ from rich.table import Table
 
 from raphe.classifier.runtime.cells import Cell
 from raphe.classifier.runtime.model import Model
-from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, PosteriorConfig, top_class
+from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, PosteriorConfig, leanings, top_class
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
 from raphe.detector.plausibility import SignalChecks
@@ -330,6 +330,8 @@ class Service:
         length = block.shape[1]
         rows_of.checks.add_block(rows_of.detector.row_stats, rows, starts, length)
         for channel in by_row.values():
+            if channel.cell.samples == 0:  # its first block: where its recorded seconds count from
+                channel.cell.origin = int(starts[np.flatnonzero(rows == channel.row)[0]])
             channel.cell.samples += length
             channel.last_seen = self._now
         if len(events) == 0:
@@ -403,7 +405,10 @@ class Service:
             spike_probabilities=probabilities.tolist(), posterior=posterior.tolist(), decision=decision,
             reasons=cell.reasons,
             spikes_to_decision=cell.posterior.spikes_to_decision if decision == cell.posterior.decision else None,
-            mean_spike_probability=cell.posterior.mean_spike_probability.tolist(), model=self._model_info)
+            mean_spike_probability=cell.posterior.mean_spike_probability.tolist(), model=self._model_info,
+            evidence=cell.posterior.config.evidence, waveform_posterior=cell.posterior.parts["waveform"].tolist(),
+            firing_posterior=cell.posterior.parts["firing"].tolist(), n_isi=cell.train.n_isi,
+            seconds_to_decision=cell.seconds_to_decision)
 
     def _write(self, record: dict) -> None:
         if self.log is not None:
@@ -469,9 +474,9 @@ class Service:
     def table(self, seconds: float, title: str) -> Table:
         """The live table: one line per cell, the stream's counters in the caption."""
         table = Table(title=title, title_justify="left", **COMPACT_TABLE)
-        for column in ("cell", "name", "spikes", "Hz", "posterior", "decision", "at", "novel", "drops"):
-            table.add_column(column, justify="left" if column in ("cell", "name", "posterior", "decision") else "right",
-                             no_wrap=True)
+        for column in ("cell", "name", "spikes", "Hz", "posterior", "w/f", "decision", "at", "novel", "drops"):
+            table.add_column(column, no_wrap=True,
+                             justify="left" if column in ("cell", "name", "posterior", "w/f", "decision") else "right")
         stats = self.subscriber.stats
         for key in sorted(self.channels):
             channel = self.channels[key]
@@ -483,14 +488,15 @@ class Service:
             channel_stats = stats.channels.get(key)
             drops = self.dropped(channel) + (channel_stats.lost_samples if channel_stats else 0)
             table.add_row(cell.id, cell.channel_name, str(cell.n_spikes), f"{cell.rate_hz:.1f}", posterior,
-                          f"[{style}]{decision}[/]", str(cell.posterior.spikes_to_decision or "-"), f"{cell.n_novel:,}",
+                          leanings(cell.classes, cell.posterior.parts), f"[{style}]{decision}[/]", str(cell.posterior.spikes_to_decision or "-"), f"{cell.n_novel:,}",
                           f"{drops:,}")
         malformed = ", ".join(f"{k} {n}" for k, n in sorted(stats.malformed.items())) or "0"
         dropped = sum(self.outputs.dropped.values())
         table.caption = (f"messages {stats.messages:,} · lost {stats.lost_messages:,} · malformed {malformed} · "
                          f"acquisitions {stats.acquisitions} · spikes {self.spikes:,} · outputs dropped {dropped:,}"
                          + (f" · refused blocks {self.refused_blocks:,}" if self.refused_blocks else "")
-                         + f" · {seconds:.1f} s · at: spikes to the decision")
+                         + f" · {seconds:.1f} s · at: spikes to the decision · w/f: where the shapes and the "
+                         f"firing point · deciding: {self.posterior.evidence}")
         table.caption_justify = "left"
         return table
 

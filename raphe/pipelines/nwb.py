@@ -79,7 +79,10 @@ def write_nwb(path: Path, recording: Recording, classified, model: Model, subjec
     ragged = {"spike_windows": "each spike's window, pA, 160 points on the 40 kHz grid (1 ms before to 3 ms "
                                "after the crossing)",
               "spike_probabilities": f"each spike's class probabilities ({', '.join(model.classes)})",
-              "running_posterior": "the cell's posterior after each spike",
+              "running_posterior": "the cell's deciding posterior after each spike",
+              "running_waveform_posterior": "the posterior of the waveform evidence alone after each spike",
+              "running_firing_posterior": "the posterior of the firing evidence alone after each spike "
+                                          "(uniform until the firing model speaks)",
               "novel": "whether each spike's window looked like nothing the model was trained on"}
     for name, description in ragged.items():
         nwbfile.add_unit_column(name, description, index=True)
@@ -87,7 +90,8 @@ def write_nwb(path: Path, recording: Recording, classified, model: Model, subjec
     n_classes = len(model.classes)
     for k, (cell, channel) in enumerate(zip(classified.cells, classified.channels)):
         mine = records["channel"] == k
-        history = np.array([p for _, p in cell.history], np.float32).reshape(-1, n_classes)
+        def history(part: str) -> np.ndarray:
+            return np.array([p[part] for _, p in cell.history], np.float32).reshape(-1, n_classes)
         summary = cell.summary()
         nwbfile.add_unit(spike_times=(records["sample_num"][mine] - recording.sweeps[0].sample_num)
                          / recording.sample_rate,
@@ -97,6 +101,8 @@ def write_nwb(path: Path, recording: Recording, classified, model: Model, subjec
                          mean_spike_probability=[summary["mean_spike_probability"][c] for c in model.classes],
                          spike_windows=classified.events.windows[mine].reshape(-1, model.n_points),
                          spike_probabilities=classified.probabilities[mine].reshape(-1, n_classes),
-                         running_posterior=history, novel=classified.novel[mine])
+                         running_posterior=history(cell.posterior.deciding),
+                         running_waveform_posterior=history("waveform"), running_firing_posterior=history("firing"),
+                         novel=classified.novel[mine])
     with staged(path) as partial, NWBHDF5IO(str(partial), "w") as io:
         io.write(nwbfile)

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from raphe.classifier.runtime.cells import Cell
 from raphe.classifier.runtime.model import Model
-from raphe.classifier.runtime.posterior import PosteriorConfig, top_class
+from raphe.classifier.runtime.posterior import PosteriorConfig, leanings, top_class
 from raphe.core.errors import RapheError
 from raphe.core.staged import staged
 from raphe.detector.config import DetectorConfig
@@ -33,7 +33,8 @@ from .nwb import Subject, write_nwb
 
 CURRENT_UNITS = ("pA",)
 CSV_COLUMNS = ["recording", "stream", "channel_num", "channel_name", "recorded_s", "n_spikes", "n_novel", "rate_hz",
-               "decision", "spikes_to_decision"]
+               "n_isi", "evidence", "decision", "spikes_to_decision", "seconds_to_decision"]
+PARTS = ("waveform", "firing", "joint")
 
 
 def detect_recording(recording: Recording, channels: list[Channel], config: DetectorConfig,
@@ -92,6 +93,7 @@ def classify_recording(recording: Recording, channels: list[Channel], model: Mod
              for c in channels]
     for k, cell in enumerate(cells):
         cell.samples = recording.total_samples
+        cell.origin = recording.sweeps[0].sample_num
         cell.signal_reasons = checks.reasons(k)
     for record, p, window, new in zip(events.records, probabilities, events.windows, novel):
         cells[record["channel"]].add_spike(int(record["sample_num"]), p, window, bool(new))
@@ -112,7 +114,7 @@ class ClassifyResult:
     def table(self) -> Table:
         """The people's view: one line per cell."""
         table = Table(title="raphe classify", title_justify="left")
-        for column in ("recording", "channel", "spikes", "novel", "rate Hz", "posterior", "decision",
+        for column in ("recording", "channel", "spikes", "novel", "rate Hz", "posterior", "w/f", "decision",
                        "spikes to decision", "mean spike p"):
             table.add_column(column, justify="right" if column in ("spikes", "novel", "rate Hz", "spikes to decision")
                              else "left")
@@ -122,7 +124,8 @@ class ClassifyResult:
             mean = [row["mean_spike_probability"][c] for c in self.classes]
             table.add_row(Path(row["recording"]).name, f"{row['channel_num']} {row['channel_name']}",
                           str(row["n_spikes"]), str(row["n_novel"]), f"{row['rate_hz']:.2f}",
-                          top_class(self.classes, posterior), row["decision"], str(row["spikes_to_decision"] or "-"),
+                          top_class(self.classes, posterior), leanings(self.classes, row["parts"]), row["decision"],
+                          str(row["spikes_to_decision"] or "-"),
                           top_class(self.classes, mean))
             why += [f"{Path(row['recording']).name} {row['channel_num']}: {reason}" for reason in row["reasons"]]
         if why:
@@ -131,8 +134,10 @@ class ClassifyResult:
         return table
 
     def write_csv(self, path: str | Path) -> None:
-        """One row per cell; posterior and mean spike probability one column per class. Written atomically."""
+        """One row per cell; the deciding posterior, each part's and the mean spike probability one column
+        per class. Written atomically."""
         columns = (CSV_COLUMNS + [f"posterior_{c}" for c in self.classes]
+                   + [f"{part}_posterior_{c}" for part in PARTS for c in self.classes]
                    + [f"mean_spike_probability_{c}" for c in self.classes] + ["reasons"])
         with staged(path) as partial, partial.open("w", newline="") as fh:
             writer = csv.writer(fh)
@@ -140,6 +145,7 @@ class ClassifyResult:
             for row in self.rows:
                 writer.writerow([row[c] if row[c] is not None else "" for c in CSV_COLUMNS]
                                 + [f"{row['posterior'][c]:.6g}" for c in self.classes]
+                                + [f"{row['parts'][part][c]:.6g}" for part in PARTS for c in self.classes]
                                 + [f"{row['mean_spike_probability'][c]:.6g}" for c in self.classes]
                                 + ["; ".join(row["reasons"])])
 

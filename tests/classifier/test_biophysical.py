@@ -404,7 +404,7 @@ def test_atypical_ser_cells_are_told_from_nser_cells_by_their_waveform():
     means, spikes = [], []
     for k, cell in enumerate(cells):
         trace, times = bio.synth_trace(cell, days[k % len(days)], 30.0, RATE, rng)
-        X, _ = spike_windows(trace, times, RATE, DetectorConfig())
+        X, _, _ = spike_windows(trace, times, RATE, DetectorConfig())
         X = normalise(X)
         assert len(X) >= 20
         means.append(X.mean(axis=0))

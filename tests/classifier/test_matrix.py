@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
+from raphe.classifier.runtime import windows as ws
+from raphe.classifier.runtime.model import DEFAULT_DIR
 from raphe.classifier.synthetic.dataset import synthesize
 from tests.helpers import run_raphe
 
@@ -50,3 +53,38 @@ def test_a_template_model_judged_on_both_generators(sources, tmp_path):
 def test_bad_matrix_arguments_give_one_line(tmp_path):
     result = run_raphe("matrix", "--model", "nameless", "--data", "x=y")
     assert result.returncode == 2 and "NAME=PATH" in result.stderr
+
+
+def test_a_firing_model_joins_the_posterior_and_every_evidence_is_judged(sources, tmp_path):
+    """A real firing fit on the template cells' trains, the joint posterior of the shipped student
+    calibrated with it on both generators, then judged with each kind of evidence; a set without
+    spike times cannot calibrate firing."""
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for suffix in (".tflite", ".json"):
+        (folder / f"s{suffix}").write_bytes((DEFAULT_DIR / f"raphe-student-dynamic{suffix}").read_bytes())
+    firing = tmp_path / "lab-firing.json"
+    trained = run_raphe("firing-model", sources / "template-train", sources / "biophysical-train", "--out", firing)
+    assert trained.returncode == 0 and "wrote" in trained.stderr, trained.stderr
+    model = folder / "s.tflite"
+    calibrated = run_raphe("calibrate", model, sources / "template-calibration", sources / "biophysical-calibration",
+                           "--firing", firing)
+    assert calibrated.returncode == 0 and "firing weight" in calibrated.stderr, calibrated.stderr
+    joint = json.loads(model.with_suffix(".json").read_text())["posterior"]["firing"]
+    assert joint["model"] == "lab-firing.json" and (folder / "lab-firing.json").is_file() and joint["weight"] >= 0
+    out = tmp_path / "report"
+    result = run_raphe("matrix", "--model", f"s={model}", "--data", f"biophysical={sources / 'biophysical-test'}",
+                       "--evidence", "waveform", "firing", "both", "--out", out)
+    assert result.returncode == 0, result.stderr
+    entries = json.loads((out / "matrix.json").read_text())["entries"]
+    assert [e["model"] for e in entries] == ["s (waveform)", "s (firing)", "s (both)"]
+    for e in entries:
+        assert e["figures"]["cells"] == 8 and "median_seconds_to_decision" in e["figures"]
+    seed_rule = {e["figures"]["cell_accuracy_seed_rule"]["rate"] for e in entries}
+    assert len(seed_rule) == 1  # the evidence changes the posterior, never the seed's rule
+    without_times = tmp_path / "no-times.npz"
+    data = ws.load(sources / "template-calibration")
+    ws.save_npz(ws.make(data.X, np.asarray(data.classes)[data.y], data.cell, data.day, classes=data.classes),
+                without_times)
+    refused = run_raphe("calibrate", model, without_times, "--firing", firing)
+    assert refused.returncode == 2 and "spike times" in refused.stderr and "Traceback" not in refused.stderr

@@ -28,7 +28,8 @@ from raphe.streamer.publisher import Publisher
 from tests.helpers import assert_one_line_error, drain_service as drain, free_port_pair, live_service, run_raphe
 
 POSTERIOR_KEYS = {"stream", "channel_num", "channel_name", "cell", "sample_num", "source_message_num", "n_spikes",
-                  "novel", "n_novel", "spike_probabilities", "posterior", "decision", "reasons", "classes", "model"}
+                  "novel", "n_novel", "spike_probabilities", "posterior", "decision", "reasons", "classes", "model",
+                  "evidence", "waveform_posterior", "firing_posterior", "n_isi", "seconds_to_decision"}
 EVENT_KEYS = {"event_type", "stream", "source_node", "electrode", "num_channels", "sample_rate", "sample_number",
               "sorted_id", "spike_probabilities", "posterior", "decision"}
 
@@ -96,8 +97,12 @@ def test_serve_gives_what_classify_gives_and_event_listener_receives_it(labelled
         assert cell["n_spikes"] == row["n_spikes"] > 0
         assert cell["decision"] == row["decision"] and cell["spikes_to_decision"] == row["spikes_to_decision"]
         assert cell["n_novel"] == row["n_novel"] and cell["reasons"] == row["reasons"]
+        assert cell["evidence"] == row["evidence"] and cell["n_isi"] == row["n_isi"]
+        assert cell["seconds_to_decision"] == pytest.approx(row["seconds_to_decision"])
         for name, p in row["posterior"].items():
             assert cell["posterior"][name] == pytest.approx(p, rel=1e-5, abs=1e-9)
+            for part in ("waveform", "firing", "joint"):
+                assert cell["parts"][part][name] == pytest.approx(row["parts"][part][name], rel=1e-5, abs=1e-9)
 
     headers = [decode_posterior(m) for m in messages]
     assert len(headers) == served["spikes"] == sum(c["n_spikes"] for c in served["cells"])
@@ -108,10 +113,12 @@ def test_serve_gives_what_classify_gives_and_event_listener_receives_it(labelled
                                    model.posterior_config(), keep_history=True).cells
         mine = [h["content"] for h in headers if h["content"]["stream"] == recording.name]
         assert [c["sample_num"] for c in mine] == [s for s, _ in cells[0].history]
-        np.testing.assert_allclose([c["posterior"] for c in mine], [p for _, p in cells[0].history],
-                                   rtol=1e-5, atol=1e-9)
+        deciding = cells[0].posterior.deciding
+        for key, part in (("posterior", deciding), ("waveform_posterior", "waveform"), ("firing_posterior", "firing")):
+            np.testing.assert_allclose([c[key] for c in mine], [p[part] for _, p in cells[0].history],
+                                       rtol=1e-5, atol=1e-9)
     for h in headers:
-        assert h["type"] == "posterior" and h["schema_version"] == 1 and isinstance(h["timestamp"], int)
+        assert h["type"] == "posterior" and h["schema_version"] == 2 and isinstance(h["timestamp"], int)
         content = h["content"]
         assert POSTERIOR_KEYS <= set(content)
         assert content["classes"] == ["SER", "NSER"] and sum(content["posterior"]) == pytest.approx(1.0)
@@ -298,7 +305,8 @@ def test_batched_and_one_by_one_ingest_give_the_same_cells_and_outputs():
                 a, b = cells[0][key], cells[1][key]
                 assert a.summary() == b.summary()
                 assert [s for s, _ in a.history] == [s for s, _ in b.history]
-                np.testing.assert_array_equal([p for _, p in a.history], [p for _, p in b.history])
+                for part in ("waveform", "firing", "joint"):
+                    np.testing.assert_array_equal([p[part] for _, p in a.history], [p[part] for _, p in b.history])
             assert sum(c.n_spikes for c in cells[0].values()) > 50
             assert cells[0][("rig", 4)].acquisition >= 2 and cells[0][("rig", 0)].acquisition == 2
             contents = [[decode_posterior(m)["content"] for m in got] for got in heard]

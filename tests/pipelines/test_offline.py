@@ -74,3 +74,23 @@ def test_two_processes_and_a_dask_cluster_classify_as_one_process_does(labelled_
 def test_an_unreachable_scheduler_is_one_line_before_any_work(labelled_files):
     result = run_raphe("classify", *labelled_files, "--scheduler", "tcp://127.0.0.1:9", timeout=120)
     assert_one_line_error(result, "cannot reach the Dask scheduler at tcp://127.0.0.1:9")
+
+
+def test_evidence_switches_which_posterior_decides_and_every_part_is_shown(labelled_files, tmp_path):
+    rows = {}
+    for evidence in ("waveform", "firing", "both"):
+        result = run_raphe("classify", *labelled_files, "--json", "--evidence", evidence,
+                           "--out", tmp_path / f"{evidence}.csv")
+        assert result.returncode == 0, result.stderr
+        rows[evidence] = [json.loads(line) for line in result.stdout.splitlines()]
+        deciding = "joint" if evidence == "both" else evidence
+        for row in rows[evidence]:
+            assert row["evidence"] == evidence and row["posterior"] == row["parts"][deciding]
+            assert row["n_isi"] > 8 and row["parts"]["firing"] != {"SER": 0.5, "NSER": 0.5}
+        header = (tmp_path / f"{evidence}.csv").read_text().splitlines()[0]
+        assert "firing_posterior_SER" in header and "seconds_to_decision" in header
+    for a, b in zip(rows["waveform"], rows["both"]):
+        assert a["parts"] == b["parts"]  # the same evidence; only which part decides differs
+        assert a["n_spikes"] == b["n_spikes"] and a["mean_spike_probability"] == b["mean_spike_probability"]
+    default = run_raphe("classify", labelled_files[0], "--json")
+    assert json.loads(default.stdout.splitlines()[0])["evidence"] == "both"  # the shipped model has a firing model

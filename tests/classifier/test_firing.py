@@ -1,0 +1,174 @@
+"""The firing model: its features against their definitions, the running train, the model file, a
+real fit on synthetic trains, the synthetic firing's exceptions, and the joint posterior."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from raphe.classifier.evaluation.calibration import fit_joint
+from raphe.classifier.runtime import firing as fm
+from raphe.classifier.runtime import windows as ws
+from raphe.classifier.runtime.model import DEFAULT_DIR
+from raphe.classifier.runtime.posterior import CellPosterior, PosteriorConfig, leanings
+from raphe.classifier.synthetic import firing_variety as fv
+from raphe.classifier.training.firing import cell_trains, train_firing_model
+from raphe.core.errors import RapheError
+
+
+def reference_features(isi: np.ndarray) -> np.ndarray:
+    pairs = np.stack([isi[:-1], isi[1:]])
+    return np.array([-np.log(isi.mean()), isi.std() / isi.mean(),
+                     np.mean(2 * np.abs(pairs[1] - pairs[0]) / pairs.sum(axis=0)),
+                     3 * np.mean(((pairs[0] - pairs[1]) / pairs.sum(axis=0)) ** 2),
+                     *np.log(np.percentile(isi, [10, 50, 90])), np.mean(isi < 0.02),
+                     np.mean(isi > 3 * np.median(isi)), np.log(len(isi))])
+
+
+@pytest.mark.parametrize("n", [2, 9, 100, 256])
+def test_features_are_their_definitions(n):
+    isi = np.random.default_rng(n).gamma(2.0, 0.1, n) + 0.004
+    np.testing.assert_allclose(fm.features(isi), reference_features(isi), rtol=1e-10, atol=1e-12)
+
+
+def test_the_train_reads_the_last_256_intervals_and_leaves_long_gaps_out():
+    train = fm.Train()
+    rng = np.random.default_rng(1)
+    times = np.cumsum(rng.uniform(0.05, 0.5, 700))
+    times[400:] += 30.0  # a sweep gap: one interval of 30 s that is not firing
+    for k, t in enumerate(times):
+        train.add(float(t))
+        if k + 1 <= fm.MIN_ISIS:
+            assert train.features() is None
+    assert train.n_isi == len(times) - 2
+    usable = fm.usable_intervals(times)
+    assert len(usable) == len(times) - 2
+    np.testing.assert_allclose(train.features(), fm.features(usable[-fm.WINDOW_ISIS:]), rtol=1e-12)
+    train.reset()
+    assert train.features() is None and train.n_isi == 0
+
+
+def test_a_damaged_firing_model_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "f.json"
+    path.write_text("{not json")
+    with pytest.raises(RapheError, match="not readable JSON"):
+        fm.FiringModel(path)
+    path.write_text(json.dumps({"format": fm.FIRING_FORMAT, "classes": ["SER", "NSER"], "features": ["rate"],
+                                "mean": [0.0], "scale": [1.0], "weights": [[0.0], [1.0]], "bias": [0.0, 0.0]}))
+    with pytest.raises(RapheError, match="features or parameter shapes"):
+        fm.FiringModel(path)
+
+
+def trains_set(rng, cells: int) -> ws.WindowSet:
+    """A window set whose windows carry times: SER cells slow and regular, NSER fast and irregular."""
+    X, labels, names, times = [], [], [], []
+    for i in range(cells):
+        label = ("SER", "NSER")[i % 2]
+        rate, cv = (rng.uniform(0.5, 3.0), rng.uniform(0.1, 0.45)) if label == "SER" else \
+            (rng.uniform(3.0, 20.0), rng.uniform(0.5, 1.3))
+        shape = 1 / cv**2
+        t = np.cumsum(np.maximum(rng.gamma(shape, 1 / (rate * shape), 80), 0.004))
+        X.append(np.zeros((len(t), ws.N_POINTS)))
+        labels += [label] * len(t)
+        names += [f"c{i}"] * len(t)
+        times.append(t)
+    return ws.make(np.concatenate(X), labels, names, ["d"] * len(labels), classes=("SER", "NSER"),
+                   time_s=np.concatenate(times))
+
+
+def test_a_real_fit_tells_slow_regular_from_fast_irregular_trains(tmp_path):
+    rng = np.random.default_rng(2)
+    model = train_firing_model(trains_set(rng, 60), tmp_path / "f.json", "test trains")
+    held_out = trains_set(np.random.default_rng(3), 40)
+    right = 0
+    for _, label, isi in cell_trains(held_out):
+        right += int(model.log_probabilities(fm.features(isi[:32])).argmax() == label)
+    assert right >= 36
+    assert fm.FiringModel(tmp_path / "f.json").metadata["training"]["cells"] == 60
+    with pytest.raises(RapheError, match="no spike times"):
+        train_firing_model(ws.make(np.zeros((4, ws.N_POINTS)), ["SER", "NSER"] * 2, list("abcd"), ["d"] * 4),
+                           tmp_path / "g.json", "no times")
+
+
+def test_the_synthetic_exceptions_come_at_their_stated_rates():
+    rng = np.random.default_rng(4)
+    ser = [fv.draw("SER", rng) for _ in range(4000)]
+    nser = [fv.draw("NSER", rng) for _ in range(4000)]
+    share = lambda pats, kind: np.mean([p.kind == kind for p in pats])  # noqa: E731
+    assert share(nser, "slow-regular") == pytest.approx(fv.SLOW_REGULAR_NSER, abs=0.02)
+    assert share(ser, "bursting") == pytest.approx(fv.BURSTING_SER, abs=0.015)
+    assert share(ser, "irregular") == pytest.approx(fv.IRREGULAR_SER, abs=0.01)
+    assert np.mean([p.drift_depth > 0 for p in ser + nser]) == pytest.approx(fv.DRIFTING, abs=0.02)
+    assert np.mean([p.missed > 0 for p in ser + nser]) == pytest.approx(fv.MISSING, abs=0.02)
+    assert np.mean([p.extra_hz > 0 for p in ser + nser]) == pytest.approx(fv.EXTRA, abs=0.02)
+
+
+def test_each_exception_changes_the_train_as_it_says():
+    regular = np.arange(0.5, 119.0, 0.5)  # 2 Hz, perfectly regular
+    slow = fv.apply(fv.Pattern("slow-regular", rate_hz=1.0, cv=0.3, seed=1), np.arange(0.01, 119.0, 0.1), 120.0)
+    assert len(slow) / 120.0 == pytest.approx(1.0, rel=0.25)
+    bursting = fv.apply(fv.Pattern("bursting", burst_share=0.3, seed=2), regular, 120.0)
+    short = np.diff(bursting) < 0.016
+    assert short.mean() == pytest.approx(0.3 * 1.3 / 1.39, abs=0.08)
+    missed = fv.apply(fv.Pattern(fv.TYPICAL, missed=0.1, seed=3), regular, 120.0)
+    assert len(missed) == pytest.approx(0.9 * len(regular), rel=0.05)
+    extra = fv.apply(fv.Pattern(fv.TYPICAL, extra_hz=0.5, seed=4), regular, 120.0)
+    assert len(extra) - len(regular) == pytest.approx(60, abs=25)
+    drifting = fv.apply(fv.Pattern(fv.TYPICAL, drift_depth=0.4, drift_period_s=60.0, seed=5), regular, 120.0)
+    assert np.diff(drifting).max() / np.diff(drifting).min() == pytest.approx(np.exp(0.8), rel=0.1)
+    for train in (slow, bursting, missed, extra, drifting):
+        assert (np.diff(train) >= fv.MIN_ISI_S).all() and train.min() >= 0 and train.max() < 120.0 - 0.01
+
+
+SHIPPED_FIRING = fm.FiringModel(DEFAULT_DIR / "raphe-firing.json")
+
+
+def test_the_joint_posterior_adds_weighted_firing_to_the_waveform():
+    config = PosteriorConfig(alpha=0.5, beta=0.1, margin=1.0, evidence="both", firing=SHIPPED_FIRING, firing_weight=2.0,
+                             firing_margin=0.5, joint_margin=1.5)
+    cell = CellPosterior(("SER", "NSER"), config)
+    cell.update(np.array([0.7, 0.3]))
+    assert np.allclose(cell.parts["firing"], [0.5, 0.5])  # the firing model has not spoken
+    f = np.log([0.2, 0.8])
+    cell.update(np.array([0.6, 0.4]), f)
+    z = 0.5 * np.log([0.42, 0.12]) / 1.1
+    y = z + 2.0 * f
+    gap = np.maximum(y.max() - y - 1.5, 0)
+    assert np.allclose(cell.parts["joint"], np.exp(-gap) / np.exp(-gap).sum())
+    assert cell.posterior is cell.parts["joint"] and cell.deciding == "joint"
+    assert leanings(("SER", "NSER"), cell.parts) == "-/N"  # the waveform's lead is still within its margin
+    cell.update(np.array([0.99, 0.01]), f)
+    assert leanings(("SER", "NSER"), cell.parts) == "S/N"
+    for evidence in ("waveform", "firing"):
+        other = CellPosterior(("SER", "NSER"), PosteriorConfig(evidence=evidence, firing=SHIPPED_FIRING))
+        other.update(np.array([0.9, 0.1]), np.log([0.1, 0.9]))
+        assert other.posterior is other.parts[evidence]
+    with pytest.raises(RapheError, match="needs a firing model"):
+        PosteriorConfig(evidence="both")
+
+
+def sequences_for(rng, cells: int, firing_right: bool):
+    """Held-out cells: weak waveform evidence for the truth, firing evidence for the truth or against it."""
+    waveform, firing = [], []
+    for i in range(cells):
+        label = i % 2
+        n = 40
+        p = np.full((n, 2), 0.45)
+        p[:, label] = 0.55
+        p += rng.normal(0, 0.02, p.shape)
+        waveform.append((label, np.clip(p, 0.01, 0.99)))
+        f = np.zeros((n, 2))
+        f[fm.MIN_ISIS:, label if firing_right else 1 - label] = np.log(0.9)
+        f[fm.MIN_ISIS:, 1 - label if firing_right else label] = np.log(0.1)
+        firing.append(f)
+    return waveform, firing
+
+
+def test_the_joint_fit_weighs_firing_that_helps_and_drops_firing_that_misleads():
+    rng = np.random.default_rng(5)
+    helps = fit_joint(*sequences_for(rng, 40, True), alpha=1.0, beta=0.0)
+    misleads = fit_joint(*sequences_for(rng, 40, False), alpha=1.0, beta=0.0)
+    assert helps[0] > 0.3
+    assert misleads[0] == 0.0
