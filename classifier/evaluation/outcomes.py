@@ -144,7 +144,8 @@ def posterior_summary(outcomes: Outcomes, config: PosteriorConfig) -> dict:
     decided = int(o.decided.sum())
     right = int((o.decided & ~o.wrong).sum())
     final_correct = (o.final.argmax(axis=1) == o.y).astype(float)
-    return {"alpha": config.alpha, "beta": config.beta, "threshold": config.threshold,
+    return {"alpha": config.alpha, "beta": config.beta, "evidence": config.evidence,
+            "firing_weight": config.firing_weight if config.firing is not None else None, "threshold": config.threshold,
             "min_spikes": config.min_spikes, "cells": n, "decided": decided,
             "undecided": int((o.decision == UNDECIDED).sum()),
             "not_classifiable": int((o.decision == NOT_CLASSIFIABLE).sum()),
@@ -153,5 +154,7 @@ def posterior_summary(outcomes: Outcomes, config: PosteriorConfig) -> dict:
             "decided_accuracy_ci95": wilson(right, decided),
             "final_argmax_accuracy": float(final_correct.mean()),
             "median_spikes_to_decision": float(np.nanmedian(o.spikes_to_decision)) if decided else float("nan"),
+            "median_seconds_to_decision": float(np.nanmedian(o.seconds_to_decision))
+            if np.isfinite(o.seconds_to_decision).any() else float("nan"),
             "ece_every_spike": expected_calibration_error(o.prefix_confidence, o.prefix_correct, o.prefix_weight),
             "ece_final": expected_calibration_error(o.final.max(axis=1), final_correct)}

@@ -65,7 +65,9 @@ def markdown(summary: dict) -> str:
                              f"{_pct(b['accuracy'])}{_ci(b['accuracy_ci95'])} |")
             lines.append("")
         q = r["posterior"]
-        lines += [f"Running cell posterior (alpha {q['alpha']:.4f}, beta {q['beta']:.4f}; decision at "
+        joint = (f"; evidence {q['evidence']}, firing weight {q['firing_weight']:.3g}" if q.get("evidence", "waveform")
+                 != "waveform" else "; waveform evidence alone")
+        lines += [f"Running cell posterior (alpha {q['alpha']:.4f}, beta {q['beta']:.4f}{joint}; decision at "
                   f"{q['threshold']} after at least {q['min_spikes']} spikes): {q['decided']} of {q['cells']} cells "
                   f"decided, {_pct(q['decided_accuracy'])}{_ci(q['decided_accuracy_ci95'])} of them correctly, "
                   f"median {q['median_spikes_to_decision']:g} spikes to the decision; {q['undecided']} undecided, "

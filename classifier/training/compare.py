@@ -36,7 +36,7 @@ from raphe.core.staged import staged
 
 from .firing import cell_trains
 
-FIRING_ISIS = (8, 16, 32)
+FIRING_ISIS = (8, 16, 24)
 WINDOWS_PER_CELL = 10
 TEST_SHARE = 0.3
 STEP_MS = SEED_WINDOW.step_s * 1000.0

@@ -10,6 +10,7 @@ parameters the runtime applies with numpy alone.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -98,6 +99,8 @@ def choose_c(X: np.ndarray, y: np.ndarray, cells: np.ndarray, seed: int, folds: 
 
 def train_firing_model(data: ws.WindowSet, out: str | Path, data_name: str, seed: int = 0) -> FiringModel:
     """Fit the firing model on the cells of ``data`` and write it to ``out`` (a .json)."""
+    if importlib.util.find_spec("sklearn") is None:
+        raise RapheError("raphe firing-model needs the train extra (pip install 'raphe[train]')")
     data.require_classes(2)
     started = time.perf_counter()
     trains = cell_trains(data)

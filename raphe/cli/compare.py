@@ -18,8 +18,8 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--out", required=True, help="folder for report.md, compare.json and the confusion matrices")
     p.add_argument("--splits", type=positive_int, default=10, help="repeated cell-level splits (default 10)")
     p.add_argument("--epochs", type=positive_int, default=40, help="at most this many epochs per network (default 40)")
-    p.add_argument("--isis", type=positive_int, nargs="+", default=[8, 16, 32], metavar="N",
-                   help="numbers of intervals the firing families read (default 8 16 32)")
+    p.add_argument("--isis", type=positive_int, nargs="+", default=[8, 16, 24], metavar="N",
+                   help="numbers of intervals the firing families read (default 8 16 24)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_labelled_options(p)
 

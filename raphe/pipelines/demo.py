@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from raphe.classifier.runtime.model import Model
-from raphe.classifier.runtime.posterior import UNDECIDED, leanings, top_class
+from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, leanings, top_class
 from raphe.classifier.synthetic import template as synthetic
 from raphe.core.specs import DECISION_THRESHOLD, SEED_WINDOW
 from raphe.replay.player import replay
@@ -98,32 +98,36 @@ def demo(seconds: float = 40.0, seed: int = 7, report: str | Path = "raphe-demo.
 def summary(console: Console, truths: list[Truth], cells: list) -> int:
     """Print truth against decision per cell; return how many decisions are wrong."""
     table = Table(title="decisions against the truth", title_justify="left", **COMPACT_TABLE)
-    for column in ("cell", "truth", "UDI ms", "Hz", "spikes", "decision", "at", "s", "posterior", "w/f", ""):
+    for column in ("cell", "truth", "UDI", "Hz", "spikes", "decision", "at", "s", "posterior", "w/f", ""):
         table.add_column(column, no_wrap=True)
-    table.caption = "at, s: spikes and recorded seconds to the decision; w/f: where the shapes and the firing point"
+    table.caption = ("*: atypical SER; UDI in ms; at, s: spikes and recorded seconds to the decision; w/f: where "
+                     "the shapes and the firing point")
     table.caption_justify = "left"
-    right = wrong = leaning_right = 0
+    right = wrong = leaning_right = abstained = 0
     for i, (truth, cell) in enumerate(zip(truths, cells)):
-        label = truth.cell.label + (" (atypical)" if truth.cell.atypical else "")
-        decision = cell.posterior.decision if cell else UNDECIDED
+        label = truth.cell.label + ("*" if truth.cell.atypical else "")
+        decision = cell.decision if cell else UNDECIDED  # what the service says, abstentions included
         ok = decision == truth.cell.label
         right += ok
-        wrong += decision not in (truth.cell.label, UNDECIDED)
+        wrong += decision in cell.classes and not ok if cell else False
+        abstained += decision == NOT_CLASSIFIABLE
         leaning_right += bool(cell) and decision == UNDECIDED and \
             cell.classes[int(cell.posterior.posterior.argmax())] == truth.cell.label
         posterior = top_class(cell.classes, cell.posterior.posterior) if cell else "-"
         table.add_row(f"cell{i + 1}", label, f"{truth.udi_ms:.2f}", f"{truth.cell.rate_hz:.1f}",
                       str(cell.n_spikes if cell else 0), decision,
-                      str(cell.posterior.spikes_to_decision or "-") if cell else "-",
+                      str(cell.summary()["spikes_to_decision"] or "-") if cell else "-",
                       f"{cell.seconds_to_decision:.1f}" if cell and cell.seconds_to_decision is not None else "-",
                       posterior, leanings(cell.classes, cell.posterior.parts) if cell else "-",
-                      "[green]right[/]" if ok else "[red]wrong[/]" if decision != UNDECIDED else "[yellow]undecided[/]")
+                      "[green]right[/]" if ok else "[yellow]abstained[/]" if decision in (UNDECIDED, NOT_CLASSIFIABLE)
+                      else "[red]wrong[/]")
     console.print(table)
-    undecided = len(truths) - right - wrong
+    undecided = len(truths) - right - wrong - abstained
     console.print(f"{right} of {len(truths)} cells decided rightly, {wrong} wrongly, {undecided} undecided "
                   f"(the most probable class of {leaning_right} of them is right; an undecided cell's posterior "
-                  "has not reached the decision threshold, because its spikes are ambiguous to the model)",
-                  soft_wrap=True)
+                  "has not reached the decision threshold, because its spikes are ambiguous to the model)"
+                  + (f", {abstained} not classifiable (most of its windows look like nothing the model was "
+                     "trained on)" if abstained else ""), soft_wrap=True)
     return wrong
 
 
@@ -147,7 +151,7 @@ def write_report(path: Path, truths: list[Truth], cells: list, model: Model) -> 
         wave.set_title(f"cell{row + 1}: {label}, UDI {truth.udi_ms:.2f} ms - mean window", fontsize=9)
         wave.set_ylabel("pA")
         post.axhline(DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
-        decision = cell.posterior.decision if cell else UNDECIDED
+        decision = cell.decision if cell else UNDECIDED
         post.set_title(f"P({cell.classes[0] if cell else 'SER'}) over time - decision: {decision}", fontsize=9)
         post.set_ylim(-0.02, 1.02)
         post.legend(loc="center right", fontsize=8)

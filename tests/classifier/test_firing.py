@@ -172,3 +172,29 @@ def test_the_joint_fit_weighs_firing_that_helps_and_drops_firing_that_misleads()
     misleads = fit_joint(*sequences_for(rng, 40, False), alpha=1.0, beta=0.0)
     assert helps[0] > 0.3
     assert misleads[0] == 0.0
+
+
+def test_firing_commands_refuse_bad_input_in_one_line(tmp_path):
+    from tests.helpers import assert_one_line_error, run_raphe
+
+    data = tmp_path / "no-times.npz"
+    ws.save_npz(ws.make(np.zeros((4, ws.N_POINTS)), ["SER", "NSER"] * 2, list("abcd"), ["d"] * 4), data)
+    assert_one_line_error(run_raphe("firing-model", data, "--out", tmp_path / "f.json"), "no spike times")
+    assert not (tmp_path / "f.json").exists()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for suffix in (".tflite", ".json"):
+        meta = (DEFAULT_DIR / f"raphe-student-dynamic{suffix}").read_bytes()
+        if suffix == ".json":  # the same model with its joint fit taken away
+            loaded = json.loads(meta)
+            loaded["posterior"].pop("firing")
+            meta = json.dumps(loaded).encode()
+        (plain / f"s{suffix}").write_bytes(meta)
+    assert_one_line_error(run_raphe("classify", data, "--model", plain / "s.tflite", "--evidence", "firing"),
+                          "needs a firing model")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for suffix in (".tflite", ".json"):
+        (broken / f"s{suffix}").write_bytes((DEFAULT_DIR / f"raphe-student-dynamic{suffix}").read_bytes())
+    (broken / "raphe-firing.json").write_text("{}")
+    assert_one_line_error(run_raphe("classify", data, "--model", broken / "s.tflite"), "not a raphe firing model")
