@@ -179,8 +179,27 @@ def calibrate(model_path, data: ws.WindowSet, data_name: str = "",
                              "joint: softmax(-max(max(z + f) - z - f - joint_margin, 0))"}
             result.update(firing_weight=weight, joint_margin=joint_margin, firing_margin=firing_margin)
         write_posterior(model.path, alpha, beta, margin, len(sequences), data_name or repr(data), joint)
+        write_class_means(model.path, aligned.subset(kept), data_name or repr(data))
         fitted[model.path.name] = result
     return fitted
+
+
+def class_means(data: ws.WindowSet) -> dict[str, list[float]]:
+    """Each class's average window, every window first brought to zero mean and unit spread (the
+    network sees shape, not size): what `classify --report` draws a cell against."""
+    X = data.X.astype(np.float64)
+    shapes = (X - X.mean(axis=1, keepdims=True)) / (X.std(axis=1, keepdims=True) + 1e-9)
+    return {c: np.round(shapes[data.y == k].mean(axis=0), 5).tolist() for k, c in enumerate(data.classes)
+            if (data.y == k).any()}
+
+
+def write_class_means(model_path, data: ws.WindowSet, fitted_on: str) -> None:
+    _, meta_path = sidecar(Path(model_path))
+    metadata = json.loads(meta_path.read_text())
+    metadata["class_means"] = {"windows": class_means(data), "normalised": "each window to zero mean and unit SD",
+                               "fitted_on": fitted_on}
+    with staged(meta_path) as partial:
+        partial.write_text(json.dumps(metadata, indent=2) + "\n")
 
 
 def write_posterior(model_path, alpha: float, beta: float, margin: float, cells: int, fitted_on: str,

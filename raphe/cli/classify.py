@@ -26,6 +26,9 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--species", help="NWB: the animal's species, e.g. 'Mus musculus' (nwbinspector asks for it)")
     p.add_argument("--sex", default="U", choices=["M", "F", "U", "O"], help="NWB: the animal's sex (default U)")
     p.add_argument("--age", help="NWB: the animal's age, ISO 8601, e.g. P30D (nwbinspector asks for it)")
+    p.add_argument("--report", metavar="DIR", help="also draw why each cell ended as it did: DIR/<name>-<channel>.png "
+                                                   "(its window against the class averages with an occlusion "
+                                                   "saliency, its intervals, each evidence stream over time)")
     add_model_options(p)
     add_detector_options(p)
 
@@ -42,10 +45,12 @@ def run(args: argparse.Namespace) -> int:
         check_writable(args.out)
     if args.nwb:
         nwb_folder(args.nwb)
+    if args.report:
+        output_folder(args.report, "the report's figures")
     on_row = (lambda row: print(json.dumps(row), flush=True)) if args.json else None
     result = classify_paths(args.paths, model, detector_settings(args), posterior, args.channels, on_row,
                             jobs=args.jobs, scheduler=args.scheduler, nwb_dir=args.nwb,
-                            subject=Subject(args.subject_id, args.species, args.sex, args.age))
+                            subject=Subject(args.subject_id, args.species, args.sex, args.age), report_dir=args.report)
     if args.out:
         result.write_csv(args.out)
     if not args.json and result.rows:
@@ -61,15 +66,23 @@ def run(args: argparse.Namespace) -> int:
 def nwb_folder(folder: str) -> None:
     """Refuse, before any work, an NWB folder that cannot be made or a missing pynwb."""
     import importlib.util
-    from pathlib import Path
 
     from raphe.core.errors import RapheError
 
     if importlib.util.find_spec("pynwb") is None:
         raise RapheError("--nwb needs pynwb: pip install 'raphe[nwb]' (make test installs it)")
+    output_folder(folder, "the NWB files")
+
+
+def output_folder(folder: str, what: str) -> None:
+    """Refuse, before any work, a folder for ``what`` that cannot be made; make it."""
+    from pathlib import Path
+
+    from raphe.core.errors import RapheError
+
     path = Path(folder)
     if not path.parent.is_dir():
         raise RapheError(f"{folder}: its folder {path.parent} does not exist")
     if path.exists() and not path.is_dir():
-        raise RapheError(f"{folder}: is a file, not a folder for the NWB files")
+        raise RapheError(f"{folder}: is a file, not a folder for {what}")
     path.mkdir(exist_ok=True)

@@ -30,6 +30,7 @@ from raphe.replay.player import block_samples
 from raphe.replay.recording import Channel, Recording
 
 from .nwb import Subject, write_nwb
+from .why import write_reports
 
 CURRENT_UNITS = ("pA",)
 CSV_COLUMNS = ["recording", "stream", "channel_num", "channel_name", "recorded_s", "n_spikes", "n_novel", "rate_hz",
@@ -172,6 +173,7 @@ class FileJob:
     channels: tuple[str, ...] | None
     nwb_dir: str | None = None
     subject: Subject = Subject()
+    report_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,11 @@ def classify_file(job: FileJob) -> FileOutcome:
             return FileOutcome(job.path, [], skipped=f"{job.path}: skipped, no channel in pA (it has {units}); "
                                                      "name channels with --channels")
         classified = classify_recording(recording, chosen, model, config, job.posterior,
-                                        keep_history=job.nwb_dir is not None)
+                                        keep_history=job.nwb_dir is not None or job.report_dir is not None)
         if job.nwb_dir is not None:
             write_nwb(Path(job.nwb_dir) / f"{recording.name}.nwb", recording, classified, model, job.subject)
+        if job.report_dir is not None:
+            write_reports(Path(job.report_dir), recording, classified, model)
     except RapheError as exc:
         return FileOutcome(job.path, [], failed=str(exc))
     return FileOutcome(job.path, [{"recording": job.path, **cell.summary()} for cell in classified.cells],
@@ -215,7 +219,7 @@ def classify_file(job: FileJob) -> FileOutcome:
 def classify_paths(paths: list[str | Path], model: Model, detector_settings: dict, posterior: PosteriorConfig,
                    channels: list[str] | None = None, on_row=None, console: Console | None = None,
                    jobs: int = 1, scheduler: str | None = None, nwb_dir: str | Path | None = None,
-                   subject: Subject = Subject()) -> ClassifyResult:
+                   subject: Subject = Subject(), report_dir: str | Path | None = None) -> ClassifyResult:
     """Classify every cell of every file; ``on_row`` gets each cell's row as soon as its file is done.
 
     Parameters
@@ -229,6 +233,8 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
         to its workers instead, one interpreter per worker.
     nwb_dir : also write each recording's results to ``nwb_dir/<name>.nwb`` (see ``raphe.pipelines.nwb``),
         with ``subject`` as the animal's metadata.
+    report_dir : also draw why each cell ended as it did, ``report_dir/<name>-<channel>.png`` (see
+        ``raphe.pipelines.why``).
 
     The rows, in file order, are the same however the files were spread; ``on_row`` sees them in the
     order files finish. On Ctrl-C the files finished so far are kept.
@@ -238,14 +244,15 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
     files = abf_files(paths)
     if not files:
         raise RapheError(f"no .abf files in {', '.join(map(str, paths))}")
-    if nwb_dir is not None:
+    if nwb_dir is not None or report_dir is not None:
         stems = [f.stem for f in files]
         twice = sorted({stem for stem in stems if stems.count(stem) > 1})
         if twice:
-            raise RapheError(f"--nwb names each file by its recording's name, and {', '.join(twice[:3])} "
-                             "occur more than once: classify those folders into separate --nwb folders")
+            raise RapheError(f"--nwb and --report name each file by its recording's name, and "
+                             f"{', '.join(twice[:3])} occur more than once: classify those folders separately")
     todo = [FileJob(str(f), str(model.path), detector_settings, posterior, tuple(channels) if channels else None,
-                    None if nwb_dir is None else str(nwb_dir), subject) for f in files]
+                    None if nwb_dir is None else str(nwb_dir), subject,
+                    None if report_dir is None else str(report_dir)) for f in files]
     _WORKER_MODELS.setdefault(str(model.path), model)
     outcomes: dict[str, FileOutcome] = {}
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -94,3 +94,36 @@ def test_evidence_switches_which_posterior_decides_and_every_part_is_shown(label
         assert a["n_spikes"] == b["n_spikes"] and a["mean_spike_probability"] == b["mean_spike_probability"]
     default = run_raphe("classify", labelled_files[0], "--json")
     assert json.loads(default.stdout.splitlines()[0])["evidence"] == "both"  # the shipped model has a firing model
+
+
+def test_the_report_draws_why_each_cell_ended_as_it_did(labelled_files, tmp_path):
+    import matplotlib.image
+    import numpy as np
+
+    from raphe.classifier.runtime.model import Model
+    from raphe.pipelines.offline import detect_recording
+    from raphe.pipelines.why import occlusion_saliency
+    from raphe.replay.recording import Recording
+
+    out = tmp_path / "why"
+    result = run_raphe("classify", *labelled_files, "--report", out, "--json")
+    assert result.returncode == 0, result.stderr
+    figures = sorted(out.glob("*.png"))
+    assert [f.name for f in figures] == sorted(f"{p.stem}-0.png" for p in labelled_files)
+    for figure in figures:
+        image = matplotlib.image.imread(figure)
+        assert image.shape[0] > 400 and image.shape[1] > 700 and image.std() > 0.05
+    model = Model()
+    recording = Recording(labelled_files[0])
+    from raphe.detector.config import DetectorConfig
+
+    events, _ = detect_recording(recording, recording.channels, DetectorConfig(window=model.window))
+    leading = int(model.predict(events.windows).mean(axis=0).argmax())
+    saliency = occlusion_saliency(model, events.windows, leading)
+    assert saliency.shape == (model.n_points,) and np.abs(saliency).max() > 0.01
+    # the spike (trough and positive phase, 1-3 ms into the window) drives the call, not the flat baseline
+    t_ms = model.window.time_ms()
+    assert np.abs(saliency[(t_ms > 0) & (t_ms < 1.5)]).max() > 3 * np.abs(saliency[t_ms < -0.5]).max()
+    a_file = tmp_path / "taken"
+    a_file.write_text("x")
+    assert_one_line_error(run_raphe("classify", labelled_files[0], "--report", a_file), "is a file")

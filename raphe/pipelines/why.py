@@ -1,0 +1,139 @@
+"""`raphe classify --report DIR`: why each cell ended as it did, one figure per cell.
+
+Four panels per cell (``DIR/<recording>-<channel>.png``):
+
+1. its mean window against the class-average windows of the model's calibration cells (each
+   scaled to the cell's own depth: the network sees shape, not size), shaded by an occlusion
+   saliency computed with the model itself: each stretch of ``OCCLUDED_POINTS`` points of up to
+   ``SALIENCY_WINDOWS`` of the cell's windows is replaced by a straight line between its ends, and
+   the drop in the log-odds of the cell's leading class says how much that part of the spike drove
+   the call;
+2. the saliency itself, per point;
+3. its inter-spike intervals against the classes' textbook ranges (SER 0.5-3 Hz, NSER 3-20 Hz);
+4. each evidence stream's posterior of the first class over the recorded time: joint, waveform
+   alone, firing alone, with the decision threshold.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from raphe.classifier.runtime.firing import usable_intervals
+from raphe.classifier.runtime.model import Model
+from raphe.core.specs import DECISION_THRESHOLD
+from raphe.core.staged import staged
+
+OCCLUDED_POINTS = 16
+OCCLUSION_STEP = 4
+SALIENCY_WINDOWS = 32
+# the textbook's firing ranges, as intervals (s): SER 0.5-3 Hz, NSER 3-20 Hz
+CLASS_ISI_RANGES = {"SER": (1 / 3.0, 1 / 0.5), "NSER": (1 / 20.0, 1 / 3.0)}
+
+
+def log_odds(p: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)), within what float32 probabilities can tell apart from 0 and 1."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+def occlusion_saliency(model: Model, windows: np.ndarray, target: int) -> np.ndarray:
+    """Per point, the mean drop in the log-odds of ``target`` when the stretch around it is occluded
+    (averaged over the stretches that cover it and over ``windows``): log-odds, not log p, so that
+    a confident call still shows what it rests on."""
+    windows = np.asarray(windows, dtype=np.float32)[:SALIENCY_WINDOWS]
+    n = windows.shape[1]
+    starts = list(range(0, n - OCCLUDED_POINTS + 1, OCCLUSION_STEP))
+    occluded = np.repeat(windows[:, None, :], len(starts), axis=1)
+    for k, s in enumerate(starts):
+        e = s + OCCLUDED_POINTS - 1
+        line = np.linspace(windows[:, s], windows[:, e], OCCLUDED_POINTS, axis=1)
+        occluded[:, k, s:e + 1] = line
+    base = log_odds(model.predict(windows)[:, target])
+    probs = model.predict(occluded.reshape(-1, n)).reshape(len(windows), len(starts), -1)[:, :, target]
+    drop = (base[:, None] - log_odds(probs)).mean(axis=0)
+    saliency, cover = np.zeros(n), np.zeros(n)
+    for k, s in enumerate(starts):
+        saliency[s:s + OCCLUDED_POINTS] += drop[k]
+        cover[s:s + OCCLUDED_POINTS] += 1
+    return saliency / np.maximum(cover, 1)
+
+
+def scaled_class_means(model: Model, mean_window: np.ndarray) -> dict[str, np.ndarray]:
+    """The model's class-average windows (stored normalised) at the cell's own baseline and spread."""
+    stored = model.metadata.get("class_means", {}).get("windows", {})
+    centre, spread = float(mean_window.mean()), float(mean_window.std()) or 1.0
+    return {c: np.asarray(w) * spread + centre for c, w in stored.items()}
+
+
+def write_cell_report(path: Path, cell, windows: np.ndarray, times_s: np.ndarray, model: Model) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t_ms = model.window.time_ms()
+    fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
+    shape, sal, isi_ax, post = axes.flat
+    leading = int(np.argmax(cell.posterior.posterior))
+    fig.suptitle(f"{cell.id} ({cell.channel_name}): {cell.decision}; {cell.n_spikes} spikes, {cell.n_novel} novel, "
+                 f"{cell.rate_hz:.2f} Hz; evidence {cell.posterior.config.evidence}", fontsize=10)
+    if cell.mean_window is not None and len(windows):
+        saliency = occlusion_saliency(model, windows, leading)
+        mean = cell.mean_window
+        for name, w in scaled_class_means(model, mean).items():
+            shape.plot(t_ms, w, lw=1, ls="--", label=f"{name} average")
+        shape.plot(t_ms, mean, color="black", lw=1.5, label="this cell")
+        top = max(float(saliency.max()), 1e-9)
+        for i in range(len(t_ms) - 1):
+            if saliency[i] > 0:
+                shape.axvspan(t_ms[i], t_ms[i + 1], color="tab:red", alpha=0.35 * saliency[i] / top, lw=0)
+        sal.plot(t_ms, saliency, color="tab:red")
+        sal.axhline(0, color="grey", lw=0.5)
+    shape.set_title("mean window against the class averages (red: what drove the call)", fontsize=9)
+    shape.set_xlabel("ms from the threshold crossing")
+    shape.set_ylabel("pA")
+    shape.legend(fontsize=7)
+    sal.set_title(f"occlusion saliency: drop in the log-odds of {cell.classes[leading]} when occluded", fontsize=9)
+    sal.set_xlabel("ms from the threshold crossing")
+    isi = usable_intervals(times_s)
+    bins = np.logspace(np.log10(0.004), np.log10(10.0), 40)
+    for name, (low, high) in CLASS_ISI_RANGES.items():
+        if name in cell.classes:
+            isi_ax.axvspan(low, high, alpha=0.15, color="tab:blue" if name == "SER" else "tab:orange",
+                           label=f"{name} textbook range")
+    if len(isi):
+        isi_ax.hist(isi, bins=bins, color="black", alpha=0.7, label=f"{len(isi)} intervals")
+    isi_ax.set_xscale("log")
+    isi_ax.set_title("inter-spike intervals", fontsize=9)
+    isi_ax.set_xlabel("s")
+    isi_ax.legend(fontsize=7)
+    if cell.history:
+        seconds = (np.array([s for s, _ in cell.history]) - cell.origin) / cell.sample_rate
+        for part, style in (("joint", "-"), ("waveform", "--"), ("firing", ":")):
+            post.step(seconds, [p[part][0] for _, p in cell.history], where="post", ls=style, label=part)
+    post.axhline(DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
+    post.axhline(1 - DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
+    post.set_ylim(-0.02, 1.02)
+    post.set_title(f"P({cell.classes[0]}) over time, per evidence stream", fontsize=9)
+    post.set_xlabel("recorded s")
+    post.legend(fontsize=7)
+    fig.tight_layout()
+    with staged(path) as partial:
+        fig.savefig(partial, dpi=80, format="png")
+    plt.close(fig)
+
+
+def write_reports(folder: Path, recording, classified, model: Model) -> list[Path]:
+    """One figure per cell of a classified recording; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    records = classified.events.records
+    written = []
+    for k, cell in enumerate(classified.cells):
+        mine = (records["channel"] == k) & ~classified.novel  # the spikes the posterior took
+        times = (records["sample_num"][mine] - cell.origin) / cell.sample_rate
+        path = folder / f"{recording.name}-{cell.channel_num}.png"
+        write_cell_report(path, cell, classified.events.windows[mine], times, model)
+        written.append(path)
+    return written
