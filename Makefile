@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 EVERYTHING := $(VENV)/.installed-everything
 
-.PHONY: setup setup-runtime demo test bench default-model default-firing default-model-recipe cross-generator clean
+.PHONY: setup setup-runtime demo test bench default-model default-firing default-model-recipe cross-generator \
+	compare-families clean
 
 setup: $(EVERYTHING)
 setup-runtime: $(RUNTIME)
@@ -166,6 +167,14 @@ cross-generator: $(EVERYTHING)
 		--evidence waveform both --out $(CROSS)/matrix
 	cp $(CROSS)/matrix/matrix.md classifier/default/cross-generator.md
 	cp $(CROSS)/matrix/tradeoff.png classifier/default/cross-generator-tradeoff.png
+
+# The comparison of model families (about 11 minutes after default-firing, whose test cells it reads:
+# 400 cells of both generators with varied firing, 10 repeated cell-level splits).
+compare-families: $(EVERYTHING)
+	test -d $(MODEL_BUILD)/firing-test-biophysical || $(MAKE) --no-print-directory default-model
+	$(BIN)/raphe compare $(MODEL_BUILD)/firing-test-template $(MODEL_BUILD)/firing-test-biophysical --out build/compare
+	cp build/compare/report.md classifier/default/compare.md
+	cp build/compare/confusion-firing.png build/compare/confusion-waveform.png classifier/default/
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks .hypothesis

@@ -76,6 +76,21 @@ def features_into(isi, out):
     out[9] = np.log(n)
 
 
+@njit(cache=True)
+def _log_probabilities_into(values, mean, scale, weights, bias, out):
+    """The multinomial logistic model's log-probabilities of one feature vector into ``out``."""
+    for c in range(weights.shape[0]):
+        z = bias[c]
+        for j in range(weights.shape[1]):
+            z += weights[c, j] * (values[j] - mean[j]) / scale[j]
+        out[c] = z
+    top = out.max()
+    total = 0.0
+    for c in range(len(out)):
+        total += np.exp(out[c] - top)
+    out -= top + np.log(total)
+
+
 def features(isi: np.ndarray) -> np.ndarray:
     """The features (len(FEATURES),) of a sequence of at least 2 intervals (s)."""
     out = np.empty(len(FEATURES))
@@ -122,10 +137,11 @@ class FiringModel:
         self.metadata = meta
 
     def log_probabilities(self, values: np.ndarray) -> np.ndarray:
-        """Log-probabilities (..., C) from features (..., F)."""
-        z = ((np.asarray(values) - self.mean) / self.scale) @ self.weights.T + self.bias
-        z = z - z.max(axis=-1, keepdims=True)
-        return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        """Log-probabilities (C,) from one cell's features (F,): one numba call, as at every spike."""
+        out = np.empty(len(self.classes))
+        _log_probabilities_into(np.asarray(values, dtype=np.float64), self.mean, self.scale, self.weights,
+                                self.bias, out)
+        return out
 
     def in_classes(self, classes: tuple[str, ...]) -> np.ndarray:
         """The column of each of ``classes`` (a waveform model's) in this model's output."""
