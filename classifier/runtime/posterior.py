@@ -78,6 +78,12 @@ class PosteriorConfig:
             raise RapheError(f"--evidence {self.evidence} needs a firing model, and this model has none "
                              "(use --evidence waveform, or calibrate it with --firing)")
 
+    def describe(self) -> dict:
+        """Plain values for files and logs: the numbers, and the firing model by its file's name."""
+        numbers = {f: getattr(self, f) for f in ("alpha", "beta", "margin", "threshold", "min_spikes", "evidence",
+                                                 "firing_weight", "firing_margin", "joint_margin")}
+        return {**numbers, "firing": None if self.firing is None else self.firing.path.name}
+
 
 def top_class(classes: tuple[str, ...], probabilities) -> str:
     """The most probable class and its probability, e.g. ``SER 0.998``."""

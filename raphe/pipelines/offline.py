@@ -9,7 +9,6 @@ one line unless channels are named.
 from __future__ import annotations
 
 import csv
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,7 +97,7 @@ def classify_recording(recording: Recording, channels: list[Channel], model: Mod
         cell.signal_reasons = checks.reasons(k)
     for record, p, window, new in zip(events.records, probabilities, events.windows, novel):
         cells[record["channel"]].add_spike(int(record["sample_num"]), p, window, bool(new))
-    return Classified(cells, list(channels), detector, events, probabilities, novel, dataclasses.asdict(posterior))
+    return Classified(cells, list(channels), detector, events, probabilities, novel, posterior.describe())
 
 
 @dataclass

@@ -198,3 +198,30 @@ def test_firing_commands_refuse_bad_input_in_one_line(tmp_path):
         (broken / f"s{suffix}").write_bytes((DEFAULT_DIR / f"raphe-student-dynamic{suffix}").read_bytes())
     (broken / "raphe-firing.json").write_text("{}")
     assert_one_line_error(run_raphe("classify", data, "--model", broken / "s.tflite"), "not a raphe firing model")
+
+
+def test_a_joint_fit_on_one_generator_stays_calibrated_on_the_other(tmp_path):
+    """The shipped student and firing model, the joint posterior fitted on template cells alone,
+    then judged on biophysical cells (another principle, other days): few wrong decisions, and a
+    confidence that tracks accuracy."""
+    from raphe.classifier.evaluation.calibration import calibrate
+    from raphe.classifier.evaluation.outcomes import cell_outcomes
+    from raphe.classifier.runtime.model import Model
+    from raphe.classifier.synthetic.dataset import synthesize
+
+    for generator, seed in (("template", 61), ("biophysical", 62)):
+        synthesize(tmp_path / generator, cells=24, days=2, seed=seed, duration_s=30.0, write_abf=False,
+                   generator=generator)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for suffix in (".tflite", ".json"):
+        (folder / f"s{suffix}").write_bytes((DEFAULT_DIR / f"raphe-student-dynamic{suffix}").read_bytes())
+    fitted = calibrate(folder / "s.tflite", ws.load(tmp_path / "template"), "template cells",
+                       DEFAULT_DIR / "raphe-firing.json")["s.tflite"]
+    assert fitted["firing_weight"] >= 0
+    model = Model(folder / "s.tflite")
+    shifted = ws.load(tmp_path / "biophysical").in_classes(model.classes)
+    outcomes = cell_outcomes(shifted, model.predict(shifted.X), model.novel(shifted.X), model.posterior_config())
+    assert outcomes.wrong.sum() <= 1
+    confident = outcomes.prefix_confidence >= 0.9
+    assert outcomes.prefix_correct[confident].mean() >= 0.85  # sure means mostly right, on the other generator
