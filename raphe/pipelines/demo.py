@@ -19,13 +19,14 @@ from rich.table import Table
 from raphe.classifier.runtime.model import Model
 from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, leanings, top_class
 from raphe.classifier.synthetic import template as synthetic
-from raphe.core.specs import DECISION_THRESHOLD, SEED_WINDOW
+from raphe.core.specs import SEED_WINDOW
 from raphe.replay.player import replay
 from raphe.replay.recording import Channel, Recording
 from raphe.streamer.outputs import Outputs
 from raphe.streamer.publisher import Publisher
 
 from .live import COMPACT_TABLE, Service, serve
+from .why import draw_intervals, draw_posteriors, draw_shape
 
 SAMPLE_RATE = SEED_WINDOW.sample_rate_hz  # the seed's recordings: no resampling needed
 STREAM = "demo-rig"
@@ -132,31 +133,32 @@ def summary(console: Console, truths: list[Truth], cells: list) -> int:
 
 
 def write_report(path: Path, truths: list[Truth], cells: list, model: Model) -> None:
+    """Per cell, why it ended as it did (``raphe.pipelines.why``'s panels): its mean window against
+    the class averages shaded by the saliency of that mean window, its intervals, and each evidence
+    stream's posterior over time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(truths), 2, figsize=(10, 2.2 * len(truths)), squeeze=False)
-    t_ms = model.window.time_ms()
+    fig, axes = plt.subplots(len(truths), 3, figsize=(14, 2.4 * len(truths)), squeeze=False)
     for row, (truth, cell) in enumerate(zip(truths, cells)):
-        wave, post = axes[row]
+        shape, intervals, post = axes[row]
         label = truth.cell.label + (" atypical" if truth.cell.atypical else "")
-        if cell is not None and cell.mean_window is not None:
-            wave.plot(t_ms, cell.mean_window, color="black")
-            times = np.array([s for s, _ in cell.history]) / cell.sample_rate
-            for part, style in (("joint", "-"), ("waveform", "--"), ("firing", ":")):
-                values = np.array([p[part][0] for _, p in cell.history])
-                post.step(times, values, where="post", ls=style, label=part)
-        wave.set_title(f"cell{row + 1}: {label}, UDI {truth.udi_ms:.2f} ms - mean window", fontsize=9)
-        wave.set_ylabel("pA")
-        post.axhline(DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
         decision = cell.decision if cell else UNDECIDED
-        post.set_title(f"P({cell.classes[0] if cell else 'SER'}) over time - decision: {decision}", fontsize=9)
-        post.set_ylim(-0.02, 1.02)
-        post.legend(loc="center right", fontsize=8)
+        if cell is not None and cell.mean_window is not None:
+            # the service keeps no windows, only their sum: the mean window stands for them
+            draw_shape(shape, cell, cell.mean_window[np.newaxis].astype(np.float32), model)
+            times = (np.array([s for s, _ in cell.history]) - cell.origin) / cell.sample_rate
+            draw_intervals(intervals, cell, times)
+            draw_posteriors(post, cell)
+        shape.set_title(f"cell{row + 1}: {label}, UDI {truth.udi_ms:.2f} ms (red: what drove the call)", fontsize=9)
+        intervals.set_title("inter-spike intervals (s)", fontsize=9)
+        post.set_title(f"P({cell.classes[0] if cell else 'SER'}) per evidence stream - {decision}", fontsize=9)
+        intervals.set_xscale("log")
     axes[-1][0].set_xlabel("ms from the threshold crossing")
     axes[-1][1].set_xlabel("s")
+    axes[-1][2].set_xlabel("recorded s")
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)

@@ -67,58 +67,77 @@ def scaled_class_means(model: Model, mean_window: np.ndarray) -> dict[str, np.nd
     return {c: np.asarray(w) * spread + centre for c, w in stored.items()}
 
 
+def draw_shape(ax, cell, windows: np.ndarray, model: Model) -> np.ndarray | None:
+    """The cell's mean window against the class averages, shaded by the saliency of ``windows``;
+    returns the saliency (None without windows)."""
+    t_ms = model.window.time_ms()
+    if cell.mean_window is None or not len(windows):
+        return None
+    saliency = occlusion_saliency(model, windows, int(np.argmax(cell.posterior.posterior)))
+    mean = cell.mean_window
+    for name, w in scaled_class_means(model, mean).items():
+        ax.plot(t_ms, w, lw=1, ls="--", label=f"{name} average")
+    ax.plot(t_ms, mean, color="black", lw=1.5, label="this cell")
+    top = max(float(saliency.max()), 1e-9)
+    for i in range(len(t_ms) - 1):
+        if saliency[i] > 0:
+            ax.axvspan(t_ms[i], t_ms[i + 1], color="tab:red", alpha=0.35 * saliency[i] / top, lw=0)
+    ax.set_ylabel("pA")
+    ax.legend(fontsize=7)
+    return saliency
+
+
+def draw_intervals(ax, cell, times_s: np.ndarray) -> None:
+    """The cell's intervals against the classes' textbook ranges."""
+    isi = usable_intervals(times_s)
+    for name, (low, high) in CLASS_ISI_RANGES.items():
+        if name in cell.classes:
+            ax.axvspan(low, high, alpha=0.15, color="tab:blue" if name == "SER" else "tab:orange",
+                       label=f"{name} textbook range")
+    if len(isi):
+        ax.hist(isi, bins=np.logspace(np.log10(0.004), np.log10(10.0), 40), color="black", alpha=0.7,
+                label=f"{len(isi)} intervals")
+    ax.set_xscale("log")
+    ax.legend(fontsize=7)
+
+
+def draw_posteriors(ax, cell) -> None:
+    """Each evidence stream's posterior of the first class over the recorded time."""
+    if cell.history:
+        seconds = (np.array([s for s, _ in cell.history]) - cell.origin) / cell.sample_rate
+        for part, style in (("joint", "-"), ("waveform", "--"), ("firing", ":")):
+            ax.step(seconds, [p[part][0] for _, p in cell.history], where="post", ls=style, label=part)
+    ax.axhline(DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
+    ax.axhline(1 - DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+
+
 def write_cell_report(path: Path, cell, windows: np.ndarray, times_s: np.ndarray, model: Model) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    t_ms = model.window.time_ms()
     fig, axes = plt.subplots(2, 2, figsize=(11, 6.5))
     shape, sal, isi_ax, post = axes.flat
-    leading = int(np.argmax(cell.posterior.posterior))
+    leading = cell.classes[int(np.argmax(cell.posterior.posterior))]
     fig.suptitle(f"{cell.id} ({cell.channel_name}): {cell.decision}; {cell.n_spikes} spikes, {cell.n_novel} novel, "
                  f"{cell.rate_hz:.2f} Hz; evidence {cell.posterior.config.evidence}", fontsize=10)
-    if cell.mean_window is not None and len(windows):
-        saliency = occlusion_saliency(model, windows, leading)
-        mean = cell.mean_window
-        for name, w in scaled_class_means(model, mean).items():
-            shape.plot(t_ms, w, lw=1, ls="--", label=f"{name} average")
-        shape.plot(t_ms, mean, color="black", lw=1.5, label="this cell")
-        top = max(float(saliency.max()), 1e-9)
-        for i in range(len(t_ms) - 1):
-            if saliency[i] > 0:
-                shape.axvspan(t_ms[i], t_ms[i + 1], color="tab:red", alpha=0.35 * saliency[i] / top, lw=0)
-        sal.plot(t_ms, saliency, color="tab:red")
+    saliency = draw_shape(shape, cell, windows, model)
+    if saliency is not None:
+        sal.plot(model.window.time_ms(), saliency, color="tab:red")
         sal.axhline(0, color="grey", lw=0.5)
     shape.set_title("mean window against the class averages (red: what drove the call)", fontsize=9)
     shape.set_xlabel("ms from the threshold crossing")
-    shape.set_ylabel("pA")
-    shape.legend(fontsize=7)
-    sal.set_title(f"occlusion saliency: drop in the log-odds of {cell.classes[leading]} when occluded", fontsize=9)
+    sal.set_title(f"occlusion saliency: drop in the log-odds of {leading} when occluded", fontsize=9)
     sal.set_xlabel("ms from the threshold crossing")
-    isi = usable_intervals(times_s)
-    bins = np.logspace(np.log10(0.004), np.log10(10.0), 40)
-    for name, (low, high) in CLASS_ISI_RANGES.items():
-        if name in cell.classes:
-            isi_ax.axvspan(low, high, alpha=0.15, color="tab:blue" if name == "SER" else "tab:orange",
-                           label=f"{name} textbook range")
-    if len(isi):
-        isi_ax.hist(isi, bins=bins, color="black", alpha=0.7, label=f"{len(isi)} intervals")
-    isi_ax.set_xscale("log")
+    draw_intervals(isi_ax, cell, times_s)
     isi_ax.set_title("inter-spike intervals", fontsize=9)
     isi_ax.set_xlabel("s")
-    isi_ax.legend(fontsize=7)
-    if cell.history:
-        seconds = (np.array([s for s, _ in cell.history]) - cell.origin) / cell.sample_rate
-        for part, style in (("joint", "-"), ("waveform", "--"), ("firing", ":")):
-            post.step(seconds, [p[part][0] for _, p in cell.history], where="post", ls=style, label=part)
-    post.axhline(DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
-    post.axhline(1 - DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
-    post.set_ylim(-0.02, 1.02)
+    draw_posteriors(post, cell)
     post.set_title(f"P({cell.classes[0]}) over time, per evidence stream", fontsize=9)
     post.set_xlabel("recorded s")
-    post.legend(fontsize=7)
     fig.tight_layout()
     with staged(path) as partial:
         fig.savefig(partial, dpi=80, format="png")
