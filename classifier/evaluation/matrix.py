@@ -18,6 +18,7 @@ import numpy as np
 
 from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.model import Model
+from raphe.core.errors import RapheError
 from raphe.core.specs import ATYPICAL_UDI_MS
 from raphe.core.staged import staged
 
@@ -29,6 +30,9 @@ THRESHOLDS = np.r_[0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999
 
 def judge(model: Model, data: ws.WindowSet, evidences: tuple[str | None, ...] = (None,)) -> list[tuple[dict, list[dict]]]:
     """The figures of ``model`` on ``data`` and its trade-off curve, per evidence (None: the model's default)."""
+    if any(e in ("firing", "both") for e in evidences) and not np.isfinite(data.time_s).all():
+        raise RapheError("judging firing evidence needs spike times (time_s) on every window; "
+                         "use `raphe synth` sets or labelled recordings")
     aligned = data.in_classes(model.classes)
     probs = model.predict(aligned.X)
     novel = model.novel(aligned.X)

@@ -4,7 +4,7 @@ the model's posterior configuration, and the seed's rule alongside."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,7 +49,10 @@ class Outcomes:
 
 def cell_outcomes(data: ws.WindowSet, probs: np.ndarray, novel: np.ndarray, config: PosteriorConfig) -> Outcomes:
     """Replay every cell of ``data`` (labelled in the model's classes) through a :class:`Cell`, each
-    spike at its time (on a microsecond clock) where the set carries times."""
+    spike at its time (on a microsecond clock). A set without spike times (the seed's CSV folders,
+    older sets) cannot feed the firing model: its cells are judged by the waveform alone."""
+    if config.firing is not None and not np.isfinite(data.time_s).all():
+        config = replace(config, evidence="waveform", firing=None)
     rows = []
     confidence, correct, weights = [], [], []
     for name in np.unique(data.cell):
@@ -108,7 +111,8 @@ def figures(outcomes: Outcomes, atypical_udi_ms: float) -> dict:
               else float("nan"),
               "median_seconds_to_decision": float(np.nanmedian(o.seconds_to_decision))
               if np.isfinite(o.seconds_to_decision).any() else float("nan"),
-              "decided_within_30_s": rate(int((o.seconds_to_decision <= 30.0).sum()), n)}
+              "decided_within_30_s": rate(int((o.seconds_to_decision <= 30.0).sum()),
+                                          n if np.isfinite(o.seconds_to_decision).any() or not o.decided.any() else 0)}
     for k, name in enumerate(o.classes):
         mask = o.y == k
         result[f"recall_{name}_seed_rule"] = rate(int((seed_pred[mask] == k).sum()), int(mask.sum()))

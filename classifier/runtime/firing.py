@@ -5,8 +5,8 @@ Electrophysiologists judge raphe cells first by their firing: SER cells slow (0.
 inter-spike intervals (ISIs) of a cell's last ``WINDOW_ISIS`` spikes and returns log-probabilities per
 class from the features below, through a multinomial logistic model whose parameters are a small
 JSON file (no interpreter needed). It speaks only once ``MIN_ISIS`` intervals are in; an interval
-longer than ``MAX_ISI_S`` (a sweep gap, lost data, a silent cell) is left out rather than read as
-firing.
+longer than ``MAX_ISI_S`` (a silent cell, an unknown pause) or across lost samples or a sweep's end
+is left out rather than read as firing.
 
 Features (``FEATURES``), each over the intervals in the window: log mean rate, CV, CV2 (Holt et al.
 1996), LV (Shinomoto et al. 2003), the log 10th, 50th and 90th percentile ISI, the share of burst
@@ -19,6 +19,7 @@ fitted on held-out cells of both generators.
 
 from __future__ import annotations
 
+import bisect
 import json
 from pathlib import Path
 
@@ -162,12 +163,23 @@ class Train:
     def reset(self) -> None:
         self._count = 0
         self._last_s: float | None = None
+        self._gaps: list[float] = []
         self.n_isi = 0
+
+    def gap(self, time_s: float) -> None:
+        """Samples were lost (or a sweep ended) just before ``time_s``: an interval across it is no
+        interval of the cell's."""
+        bisect.insort(self._gaps, time_s)
 
     def add(self, time_s: float) -> None:
         """A spike at ``time_s`` (s on the cell's clock)."""
         last, self._last_s = self._last_s, time_s
         if last is None or not 0.0 < time_s - last <= MAX_ISI_S:
+            return
+        k = bisect.bisect_right(self._gaps, last)
+        if k:
+            del self._gaps[:k]  # gaps before the last spike can span no later interval
+        if self._gaps and self._gaps[0] <= time_s:
             return
         if self._count == len(self._isi):
             self._isi[:WINDOW_ISIS] = self._isi[WINDOW_ISIS:]

@@ -130,6 +130,8 @@ class Model:
         joint = self.metadata.get("posterior", {}).get("firing")
         if not joint:
             return None
+        if not isinstance(joint, dict):
+            raise RapheError(f"{self.path}: its posterior's firing part is not an object")
         return FiringModel(self.path.parent / Path(str(joint.get("model", ""))).name)
 
     def posterior_config(self, threshold: float = DECISION_THRESHOLD, min_spikes: int = MIN_SPIKES,
@@ -140,6 +142,8 @@ class Model:
         fitted = self.metadata.get("posterior", {})
         joint = fitted.get("firing") or {}
         firing = self.firing
+        if firing is not None:
+            firing.in_classes(self.classes)  # a mismatch is one line now, not at the first cell
         return PosteriorConfig(alpha=float(fitted.get("alpha", 1.0)), beta=float(fitted.get("beta", 0.0)),
                                margin=float(fitted.get("margin", 0.0)), threshold=threshold, min_spikes=min_spikes,
                                evidence=evidence or ("both" if firing else "waveform"), firing=firing,

@@ -280,6 +280,8 @@ def compare(data: ws.WindowSet, out: str | Path, data_name: str, splits: int = 1
     if importlib.util.find_spec("keras") is None or importlib.util.find_spec("sklearn") is None:
         raise RapheError("raphe compare needs the train extra (pip install 'raphe[train]')")
     data.require_classes(2)
+    if min(lengths) < 2:
+        raise RapheError("the firing families need at least 2 intervals per cell (--isis)")
     if splits < 2:
         raise RapheError("need at least 2 splits to give a spread")
     started = time.perf_counter()

@@ -87,7 +87,7 @@ def choose_c(X: np.ndarray, y: np.ndarray, cells: np.ndarray, seed: int, folds: 
         total = 0.0
         for f in range(folds):
             train, test = fold != f, fold == f
-            if len(np.unique(y[train])) < 2 or not test.any():
+            if len(np.unique(y[train])) < len(np.unique(y)) or not test.any():
                 continue
             mean, scale, est = fit_logistic(X[train], y[train], weights[train], c)
             p = est.predict_proba((X[test] - mean) / scale)

@@ -130,7 +130,7 @@ def current_channel(recording: Recording, wanted: str | None) -> Channel:
 
 
 def entry_windows(entry: Entry, config: DetectorConfig) -> tuple[np.ndarray, np.ndarray, str, str, list[str]]:
-    """The windows of one labelled cell, their times (s from the recording's first sample), its cell
+    """The windows of one labelled cell, their times (s from the entry's start), its cell
     name, its day, and the reasons its channel is not cell-attached current of a firing cell (the
     runtime's signal checks; empty if it is)."""
     recording = Recording(entry.path)
@@ -141,7 +141,8 @@ def entry_windows(entry: Entry, config: DetectorConfig) -> tuple[np.ndarray, np.
     seconds = (events.records["sample_num"] - first) / recording.sample_rate
     keep = (seconds >= entry.start_s) & (seconds < entry.stop_s)
     cell = f"{entry.name}:{channel.num}"
-    return events.windows[keep], seconds[keep], cell, entry.day or recording_day(recording), checks.reasons(0)
+    return (events.windows[keep], seconds[keep] - entry.start_s, cell, entry.day or recording_day(recording),
+            checks.reasons(0))
 
 
 def load_labelled(path: Path, channel: str | None = None,

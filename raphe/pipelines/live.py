@@ -368,6 +368,8 @@ class Service:
         new channel beyond ``max_cells`` (its blocks are counted in ``refused_blocks``)."""
         channel = self.channels.get(piece.key)
         if channel is not None and piece.continuity is not Continuity.START:
+            if piece.continuity is Continuity.GAP:
+                channel.cell.train.gap(piece.sample_num / piece.sample_rate)
             return channel
         if channel is None and len(self.channels) >= self.max_cells:
             self.refused_blocks += 1

@@ -94,6 +94,9 @@ def classify_recording(recording: Recording, channels: list[Channel], model: Mod
     for k, cell in enumerate(cells):
         cell.samples = recording.total_samples
         cell.origin = recording.sweeps[0].sample_num
+        for before, sweep in zip(recording.sweeps, recording.sweeps[1:]):
+            if sweep.sample_num != before.sample_num + before.num_samples:  # a gap to the detector, as on the wire
+                cell.train.gap(sweep.sample_num / recording.sample_rate)
         cell.signal_reasons = checks.reasons(k)
     for record, p, window, new in zip(events.records, probabilities, events.windows, novel):
         cells[record["channel"]].add_spike(int(record["sample_num"]), p, window, bool(new))

@@ -22,7 +22,6 @@ import numpy as np
 
 from raphe.classifier.runtime.firing import usable_intervals
 from raphe.classifier.runtime.model import Model
-from raphe.core.specs import DECISION_THRESHOLD
 from raphe.core.staged import staged
 
 OCCLUDED_POINTS = 16
@@ -107,8 +106,9 @@ def draw_posteriors(ax, cell) -> None:
         seconds = (np.array([s for s, _ in cell.history]) - cell.origin) / cell.sample_rate
         for part, style in (("joint", "-"), ("waveform", "--"), ("firing", ":")):
             ax.step(seconds, [p[part][0] for _, p in cell.history], where="post", ls=style, label=part)
-    ax.axhline(DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
-    ax.axhline(1 - DECISION_THRESHOLD, color="grey", lw=0.5, ls="--")
+    threshold = cell.posterior.config.threshold
+    ax.axhline(threshold, color="grey", lw=0.5, ls="--")
+    ax.axhline(1 - threshold, color="grey", lw=0.5, ls="--")
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7)
 

@@ -71,7 +71,10 @@ def test_a_firing_model_joins_the_posterior_and_every_evidence_is_judged(sources
                            "--firing", firing)
     assert calibrated.returncode == 0 and "firing weight" in calibrated.stderr, calibrated.stderr
     joint = json.loads(model.with_suffix(".json").read_text())["posterior"]["firing"]
-    assert joint["model"] == "lab-firing.json" and (folder / "lab-firing.json").is_file() and joint["weight"] >= 0
+    assert joint["model"] == "lab-firing.json" and (folder / "lab-firing.json").is_file()
+    from raphe.classifier.runtime.model import Model
+
+    assert Model(model).posterior_config().evidence == "both"  # calibrated with firing, it decides jointly
     out = tmp_path / "report"
     result = run_raphe("matrix", "--model", f"s={model}", "--data", f"biophysical={sources / 'biophysical-test'}",
                        "--evidence", "waveform", "firing", "both", "--out", out)
