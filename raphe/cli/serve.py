@@ -27,6 +27,8 @@ def add_arguments(p: Parser) -> None:
                    help="cells kept at most; blocks of further channels are counted and refused (default 4096)")
     p.add_argument("--forget-after", type=positive_float, metavar="S",
                    help="summarise (in the log) and forget a cell that has sent nothing for S seconds")
+    p.add_argument("--lsl", metavar="NAME", help="also publish on Lab Streaming Layer: NAME-posteriors (one sample "
+                                                 "per spike) and NAME-decisions (markers); needs raphe[lsl]")
     add_security_options(p, serving=True, connecting=True)
     add_model_options(p)
     add_detector_options(p)
@@ -55,11 +57,13 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         err.print(warning, highlight=False, markup=False)
     log = RecordLog(check_writable(args.log)) if args.log else None
+    lsl = lsl_outputs(args.lsl, model.classes) if args.lsl else None
     try:
         with Outputs(args.posterior_endpoint, args.events_endpoint, lossless=args.lossless_outputs,
                      curve=serving) as outputs:
             service = Service(args.connect, model, settings, posterior, outputs, log, args.units, args.scale,
-                              max_cells=args.max_cells, forget_after_s=args.forget_after, curve=connecting)
+                              max_cells=args.max_cells, forget_after_s=args.forget_after, curve=connecting,
+                              lsl=lsl)
             settle_collector()
             try:
                 err.print(f"serving {args.connect} with {model!r}; posteriors on {outputs.posterior_endpoint}, "
@@ -70,6 +74,24 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if log is not None:
             log.close()
+        if lsl is not None:
+            lsl.close()
     if args.json:
         print(json.dumps(service.summary(seconds)))
     return 0
+
+
+def lsl_outputs(name: str, classes: tuple[str, ...]):
+    """The LSL outlets, or one line where pylsl (or its liblsl) is missing."""
+    import importlib.util
+
+    from raphe.core.errors import RapheError
+
+    if importlib.util.find_spec("pylsl") is None:
+        raise RapheError("--lsl needs pylsl: pip install 'raphe[lsl]' (make test installs it)")
+    from raphe.streamer.lsl import LslOutputs
+
+    try:
+        return LslOutputs(name, classes)
+    except (RuntimeError, OSError) as exc:  # pylsl raises these when its liblsl cannot be loaded
+        raise RapheError(f"--lsl: Lab Streaming Layer is not usable here ({exc})") from None

@@ -29,6 +29,7 @@ from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, Post
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
 from raphe.detector.plausibility import SignalChecks
+from raphe.streamer.lsl import LslOutputs
 from raphe.streamer.outputs import Outputs, SpikeUpdate
 from raphe.streamer.security import Curve
 from raphe.streamer.subscriber import Continuity, Received, ReceivedPacked, Subscriber
@@ -177,17 +178,19 @@ class Service:
     forget_after_s : a cell silent this long is summarised (in the log) and forgotten (default: never).
     curve : connect to the rig with CURVE (see ``raphe.streamer.security``).
     keep_warm_s : touch the model at least this often between spikes (default 0.04 s; None: never).
+    lsl : also publish every update on Lab Streaming Layer (a ``raphe.streamer.lsl.LslOutputs``).
     """
 
     def __init__(self, connect: str, model: Model, detector_settings: dict, posterior: PosteriorConfig,
                  outputs: Outputs, log: RecordLog | None = None, units: str | None = None, scale: float = 1.0,
                  keep_history: bool = False, drain_limit: int = DRAIN_LIMIT, max_cells: int = MAX_CELLS,
                  forget_after_s: float | None = None, curve: Curve | None = None,
-                 keep_warm_s: float | None = KEEP_WARM_S):
+                 keep_warm_s: float | None = KEEP_WARM_S, lsl: LslOutputs | None = None):
         self.model = model
         self.detector_config = DetectorConfig(window=model.window, **detector_settings)
         self.posterior = posterior
         self.outputs = outputs
+        self.lsl = lsl
         self.log = log
         self.keep_history = keep_history
         self.drain_limit = drain_limit
@@ -301,6 +304,8 @@ class Service:
         self.timings.add("classify", classified - started)
         for update in updates:
             content = self.outputs.publish(update)
+            if self.lsl is not None:
+                self.lsl.publish(update)
             if self.log is not None:
                 self.log.write(b'{"time":' + repr(round(time.time(), 6)).encode() + b',"kind":"spike",' + content[1:])
         self.spikes += len(updates)

@@ -1,0 +1,71 @@
+"""`serve --lsl`: per-spike posteriors and decisions on real LSL outlets, read by a pylsl inlet."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from raphe.replay.player import replay
+from raphe.replay.recording import Recording
+from raphe.streamer.outputs import decode_posterior
+from tests.helpers import PosteriorReader, drain_service, live_service
+
+pylsl = pytest.importorskip("pylsl")
+
+
+def pull_all(inlet, timeout: float = 1.0) -> tuple[list, list]:
+    samples, stamps = [], []
+    while True:
+        chunk, times = inlet.pull_chunk(timeout=timeout)
+        if not times:
+            return samples, stamps
+        samples += chunk
+        stamps += times
+
+
+def test_every_spike_reaches_an_lsl_inlet_stamped_by_its_sample_time(labelled_files):
+    from raphe.classifier.runtime.model import Model
+    from raphe.streamer.lsl import LslOutputs
+
+    name = f"raphe-test-{os.getpid()}"
+    lsl = LslOutputs(name, Model().classes)
+    found = {kind: pylsl.resolve_byprop("name", f"{name}-{kind}", timeout=10) for kind in ("posteriors", "decisions")}
+    assert all(found.values()), found
+    posteriors, decisions = pylsl.StreamInlet(found["posteriors"][0]), pylsl.StreamInlet(found["decisions"][0])
+    for inlet in (posteriors, decisions):
+        inlet.open_stream(timeout=10)
+    labels = []
+    channel = posteriors.info().desc().child("channels").child("channel")
+    while not channel.empty():
+        labels.append(channel.child_value("label"))
+        channel = channel.next_sibling()
+    assert labels[:4] == ["channel_num", "n_spikes", "novel", "decided"] and "firing_SER" in labels
+    recording = Recording(labelled_files[0])
+    with live_service(lsl=lsl) as (pub, service):
+        reader = PosteriorReader(service.outputs.posterior_endpoint)
+        sender = threading.Thread(target=replay, args=(recording, pub), kwargs={"block_ms": 10.0, "speed": math.inf})
+        sender.start()
+        sender.join()
+        drain_service(service)
+        reader.stop()
+        samples, stamps = pull_all(posteriors)
+        markers, _ = pull_all(decisions)
+    contents = [decode_posterior(frames)["content"] for frames in reader.frames]
+    contents = [c for c in contents if c["stream"] == recording.name]
+    assert len(samples) == len(contents) == lsl.samples > 20
+    for value, content in zip(samples, contents):
+        assert value[1] == content["n_spikes"] and bool(value[2]) == content["novel"]
+        np.testing.assert_allclose(value[4:6], content["posterior"], rtol=1e-9)
+        np.testing.assert_allclose(value[8:10], content["firing_posterior"], rtol=1e-9)
+    # stamped by sample time: the gaps between stamps are the gaps between the spikes' samples
+    sample_s = np.array([c["sample_num"] for c in contents]) / recording.sample_rate
+    np.testing.assert_allclose(np.diff(stamps), np.diff(sample_s), atol=1e-6)
+    changes = [json.loads(m[0]) for m in markers]
+    final = contents[-1]["decision"]
+    assert changes and changes[-1]["decision"] == final and changes[-1]["cell"] == contents[-1]["cell"]
+    lsl.close()
