@@ -6,17 +6,15 @@ training data and recipe, metrics and the sha256 of the ``.tflite``, which is ch
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from raphe.core.errors import RapheError
+from raphe.core.native import native_stderr_silenced
 from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES, MODEL_FORMAT, WindowSpec
 
 from .firing import FiringModel
@@ -32,22 +30,6 @@ SHIPPED = {"ensemble": DEFAULT_DIR / "raphe-default-dynamic.tflite",
 SHIPPED["default"] = SHIPPED["ensemble"]
 DEFAULT_MODEL = SHIPPED["default"]
 BATCH = 64
-
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """LiteRT's C++ runtime prints "INFO: Created TensorFlow Lite XNNPACK delegate" on file descriptor 2
-    with no switch to turn it off; it would break raphe's one-line errors and clutter its tables.
-    Failures still surface, as Python exceptions."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def sidecar(path: Path) -> tuple[Path, Path]:

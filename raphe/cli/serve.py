@@ -27,6 +27,9 @@ def add_arguments(p: Parser) -> None:
                    help="cells kept at most; blocks of further channels are counted and refused (default 4096)")
     p.add_argument("--forget-after", type=positive_float, metavar="S",
                    help="summarise (in the log) and forget a cell that has sent nothing for S seconds")
+    p.add_argument("--lsl-source", metavar="NAME",
+                   help="take the samples from the Lab Streaming Layer stream NAME (regular rate) instead of "
+                        "--connect; needs raphe[lsl]")
     p.add_argument("--lsl", metavar="NAME", help="also publish on Lab Streaming Layer: NAME-posteriors (one sample "
                                                  "per spike) and NAME-decisions (markers); needs raphe[lsl]")
     add_security_options(p, serving=True, connecting=True)
@@ -58,15 +61,16 @@ def run(args: argparse.Namespace) -> int:
         err.print(warning, highlight=False, markup=False)
     log = RecordLog(check_writable(args.log)) if args.log else None
     lsl = lsl_outputs(args.lsl, model.classes) if args.lsl else None
+    source = lsl_source(args.lsl_source, args.units) if args.lsl_source else None
     try:
         with Outputs(args.posterior_endpoint, args.events_endpoint, lossless=args.lossless_outputs,
                      curve=serving) as outputs:
             service = Service(args.connect, model, settings, posterior, outputs, log, args.units, args.scale,
                               max_cells=args.max_cells, forget_after_s=args.forget_after, curve=connecting,
-                              lsl=lsl)
+                              lsl=lsl, source=source)
             settle_collector()
             try:
-                err.print(f"serving {args.connect} with {model!r}; posteriors on {outputs.posterior_endpoint}, "
+                err.print(f"serving {source.endpoint if source else args.connect} with {model!r}; posteriors on {outputs.posterior_endpoint}, "
                           f"spike events on {outputs.events_endpoint}")
                 seconds = serve(service, duration_s=args.duration, idle_s=args.idle, console=Console(stderr=args.json))
             finally:
@@ -83,15 +87,26 @@ def run(args: argparse.Namespace) -> int:
 
 def lsl_outputs(name: str, classes: tuple[str, ...]):
     """The LSL outlets, or one line where pylsl (or its liblsl) is missing."""
+    from raphe.streamer.lsl import LslOutputs
+
+    return with_lsl("--lsl", lambda: LslOutputs(name, classes))
+
+
+def lsl_source(name: str, units: str | None):
+    """The LSL stream to serve, or one line where it cannot be had."""
+    from raphe.streamer.lsl import LslSource
+
+    return with_lsl("--lsl-source", lambda: LslSource(name, units or "pA"))
+
+
+def with_lsl(option: str, make):
     import importlib.util
 
     from raphe.core.errors import RapheError
 
     if importlib.util.find_spec("pylsl") is None:
-        raise RapheError("--lsl needs pylsl: pip install 'raphe[lsl]' (make test installs it)")
-    from raphe.streamer.lsl import LslOutputs
-
+        raise RapheError(f"{option} needs pylsl: pip install 'raphe[lsl]' (make test installs it)")
     try:
-        return LslOutputs(name, classes)
+        return make()
     except (RuntimeError, OSError) as exc:  # pylsl raises these when its liblsl cannot be loaded
-        raise RapheError(f"--lsl: Lab Streaming Layer is not usable here ({exc})") from None
+        raise RapheError(f"{option}: Lab Streaming Layer is not usable here ({exc})") from None

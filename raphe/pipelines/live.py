@@ -29,7 +29,7 @@ from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, Post
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
 from raphe.detector.plausibility import SignalChecks
-from raphe.streamer.lsl import LslOutputs
+from raphe.streamer.lsl import LslOutputs, LslSource
 from raphe.streamer.outputs import Outputs, SpikeUpdate
 from raphe.streamer.security import Curve
 from raphe.streamer.subscriber import Continuity, Received, ReceivedPacked, Subscriber
@@ -179,13 +179,16 @@ class Service:
     curve : connect to the rig with CURVE (see ``raphe.streamer.security``).
     keep_warm_s : touch the model at least this often between spikes (default 0.04 s; None: never).
     lsl : also publish every update on Lab Streaming Layer (a ``raphe.streamer.lsl.LslOutputs``).
+    source : take the samples from this LSL stream (a ``raphe.streamer.lsl.LslSource``) instead of
+        subscribing to ``connect``.
     """
 
     def __init__(self, connect: str, model: Model, detector_settings: dict, posterior: PosteriorConfig,
                  outputs: Outputs, log: RecordLog | None = None, units: str | None = None, scale: float = 1.0,
                  keep_history: bool = False, drain_limit: int = DRAIN_LIMIT, max_cells: int = MAX_CELLS,
                  forget_after_s: float | None = None, curve: Curve | None = None,
-                 keep_warm_s: float | None = KEEP_WARM_S, lsl: LslOutputs | None = None):
+                 keep_warm_s: float | None = KEEP_WARM_S, lsl: LslOutputs | None = None,
+                 source: LslSource | None = None):
         self.model = model
         self.detector_config = DetectorConfig(window=model.window, **detector_settings)
         self.posterior = posterior
@@ -210,7 +213,8 @@ class Service:
                             "sha256": model.checksum}
         self._classes = list(model.classes)
         self._warm_up()
-        self.subscriber = Subscriber(connect, units=units, scale=scale, hwm=RECEIVE_HWM, curve=curve)
+        self.subscriber = source if source is not None else Subscriber(connect, units=units, scale=scale,
+                                                                       hwm=RECEIVE_HWM, curve=curve)
 
     def _warm_up(self) -> None:
         """Load the detector kernel and run the interpreter once, so the first spike waits for neither."""

@@ -69,3 +69,50 @@ def test_every_spike_reaches_an_lsl_inlet_stamped_by_its_sample_time(labelled_fi
     final = contents[-1]["decision"]
     assert changes and changes[-1]["decision"] == final and changes[-1]["cell"] == contents[-1]["cell"]
     lsl.close()
+
+
+def test_an_lsl_stream_of_current_is_served_as_classify_reads_the_file(labelled_files):
+    """A pylsl outlet plays a recording's samples; `serve`'s pipeline on an LslSource ends every
+    cell as `classify` ends the file."""
+    from raphe.classifier.runtime.model import Model
+    from raphe.detector.config import DetectorConfig
+    from raphe.pipelines.live import Service
+    from raphe.pipelines.offline import classify_recording
+    from raphe.streamer.lsl import LslSource
+    from raphe.streamer.outputs import Outputs
+
+    recording = Recording(labelled_files[1])
+    trace = recording.sweeps[0].traces[0]
+    name = f"raphe-rig-{os.getpid()}"
+    info = pylsl.StreamInfo(name, "Current", 1, recording.sample_rate, pylsl.cf_float32, name)
+    info.desc().append_child("channels").append_child("channel").append_child_value("label", "cell") \
+        .append_child_value("unit", "pA")
+    outlet = pylsl.StreamOutlet(info, chunk_size=400)
+    source = LslSource(name)
+    assert source.channel_names == ("cell",) and source.units == "pA" and source.sample_rate == recording.sample_rate
+    model = Model()
+    with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
+        service = Service("unused", model, {}, model.posterior_config(), outputs, source=source, keep_history=True)
+        start = pylsl.local_clock()
+        step = 400
+        for k in range(0, len(trace), step):
+            outlet.push_chunk(trace[k:k + step].reshape(-1, 1).tolist(), start + k / recording.sample_rate)
+            service.step(0)
+        while service.step(500):
+            pass
+        served = service.channels[(name, 0)].cell
+        service.close()
+    offline = classify_recording(recording, recording.channels, model, DetectorConfig(window=model.window),
+                                 model.posterior_config()).cells[0]
+    assert served.samples == len(trace) and source.stats.channels[(name, 0)].lost_samples == 0
+    assert served.n_spikes == offline.n_spikes > 10 and served.decision == offline.decision
+    for part in ("waveform", "firing", "joint"):
+        assert served.summary()["parts"][part] == pytest.approx(offline.summary()["parts"][part], rel=1e-5, abs=1e-9)
+    assert served.train.n_isi == offline.train.n_isi > 8
+
+
+def test_a_missing_lsl_stream_is_one_line():
+    from tests.helpers import assert_one_line_error, run_raphe
+
+    assert_one_line_error(run_raphe("serve", "--lsl-source", f"nothing-{os.getpid()}", "--idle", "1", timeout=60),
+                          "no LSL stream named")
