@@ -11,10 +11,12 @@ Two outlets, made when the service starts so that inlets can connect before the 
   decision changes: ``cell``, ``acquisition``, ``decision``, ``spikes_to_decision``,
   ``seconds_to_decision``.
 
-Timestamps come from the spike's sample time, not from when raphe finished with it: each cell's
-first spike of an acquisition anchors its sample clock to LSL's clock at that moment, and every
-later spike is stamped ``anchor + (sample_num - first sample_num) / sample_rate``, so the stream
-keeps the rig's own timing whatever the processing delay.
+Timestamps come from the spike's sample time, not from when raphe finished with it: a stream's
+first spike (and its first after the stream's samples restart) anchors the stream's sample clock
+to LSL's clock at that moment, and every later spike of any of its cells is stamped ``anchor +
+(sample_num - anchor's sample_num) / sample_rate``. The cells of one stream keep the rig's relative
+timing exactly; against other LSL streams the whole stream is late by the first spike's processing
+delay (milliseconds: detection waits for the window's 3 ms after the crossing).
 """
 
 from __future__ import annotations
@@ -53,17 +55,20 @@ class LslOutputs:
                                                                  f"{source_id}-decisions"))
         self._pylsl = pylsl
         self.classes = tuple(classes)
-        self._anchors: dict[tuple[str, int], tuple[int, float]] = {}
+        self._anchors: dict[str, tuple[int, float]] = {}
         self._decided: dict[tuple[str, int], str] = {}
         self.samples = 0
 
     def timestamp(self, update: SpikeUpdate) -> float:
         """The LSL time of the spike, from its sample time (see the module's text)."""
-        key = (update.cell, update.acquisition)
-        anchor = self._anchors.get(key)
-        if anchor is None:
-            anchor = self._anchors[key] = (update.sample_num, self._pylsl.local_clock())
+        anchor = self._anchors.get(update.stream)
+        if anchor is None or update.sample_num < anchor[0]:  # a first spike, or the samples restarted
+            anchor = self._anchors[update.stream] = (update.sample_num, self._pylsl.local_clock())
         return anchor[1] + (update.sample_num - anchor[0]) / update.sample_rate
+
+    def forget(self, cell: str) -> None:
+        """A cell the service forgot: a later cell of that name starts with no decision."""
+        self._decided = {key: d for key, d in self._decided.items() if key[0] != cell}
 
     def publish(self, update: SpikeUpdate) -> None:
         stamp = self.timestamp(update)
@@ -110,10 +115,14 @@ class LslSource:
         self.sample_rate = float(info.nominal_srate())
         if not self.sample_rate > 0:
             raise RapheError(f"LSL stream {name!r} has an irregular rate; raphe needs a regular stream of samples")
+        if info.channel_format() in (pylsl.cf_string, pylsl.cf_undefined):
+            raise RapheError(f"LSL stream {name!r} carries text, not samples")
         self.endpoint = f"lsl:{name}"
         self.stream = name
         with native_stderr_silenced():
-            self.inlet = pylsl.StreamInlet(info, recover=True)
+            # clock-synchronised, de-jittered stamps: the gap rule below compares them with the samples
+            self.inlet = pylsl.StreamInlet(info, recover=True, processing_flags=pylsl.proc_clocksync
+                                           | pylsl.proc_dejitter)
             self.inlet.open_stream(timeout=timeout_s)
         full = self.inlet.info()
         names, unit_list = [], []
@@ -131,13 +140,13 @@ class LslSource:
         self.stats = StreamStats()
         self._pending: list[tuple[list, list]] = []
         self._next_sample_num = 0
-        self._last_stamp: float | None = None
+        self._first_stamp: float | None = None  # the LSL time of sample 0, on the samples' own timeline
         self._message_num = 0
 
     def wait(self, timeout_ms: int) -> bool:
         if self._pending:
             return True
-        chunk, stamps = self.inlet.pull_chunk(timeout=timeout_ms / 1000.0)
+        chunk, stamps = self.inlet.pull_chunk(timeout=timeout_ms / 1000.0, min_samples=1)
         if stamps:
             self._pending.append((chunk, stamps))
         return bool(stamps)
@@ -156,15 +165,16 @@ class LslSource:
     def _block(self, chunk: list, stamps: list) -> ReceivedPacked:
         samples = np.ascontiguousarray(np.asarray(chunk, dtype=np.float32).T)
         n = samples.shape[1]
-        continuity = Continuity.START if self._last_stamp is None else Continuity.CONTINUOUS
+        continuity = Continuity.START if self._first_stamp is None else Continuity.CONTINUOUS
         lost = 0
-        if self._last_stamp is not None:
-            lost = max(int(round((stamps[0] - self._last_stamp) * self.sample_rate)) - 1, 0)
-            if lost / self.sample_rate <= self.GAP_S:
-                lost = 0
-            else:
+        if self._first_stamp is None:
+            self._first_stamp = stamps[0]
+        else:
+            # against the timeline the samples received so far span, not the last chunk's stamp
+            ahead = stamps[0] - (self._first_stamp + self._next_sample_num / self.sample_rate)
+            if ahead > self.GAP_S:
+                lost = int(round(ahead * self.sample_rate))
                 continuity = Continuity.GAP
-        self._last_stamp = stamps[-1]
         self._next_sample_num += lost
         self._message_num += 1
         stats = self.stats

@@ -19,7 +19,7 @@ from raphe.core.staged import staged
 
 from . import figures
 from .metrics import cell_table, level_metrics, udi_bins, wilson
-from .outcomes import cell_outcomes, posterior_summary
+from .outcomes import cell_outcomes, judged_config, posterior_summary
 from .report import json_safe, markdown
 
 
@@ -36,12 +36,12 @@ def evaluate(model_path: str | Path, data: ws.WindowSet, out: str | Path | None 
         aligned = data.in_classes(model.classes)
         probs = model.predict(aligned.X)
         cells = cell_table(aligned, probs)
+        config = judged_config(aligned, model.posterior_config())
         result = {"model": model.path.name, "variant": model.variant, "classes": list(model.classes),
                   "spike": level_metrics(aligned.y, probs, model.classes),
                   "cell": level_metrics(cells.y, cells.mean_probs, model.classes),
                   "udi_bins": udi_bins(cells, model.classes),
-                  "posterior": posterior_summary(cell_outcomes(aligned, probs, model.novel(aligned.X),
-                                                               model.posterior_config()), model.posterior_config())}
+                  "posterior": posterior_summary(cell_outcomes(aligned, probs, model.novel(aligned.X), config), config)}
         atypical = np.isfinite(cells.udi_ms) & (cells.y == 0) & (cells.udi_ms < ATYPICAL_UDI_MS)
         if model.classes[0] == "SER" and atypical.any():
             correct = int((cells.mean_probs[atypical].argmax(axis=1) == 0).sum())

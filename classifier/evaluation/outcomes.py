@@ -47,12 +47,19 @@ class Outcomes:
         return np.isin(self.decision, self.classes)
 
 
+def judged_config(data: ws.WindowSet, config: PosteriorConfig) -> PosteriorConfig:
+    """The posterior a set can be judged with: without spike times on every window the firing
+    model cannot speak, so its cells are judged by the waveform alone."""
+    if config.firing is not None and not np.isfinite(data.time_s).all():
+        return replace(config, evidence="waveform", firing=None)
+    return config
+
+
 def cell_outcomes(data: ws.WindowSet, probs: np.ndarray, novel: np.ndarray, config: PosteriorConfig) -> Outcomes:
     """Replay every cell of ``data`` (labelled in the model's classes) through a :class:`Cell`, each
     spike at its time (on a microsecond clock). A set without spike times (the seed's CSV folders,
     older sets) cannot feed the firing model: its cells are judged by the waveform alone."""
-    if config.firing is not None and not np.isfinite(data.time_s).all():
-        config = replace(config, evidence="waveform", firing=None)
+    config = judged_config(data, config)
     rows = []
     confidence, correct, weights = [], [], []
     for name in np.unique(data.cell):

@@ -36,6 +36,7 @@ WINDOW_ISIS = 256
 MAX_ISI_S = 10.0
 BURST_ISI_S = 0.02
 PAUSE_FACTOR = 3.0
+MAX_GAPS = 10_000
 
 
 @njit(cache=True)
@@ -170,15 +171,18 @@ class Train:
         """Samples were lost (or a sweep ended) just before ``time_s``: an interval across it is no
         interval of the cell's."""
         bisect.insort(self._gaps, time_s)
+        if len(self._gaps) > MAX_GAPS:  # a silent channel that keeps losing samples: the latest still block
+            del self._gaps[:-MAX_GAPS]
 
     def add(self, time_s: float) -> None:
         """A spike at ``time_s`` (s on the cell's clock)."""
         last, self._last_s = self._last_s, time_s
+        if last is not None:
+            k = bisect.bisect_right(self._gaps, last)
+            if k:
+                del self._gaps[:k]  # gaps before the last spike can span no later interval
         if last is None or not 0.0 < time_s - last <= MAX_ISI_S:
             return
-        k = bisect.bisect_right(self._gaps, last)
-        if k:
-            del self._gaps[:k]  # gaps before the last spike can span no later interval
         if self._gaps and self._gaps[0] <= time_s:
             return
         if self._count == len(self._isi):

@@ -463,6 +463,8 @@ class Service:
         for key in idle:
             channel = self.channels.pop(key)
             self._write_summary(channel, forgotten_after_idle_s=self.forget_after_s)
+            if self.lsl is not None:
+                self.lsl.forget(channel.cell.id)
             channel.rows.free.append(channel.row)
             self.forgotten += 1
         if idle:

@@ -116,3 +116,25 @@ def test_a_missing_lsl_stream_is_one_line():
 
     assert_one_line_error(run_raphe("serve", "--lsl-source", f"nothing-{os.getpid()}", "--idle", "1", timeout=60),
                           "no LSL stream named")
+
+
+def test_stamps_share_one_anchor_per_stream_and_restart_with_its_samples():
+    from raphe.streamer.lsl import LslOutputs
+    from raphe.streamer.outputs import SpikeUpdate
+
+    lsl = LslOutputs(f"raphe-anchor-{os.getpid()}", ("SER", "NSER"))
+
+    def update(cell: int, sample_num: int, decision: str = "undecided") -> SpikeUpdate:
+        return SpikeUpdate("rig", cell, f"c{cell}", f"rig:{cell}", 1, sample_num, 1, 10_000.0, -80.0, -50.0, 5,
+                           False, 0, ["SER", "NSER"], [0.5, 0.5], [0.5, 0.5], decision, [], None, [0.5, 0.5], {})
+
+    a = lsl.timestamp(update(0, 20_000_000))
+    b = lsl.timestamp(update(1, 20_010_000))  # another cell of the stream, 1 s of samples later
+    assert b - a == pytest.approx(1.0, abs=1e-9)
+    restarted = lsl.timestamp(update(0, 0))  # the stream's samples start again: a new anchor, not 2,000 s back
+    assert restarted == pytest.approx(pylsl.local_clock(), abs=1.0) and restarted >= a
+    lsl.publish(update(0, 100, "SER"))
+    assert lsl._decided[("rig:0", 1)] == "SER"
+    lsl.forget("rig:0")
+    assert ("rig:0", 1) not in lsl._decided
+    lsl.close()
