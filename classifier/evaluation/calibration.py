@@ -72,19 +72,12 @@ def fit_posterior(sequences: list[tuple[int, np.ndarray]], threshold: float = DE
     ``sequences`` holds, per held-out cell, its true class index and its spikes' probabilities
     (n, C) in the order they were recorded (windows kept out of the posterior left out).
     """
-    sums, counts, labels, weights = prefixes(sequences)
-    rows = np.arange(len(labels))
-    last = np.cumsum([len(probs) for _, probs in sequences if len(probs)]) - 1
+    sums, counts, judge = _judging(sequences, threshold, min_spikes, max_wrong)
     best, best_key = (1.0, 0.0, 0.0), (np.inf, np.inf)
     for margin in MARGINS:
         for beta in np.r_[0.0, np.logspace(-3, 1.0, 21)]:
             for alpha in np.logspace(-2.5, 1.0, 36):
-                p = combine(sums, counts, alpha, beta, margin)
-                nll = -(weights * np.log(np.clip(p[rows, labels], 1e-12, 1.0))).sum() / weights.sum()
-                final = p[last]
-                decided = (counts[last] >= min_spikes) & (final.max(axis=1) >= threshold)
-                wrong = float((decided & (final.argmax(axis=1) != labels[last])).mean())
-                key = (max(wrong - max_wrong, 0.0), nll)
+                key = _decision_key(combine(sums, counts, alpha, beta, margin), **judge)
                 if key < best_key:
                     best, best_key = (float(alpha), float(beta), float(margin)), key
     return best
@@ -100,14 +93,23 @@ def firing_sequences(cells: np.ndarray, times_s: np.ndarray, firing: FiringModel
     for cell in np.unique(cells):
         train, rows = Train(), []
         for t in times_s[cells == cell]:
-            train.add(float(t))
-            values = train.features()
-            rows.append(np.zeros(len(classes)) if values is None else firing.log_probabilities(values)[columns])
+            f = train.spike(float(t), firing, columns)
+            rows.append(np.zeros(len(classes)) if f is None else f)
         out.append(np.array(rows).reshape(-1, len(classes)))
     return out
 
 
+def _judging(sequences: list[tuple[int, np.ndarray]], threshold: float, min_spikes: int,
+             max_wrong: float) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Every prefix's summed evidence and spike count, and what :func:`_decision_key` judges by."""
+    sums, counts, labels, weights = prefixes(sequences)
+    last = np.cumsum([len(probs) for _, probs in sequences if len(probs)]) - 1
+    return sums, counts, dict(rows=np.arange(len(labels)), labels=labels, weights=weights, last=last, counts=counts,
+                              threshold=threshold, min_spikes=min_spikes, max_wrong=max_wrong)
+
+
 def _decision_key(p: np.ndarray, rows, labels, weights, last, counts, threshold, min_spikes, max_wrong):
+    """(wrong decisions beyond the bound, cell-weighted NLL over every prefix): smaller is better."""
     nll = -(weights * np.log(np.clip(p[rows, labels], 1e-12, 1.0))).sum() / weights.sum()
     final = p[last]
     decided = (counts[last] >= min_spikes) & (final.max(axis=1) >= threshold)
@@ -120,13 +122,9 @@ def fit_joint(sequences: list[tuple[int, np.ndarray]], firing: list[np.ndarray],
               max_wrong: float = MAX_WRONG_DECISIONS) -> tuple[float, float, float]:
     """(firing_weight, joint_margin, firing_margin) by the objective of :func:`fit_posterior`, the
     waveform's tempering (``alpha``, ``beta``) held; ``firing`` from :func:`firing_sequences`."""
-    sums, counts, labels, weights = prefixes(sequences)
+    sums, counts, judge = _judging(sequences, threshold, min_spikes, max_wrong)
     f = np.concatenate([part for part, (_, probs) in zip(firing, sequences) if len(probs)])
-    rows = np.arange(len(labels))
-    last = np.cumsum([len(probs) for _, probs in sequences if len(probs)]) - 1
     z = tempered_evidence(sums, counts, alpha, beta)
-    judge = dict(rows=rows, labels=labels, weights=weights, last=last, counts=counts, threshold=threshold,
-                 min_spikes=min_spikes, max_wrong=max_wrong)
     joint = min(((w, m) for w in FIRING_WEIGHTS for m in MARGINS),
                 key=lambda wm: _decision_key(with_margin(z + wm[0] * f, wm[1]), **judge))
     weight = float(joint[0])
@@ -154,7 +152,7 @@ def calibrate(model_path, data: ws.WindowSet, data_name: str = "",
     with ``firing_path``, the joint posterior with that firing model (copied beside each model);
     return what was fitted, per model file."""
     firing = FiringModel(firing_path) if firing_path is not None else None
-    if firing is not None and np.isnan(data.time_s).any():
+    if firing is not None and not data.has_times:
         raise RapheError("calibrating a firing model needs spike times (time_s) on every window; "
                          "use `raphe synth` sets or labelled recordings")
     fitted = {}
@@ -178,8 +176,8 @@ def calibrate(model_path, data: ws.WindowSet, data_name: str = "",
                      "rule": "f = weight * log p_firing; firing: softmax(-max(max(f) - f - margin, 0)); "
                              "joint: softmax(-max(max(z + f) - z - f - joint_margin, 0))"}
             result.update(firing_weight=weight, joint_margin=joint_margin, firing_margin=firing_margin)
-        write_posterior(model.path, alpha, beta, margin, len(sequences), data_name or repr(data), joint)
-        write_class_means(model.path, aligned.subset(kept), data_name or repr(data))
+        write_posterior(model.path, alpha, beta, margin, len(sequences), data_name or repr(data), joint,
+                        class_means(aligned.subset(kept)))
         fitted[model.path.name] = result
     return fitted
 
@@ -193,19 +191,11 @@ def class_means(data: ws.WindowSet) -> dict[str, list[float]]:
             if (data.y == k).any()}
 
 
-def write_class_means(model_path, data: ws.WindowSet, fitted_on: str) -> None:
-    _, meta_path = sidecar(Path(model_path))
-    metadata = json.loads(meta_path.read_text())
-    metadata["class_means"] = {"windows": class_means(data), "normalised": "each window to zero mean and unit SD",
-                               "fitted_on": fitted_on}
-    with staged(meta_path) as partial:
-        partial.write_text(json.dumps(metadata, indent=2) + "\n")
-
-
 def write_posterior(model_path, alpha: float, beta: float, margin: float, cells: int, fitted_on: str,
-                    firing: dict | None = None) -> None:
-    """Put a fitted tempering (and, if given, the joint posterior's ``firing`` part) into a model's
-    ``.json``, saying what it was fitted on; a refit without a firing model keeps none."""
+                    firing: dict | None = None, means: dict[str, list[float]] | None = None) -> None:
+    """Put a fitted tempering (and, if given, the joint posterior's ``firing`` part and the class
+    averages of :func:`class_means`) into a model's ``.json``, saying what they were fitted on; a
+    refit without a firing model keeps none."""
     _, meta_path = sidecar(Path(model_path))
     metadata = json.loads(meta_path.read_text())
     previous = {k: v for k, v in metadata.get("posterior", {}).items() if k != "firing"}
@@ -213,5 +203,8 @@ def write_posterior(model_path, alpha: float, beta: float, margin: float, cells:
                              "fitted_on_cells": cells, "fitted_on": fitted_on, "max_wrong_decisions": MAX_WRONG_DECISIONS}
     if firing is not None:
         metadata["posterior"]["firing"] = firing
+    if means is not None:
+        metadata["class_means"] = {"windows": means, "normalised": "each window to zero mean and unit SD",
+                                   "fitted_on": fitted_on}
     with staged(meta_path) as partial:
         partial.write_text(json.dumps(metadata, indent=2) + "\n")

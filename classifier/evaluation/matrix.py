@@ -30,7 +30,7 @@ THRESHOLDS = np.r_[0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999
 
 def judge(model: Model, data: ws.WindowSet, evidences: tuple[str | None, ...] = (None,)) -> list[tuple[dict, list[dict]]]:
     """The figures of ``model`` on ``data`` and its trade-off curve, per evidence (None: the model's default)."""
-    if any(e in ("firing", "both") for e in evidences) and not np.isfinite(data.time_s).all():
+    if any(e in ("firing", "both") for e in evidences) and not data.has_times:
         raise RapheError("judging firing evidence needs spike times (time_s) on every window; "
                          "use `raphe synth` sets or labelled recordings")
     aligned = data.in_classes(model.classes)

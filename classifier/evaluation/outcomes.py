@@ -50,7 +50,7 @@ class Outcomes:
 def judged_config(data: ws.WindowSet, config: PosteriorConfig) -> PosteriorConfig:
     """The posterior a set can be judged with: without spike times on every window the firing
     model cannot speak, so its cells are judged by the waveform alone."""
-    if config.firing is not None and not np.isfinite(data.time_s).all():
+    if config.firing is not None and not data.has_times:
         return replace(config, evidence="waveform", firing=None)
     return config
 
@@ -66,14 +66,15 @@ def cell_outcomes(data: ws.WindowSet, probs: np.ndarray, novel: np.ndarray, conf
         index = np.flatnonzero(data.cell == name)
         label = int(data.y[index[0]])
         cell = Cell("evaluation", 0, str(name), CLOCK_HZ, data.classes, config)
-        ticks = np.where(np.isfinite(data.time_s[index]), np.round(data.time_s[index] * CLOCK_HZ), 0).astype(np.int64)
+        known = np.isfinite(data.time_s[index])
+        ticks = np.where(known, np.round(data.time_s[index] * CLOCK_HZ), 0).astype(np.int64)
         for i, tick in zip(index, ticks):
             post = cell.add_spike(int(tick), probs[i], data.X[i], bool(novel[i]))
             confidence.append(float(post.max()))
             correct.append(int(post.argmax()) == label)
         weights += [1.0 / len(index)] * len(index)
         spikes = cell.posterior.spikes_to_decision if cell.decision == cell.posterior.decision else None
-        seconds = cell.seconds_to_decision if np.isfinite(data.time_s[index]).all() else None
+        seconds = cell.seconds_to_decision if known.all() else None
         rows.append((name, label, data.udi_ms[index[0]], probs[index].mean(axis=0), cell.posterior.posterior.copy(),
                      cell.decision, np.nan if spikes is None else spikes, np.nan if seconds is None else seconds,
                      cell.n_spikes, cell.n_novel))
@@ -88,6 +89,11 @@ def rate(successes: int, n: int) -> dict:
     """A proportion with its 95% Wilson interval."""
     return {"n": int(n), "k": int(successes), "rate": successes / n if n else float("nan"),
             "ci95": wilson(int(successes), int(n))}
+
+
+def known_median(values: np.ndarray) -> float:
+    """The median of the known values (NaN marks unknown), NaN if none is known."""
+    return float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
 
 
 def shown(r: dict) -> str:
@@ -114,10 +120,8 @@ def figures(outcomes: Outcomes, atypical_udi_ms: float) -> dict:
               "not_classifiable": rate(int((o.decision == NOT_CLASSIFIABLE).sum()), n),
               "novel_windows": rate(int(o.n_novel.sum()), int(o.n_spikes.sum())),
               "ece_every_spike": expected_calibration_error(o.prefix_confidence, o.prefix_correct, o.prefix_weight),
-              "median_spikes_to_decision": float(np.nanmedian(o.spikes_to_decision)) if o.decided.any()
-              else float("nan"),
-              "median_seconds_to_decision": float(np.nanmedian(o.seconds_to_decision))
-              if np.isfinite(o.seconds_to_decision).any() else float("nan"),
+              "median_spikes_to_decision": known_median(o.spikes_to_decision),
+              "median_seconds_to_decision": known_median(o.seconds_to_decision),
               "decided_within_30_s": rate(int((o.seconds_to_decision <= 30.0).sum()),
                                           n if np.isfinite(o.seconds_to_decision).any() or not o.decided.any() else 0)}
     for k, name in enumerate(o.classes):
@@ -164,8 +168,7 @@ def posterior_summary(outcomes: Outcomes, config: PosteriorConfig) -> dict:
             "decided_accuracy": right / decided if decided else float("nan"),
             "decided_accuracy_ci95": wilson(right, decided),
             "final_argmax_accuracy": float(final_correct.mean()),
-            "median_spikes_to_decision": float(np.nanmedian(o.spikes_to_decision)) if decided else float("nan"),
-            "median_seconds_to_decision": float(np.nanmedian(o.seconds_to_decision))
-            if np.isfinite(o.seconds_to_decision).any() else float("nan"),
+            "median_spikes_to_decision": known_median(o.spikes_to_decision),
+            "median_seconds_to_decision": known_median(o.seconds_to_decision),
             "ece_every_spike": expected_calibration_error(o.prefix_confidence, o.prefix_correct, o.prefix_weight),
             "ece_final": expected_calibration_error(o.final.max(axis=1), final_correct)}

@@ -122,11 +122,7 @@ class Cell:
     def _firing_evidence(self, sample_num: int) -> np.ndarray | None:
         if self._firing_columns is None:
             return None
-        self.train.add(sample_num / self.sample_rate)
-        values = self.train.features()
-        if values is None:
-            return None
-        return self.posterior.config.firing.log_probabilities(values)[self._firing_columns]
+        return self.train.spike(sample_num / self.sample_rate, self.posterior.config.firing, self._firing_columns)
 
     def summary(self) -> dict:
         """What `raphe classify --json` prints for the cell."""

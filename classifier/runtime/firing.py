@@ -192,6 +192,14 @@ class Train:
         self._count += 1
         self.n_isi += 1
 
+    def spike(self, time_s: float, model: FiringModel, columns: np.ndarray) -> np.ndarray | None:
+        """Add a spike and return what ``model`` makes of the intervals so far (log-probabilities in
+        the order of ``columns``, see ``FiringModel.in_classes``), or None before it speaks: the
+        runtime's step, replayed as is by the calibration."""
+        self.add(time_s)
+        values = self.features()
+        return None if values is None else model.log_probabilities(values)[columns]
+
     def features(self) -> np.ndarray | None:
         """The features of the last ``WINDOW_ISIS`` intervals, or None before ``MIN_ISIS``."""
         if self._count < MIN_ISIS:

@@ -109,10 +109,14 @@ def log_evidence(probs: np.ndarray) -> np.ndarray:
     return np.log(np.clip(probs, FLOOR, 1.0))
 
 
+def tempering(n, alpha: float, beta: float):
+    """The factor on the summed log-probabilities after ``n`` spikes (a number or an array of them)."""
+    return alpha / (1.0 + beta * np.maximum(np.asarray(n, dtype=np.float64) - 1.0, 0.0))
+
+
 def tempered_evidence(evidence_sum: np.ndarray, n: np.ndarray | int, alpha: float, beta: float) -> np.ndarray:
     """z: the waveform evidence after ``n`` spikes (rows of ``evidence_sum``), tempered."""
-    scale = alpha / (1.0 + beta * np.maximum(np.asarray(n, dtype=np.float64) - 1.0, 0.0))
-    return np.asarray(evidence_sum) * np.expand_dims(scale, -1)
+    return np.asarray(evidence_sum) * np.expand_dims(tempering(n, alpha, beta), -1)
 
 
 def with_margin(z: np.ndarray, margin: float) -> np.ndarray:
@@ -175,7 +179,7 @@ class CellPosterior:
         self._evidence += log_evidence(probs)
         # the three parts as the rows of one array, so that the margins cost one pass, not three
         z = self._z
-        np.multiply(self._evidence, c.alpha / (1.0 + c.beta * max(self.n_spikes - 1, 0)), out=z[0])
+        np.multiply(self._evidence, tempering(self.n_spikes, c.alpha, c.beta), out=z[0])
         if firing_log_probs is not None:
             np.multiply(firing_log_probs, c.firing_weight, out=z[1])
         np.add(z[0], z[1], out=z[2])

@@ -60,6 +60,11 @@ class WindowSet:
     def __len__(self) -> int:
         return len(self.X)
 
+    @property
+    def has_times(self) -> bool:
+        """Every window carries its spike's time: the set can feed the firing model."""
+        return bool(np.isfinite(self.time_s).all())
+
     def __repr__(self) -> str:
         counts = ", ".join(f"{c} {int((self.y == i).sum())}" for i, c in enumerate(self.classes))
         return (f"WindowSet({len(self)} windows: {counts}; {len(np.unique(self.cell))} cells, "

@@ -35,6 +35,7 @@ from raphe.core.specs import SEED_WINDOW
 from raphe.core.staged import staged
 
 from .firing import cell_trains
+from .train import balanced_class_weights
 
 FIRING_ISIS = (8, 16, 24)
 WINDOWS_PER_CELL = 10
@@ -112,8 +113,7 @@ def fit_network(model, X: np.ndarray, y: np.ndarray, epochs: int, seed: int):
     keras.utils.set_random_seed(seed)
     model.compile(keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=4, restore_best_weights=True)
-    counts = np.bincount(y)
-    weights = {k: float(len(y) / (len(counts) * c)) for k, c in enumerate(counts) if c}
+    weights = balanced_class_weights(y, int(model.output_shape[-1]))
     model.fit(X, y, batch_size=64, epochs=epochs, validation_split=0.2, class_weight=weights, callbacks=[stop],
               verbose=0, shuffle=True)
     return model

@@ -112,6 +112,12 @@ def _has_all_classes(windows: ws.WindowSet, mask: np.ndarray) -> bool:
     return len(np.unique(windows.y[mask])) == len(windows.classes)
 
 
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> dict[int, float]:
+    """Each present class weighted by the inverse of its frequency (Keras ``class_weight``)."""
+    counts = np.bincount(y, minlength=n_classes)
+    return {k: float(len(y) / (n_classes * c)) for k, c in enumerate(counts) if c}
+
+
 def log_softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
@@ -161,8 +167,7 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     X = data.X[..., np.newaxis]
     n_classes = len(data.classes)
     train_mask = part == 0
-    counts = np.bincount(data.y[train_mask], minlength=n_classes)
-    class_weight = {k: float(train_mask.sum() / (n_classes * c)) for k, c in enumerate(counts) if c}
+    class_weight = balanced_class_weights(data.y[train_mask], n_classes)
     split_info = {"unit": unit, **{name_: _describe(data, part == p) for p, name_ in
                                    enumerate(("train", "validation", "calibration"))}}
     console.print(f"training on {split_info['train']['windows']} windows, split by {unit}; "
