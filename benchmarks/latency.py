@@ -45,13 +45,16 @@ class Case:
     model: str = "default"
     flood_samples: int = 0
     keep_warm: bool = True
+    web: bool = False
+    lsl: bool = False
 
     @property
     def label(self) -> str:
         return (f"{self.channels} ch, {self.sample_rate / 1000:g} kHz, {self.block_ms:g} ms blocks, "
                 f"{self.firing_hz:g} Hz{', packed' if self.packed else ''}{', ' + self.model if self.model != 'default' else ''}"
                 + (f", beside a {self.flood_samples * 4 / 1e6:g} MB block every {FLOOD_EVERY_S:g} s"
-                   if self.flood_samples else "") + ("" if self.keep_warm else ", model not kept warm"))
+                   if self.flood_samples else "") + ("" if self.keep_warm else ", model not kept warm")
+                + (", web view read by a browser" if self.web else "") + (", LSL outlets" if self.lsl else ""))
 
 
 def spike_pool(case: Case, seed: int = 0) -> list[np.ndarray]:
@@ -123,26 +126,67 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
 
 
 def service(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready, model_name: str,
-            keep_warm: bool = True) -> None:
-    """raphe's live service until data stops for 1 s (or the deadline); save its counters and timings."""
+            keep_warm: bool = True, web_address: str | None = None, lsl: bool = False) -> None:
+    """raphe's live service until data stops for 1 s (or the deadline); save its counters and timings.
+    With ``web_address``, the live browser view is served and ticked as `raphe serve --web` does (the
+    table's refresh, every 0.25 s); with ``lsl``, every update is also pushed to LSL outlets."""
+    import os
+
     from raphe.classifier.runtime.model import Model
     from raphe.pipelines.live import Service, settle_collector
+    from raphe.pipelines.live_view import LiveView
     from raphe.streamer.outputs import Outputs
+    from raphe.streamer.web import WebView
 
     model = Model(model_name)
+    web = WebView(web_address) if web_address else None
+    outlets = None
+    if lsl:
+        from raphe.streamer.lsl import LslOutputs
+
+        outlets = LslOutputs(f"raphe-bench-{os.getpid()}", model.classes)
     with Outputs(posterior, events) as outputs:
-        svc = Service(connect, model, {}, model.posterior_config(), outputs,
+        svc = Service(connect, model, {}, model.posterior_config(), outputs, lsl=outlets,
                       **({} if keep_warm else {"keep_warm_s": None}))
+        view = LiveView(svc, web, "bench") if web else None
         settle_collector()  # as `raphe serve` does
         ready.set()
+        refresh = [time.monotonic()]
+
+        def step(timeout_ms: int) -> bool:
+            got = svc.step(timeout_ms)
+            if view is not None and time.monotonic() >= refresh[0]:
+                view.tick(0.0)
+                refresh[0] = time.monotonic() + 0.25
+            return got
+
         try:
-            spin(svc.step, deadline_s)
+            spin(step, deadline_s)
             stats = svc.subscriber.stats
             Path(out).write_text(json.dumps({
                 "timings": svc.timings.summary(), "spikes": svc.spikes, "messages": stats.data_messages,
-                "lost_messages": stats.lost_messages, "malformed": sum(stats.malformed.values())}))
+                "lost_messages": stats.lost_messages, "malformed": sum(stats.malformed.values()),
+                **({"snapshots": view.snapshots, "snapshot_ms": 1e3 * view.build_s / max(view.snapshots, 1)}
+                   if view else {})}))
         finally:
             svc.close()
+            if web is not None:
+                web.close()
+
+
+def browser(address: str, deadline_s: float) -> None:
+    """A page's share of the work: read the live view's event stream until it ends."""
+    import urllib.request
+
+    started = time.monotonic()
+    while time.monotonic() - started < deadline_s:
+        try:
+            with urllib.request.urlopen(f"http://{address}/events", timeout=deadline_s) as stream:
+                for _ in stream:
+                    pass
+            return
+        except OSError:
+            time.sleep(0.05)
 
 
 def echo(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready) -> None:
@@ -224,6 +268,15 @@ def free_endpoint() -> str:
     return endpoint
 
 
+def free_address() -> str:
+    """HOST:PORT of a TCP port free on loopback now (for the web view's server)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
 def run(case: Case, baseline: bool = False) -> dict:
     """Run ``case`` through raphe (or, with ``baseline``, the echo); latencies and counters."""
     spawn = multiprocessing.get_context("spawn")
@@ -232,18 +285,22 @@ def run(case: Case, baseline: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="raphe-bench-") as tmp:
         paths = {k: str(Path(tmp) / k) for k in ("rig.npz", "service.json", "reader.npz")}
         served, heard = spawn.Event(), spawn.Event()
+        web = free_address() if case.web else None
         middle = spawn.Process(target=echo if baseline else service,
                                args=(data, posterior, events, paths["service.json"], deadline, served)
-                               + (() if baseline else (case.model, case.keep_warm)))
+                               + (() if baseline else (case.model, case.keep_warm, web, case.lsl)))
         listener = spawn.Process(target=reader, args=(posterior, paths["reader.npz"], deadline, heard))
         middle.start()
         served.wait(60)
         listener.start()
         heard.wait(60)
+        page = spawn.Process(target=browser, args=(web, deadline)) if web else None
+        if page is not None:
+            page.start()
         source = spawn.Process(target=rig, args=(data, case, paths["rig.npz"],
                                                  time.monotonic_ns() + int(START_DELAY_S * 1e9)))
         source.start()
-        for p in (source, middle, listener):
+        for p in (source, middle, listener, *([page] if page else [])):
             p.join(deadline + 30)
         sent = np.load(paths["rig.npz"])
         got = np.load(paths["reader.npz"])

@@ -46,11 +46,19 @@ def markdown(results: dict[str, float], latency: list[dict], sustained: dict, qu
                          f"{r.get('lost_messages', '-')} |")
         lines += ["", "Rig pace: wall time the rig took over the recorded time it sent (1.00× = it kept real "
                   "time; above, the rig itself could not send that many messages that fast).", ""]
+        extras = {"flood_samples": 0, "web": False, "lsl": False}
         for r in latency:
-            calm = [c for c in latency if c["case"] == {**r["case"], "flood_samples": 0} and not c["baseline"]]
-            if r["case"].get("flood_samples") and calm and r.get("p50_ms") and calm[0].get("p50_ms"):
-                lines += [f"Beside the flood ({r['label']}): p50 ×{r['p50_ms'] / calm[0]['p50_ms']:.2f}, "
-                          f"p99 ×{r['p99_ms'] / calm[0]['p99_ms']:.2f} of the same channels without it.", ""]
+            plain = [c for c in latency if c["case"] == {**r["case"], **extras} and not c["baseline"]]
+            added = [k for k, v in extras.items() if r["case"].get(k, v) != v]
+            if added and plain and r.get("p50_ms") and plain[0].get("p50_ms"):
+                stage = {s: r["timings"][s]["mean_s"] / plain[0]["timings"][s]["mean_s"]
+                         for s in ("publish",) if r.get("timings", {}).get(s, {}).get("n")
+                         and plain[0].get("timings", {}).get(s, {}).get("n")}
+                lines += [f"{r['label']}: p50 ×{r['p50_ms'] / plain[0]['p50_ms']:.2f}, "
+                          f"p99 ×{r['p99_ms'] / plain[0]['p99_ms']:.2f} of the same channels without it"
+                          + "".join(f", mean {s} stage ×{v:.2f}" for s, v in stage.items())
+                          + (f"; {r['snapshots']} snapshots of {r['snapshot_ms']:.2f} ms" if "snapshots" in r else "")
+                          + ".", ""]
     for label, found in sustained.items():
         lines += [f"## Sustained in real time ({label}; 10 ms blocks, 2 Hz): {found['channels']} channels", "",
                   "| channels | sustained | rig pace | lost | served / sent | p50 ms | p99 ms |",

@@ -60,6 +60,16 @@ def test_latency_beside_a_flood(benchmark, flood):
     benchmark.extra_info.update({k: v for k, v in result.items() if k != "latency_ms"})
 
 
+@pytest.mark.parametrize("web, lsl", [(False, False), (True, False), (False, True)])
+def test_latency_with_the_rig_outputs(benchmark, web, lsl):
+    """64 channels, 10 ms blocks, 20 Hz: plain, with the live web view read by a browser, and with
+    the LSL outlets: each as a ratio to plain in the same run (the report)."""
+    case = Case(64, 10.0, 20.0, 2 * SECONDS, web=web, lsl=lsl)
+    result = benchmark.pedantic(run, args=(case,), rounds=1, iterations=1)
+    LATENCY.append(result)
+    benchmark.extra_info.update({k: v for k, v in result.items() if k != "latency_ms"})
+
+
 @pytest.mark.parametrize("channels, rate, packed, model", [(384, 30_000.0, False, "student"),
                                                            (384, 30_000.0, False, "default"),
                                                            (1000, 40_000.0, True, "student")])

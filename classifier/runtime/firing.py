@@ -200,9 +200,14 @@ class Train:
         values = self.features()
         return None if values is None else model.log_probabilities(values)[columns]
 
+    def recent_intervals(self) -> np.ndarray:
+        """The last ``WINDOW_ISIS`` intervals, the ones the model reads (s, oldest first; a view that
+        the next spike may change)."""
+        return self._isi[max(0, self._count - WINDOW_ISIS):self._count]
+
     def features(self) -> np.ndarray | None:
         """The features of the last ``WINDOW_ISIS`` intervals, or None before ``MIN_ISIS``."""
         if self._count < MIN_ISIS:
             return None
-        features_into(self._isi[max(0, self._count - WINDOW_ISIS):self._count], self._features)
+        features_into(self.recent_intervals(), self._features)
         return self._features

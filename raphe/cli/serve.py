@@ -32,6 +32,9 @@ def add_arguments(p: Parser) -> None:
                         "--connect; needs raphe[lsl]")
     p.add_argument("--lsl", metavar="NAME", help="also publish on Lab Streaming Layer: NAME-posteriors (one sample "
                                                  "per spike) and NAME-decisions (markers); needs raphe[lsl]")
+    p.add_argument("--web", nargs="?", const="127.0.0.1:8765", metavar="HOST:PORT",
+                   help="serve a live view for a browser at HOST:PORT (default 127.0.0.1:8765: this machine "
+                        "only; 0.0.0.0:PORT lets the lab's network see it, unencrypted and without login)")
     add_security_options(p, serving=True, connecting=True)
     add_model_options(p)
     add_detector_options(p)
@@ -46,10 +49,12 @@ def run(args: argparse.Namespace) -> int:
     from raphe.core.staged import check_writable
     from raphe.detector.config import DetectorConfig
     from raphe.pipelines.live import Service, serve, settle_collector
+    from raphe.pipelines.live_view import LiveView
     from raphe.pipelines.records import RecordLog
     from raphe.streamer.outputs import Outputs
 
     from raphe.streamer.security import check_exposure
+    from raphe.streamer.web import WebView
 
     model, posterior = load_model(args)
     settings = detector_settings(args)
@@ -59,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     warning = check_exposure([args.posterior_endpoint, args.events_endpoint], serving, args.insecure)
     if warning:
         err.print(warning, highlight=False, markup=False)
+    web = WebView(args.web) if args.web else None  # a port in use: one line before anything else starts
     log = RecordLog(check_writable(args.log)) if args.log else None
     lsl = lsl_outputs(args.lsl, model.classes) if args.lsl else None
     source = lsl_source(args.lsl_source, args.units) if args.lsl_source else None
@@ -71,8 +77,11 @@ def run(args: argparse.Namespace) -> int:
             settle_collector()
             try:
                 err.print(f"serving {source.endpoint if source else args.connect} with {model!r}; posteriors on {outputs.posterior_endpoint}, "
-                          f"spike events on {outputs.events_endpoint}")
-                seconds = serve(service, duration_s=args.duration, idle_s=args.idle, console=Console(stderr=args.json))
+                          f"spike events on {outputs.events_endpoint}" + (f"; live view on {web.url}" if web else ""))
+                live_view = LiveView(service, web, "raphe serve " + (source.endpoint if source else args.connect)) \
+                    if web else None
+                seconds = serve(service, duration_s=args.duration, idle_s=args.idle, console=Console(stderr=args.json),
+                                web=live_view)
             finally:
                 service.close()
     finally:
@@ -80,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
             log.close()
         if lsl is not None:
             lsl.close()
+        if web is not None:
+            web.close()
     if args.json:
         print(json.dumps(service.summary(seconds)))
     return 0

@@ -25,7 +25,10 @@ from raphe.replay.recording import Channel, Recording
 from raphe.streamer.outputs import Outputs
 from raphe.streamer.publisher import Publisher
 
+from raphe.streamer.web import WebView
+
 from .live import COMPACT_TABLE, Service, serve
+from .live_view import LiveView
 from .why import draw_intervals, draw_posteriors, draw_shape
 
 SAMPLE_RATE = SEED_WINDOW.sample_rate_hz  # the seed's recordings: no resampling needed
@@ -61,11 +64,21 @@ def simulated_rig(cells: list[Truth], seconds: float, rng: np.random.Generator) 
 
 
 def demo(seconds: float = 40.0, seed: int = 7, report: str | Path = "raphe-demo.png",
-         model_path: str | None = None) -> int:
+         model_path: str | None = None, web_address: str | None = None) -> int:
     """Run the demo; exit code 0 when every sample arrived and no decision is wrong ("undecided" is the
-    honest answer for a cell whose calibrated posterior has not reached the threshold)."""
+    honest answer for a cell whose calibrated posterior has not reached the threshold). With
+    ``web_address``, the live browser view is served there too (as `raphe serve --web`)."""
     console = Console()
     model = Model(model_path)
+    web = WebView(web_address) if web_address else None
+    try:
+        return run_demo(console, model, seconds, seed, Path(report), web)
+    finally:
+        if web is not None:
+            web.close()
+
+
+def run_demo(console: Console, model: Model, seconds: float, seed: int, report: Path, web: WebView | None) -> int:
     rng = np.random.default_rng(seed)
     truths = cast_cells(rng)
     recording = simulated_rig(truths, seconds, rng)
@@ -82,15 +95,19 @@ def demo(seconds: float = 40.0, seed: int = 7, report: str | Path = "raphe-demo.
             done.set()
 
         rig = threading.Thread(target=publish, name="raphe-demo-rig", daemon=True)
+        title = f"raphe serve {publisher.endpoint} (simulated rig)"
+        if web is not None:
+            console.print(f"live view: {web.url} (open it in a browser)")
         rig.start()
         try:
-            serve(service, idle_s=1.0, console=console, title=f"raphe serve {publisher.endpoint} (simulated rig)")
+            serve(service, idle_s=1.0, console=console, title=title,
+                  web=LiveView(service, web, title) if web is not None else None)
         finally:
             service.close()
         rig.join(timeout=5)
     cells = [service.channels.get((STREAM, i)) for i in range(len(truths))]
     wrong = summary(console, truths, [c.cell if c else None for c in cells])
-    write_report(Path(report), truths, [c.cell if c else None for c in cells], model)
+    write_report(report, truths, [c.cell if c else None for c in cells], model)
     console.print(f"report: {report}")
     complete = done.is_set() and service.subscriber.stats.lost_messages == 0
     return 0 if complete and wrong == 0 else 1

@@ -24,6 +24,7 @@ from rich import box
 from rich.table import Table
 
 from raphe.classifier.runtime.cells import Cell
+from raphe.classifier.runtime.firing import MIN_ISIS, Train
 from raphe.classifier.runtime.model import Model
 from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, PosteriorConfig, leanings, top_class
 from raphe.detector.config import DetectorConfig
@@ -209,6 +210,7 @@ class Service:
         self._layouts: dict[tuple, Layout] = {}
         self.timings = StageTimings(STAGES)
         self.spikes = 0
+        self.last_data_at: float | None = None  # time.monotonic() of the last drain that brought anything
         self._model_info = {"name": model.metadata.get("name", model.path.stem), "variant": model.variant,
                             "sha256": model.checksum}
         self._classes = list(model.classes)
@@ -217,8 +219,14 @@ class Service:
                                                                        hwm=RECEIVE_HWM, curve=curve)
 
     def _warm_up(self) -> None:
-        """Load the detector kernel and run the interpreter once, so the first spike waits for neither."""
+        """Load the detector's and the firing model's kernels and run the interpreter once, so the first
+        spike waits for none of them (compiling them, on a machine's first run, takes seconds)."""
         Detector(1, self.model.window.sample_rate_hz, self.detector_config).process(np.zeros((1, 64), np.float32), 0)
+        firing = self.posterior.firing
+        if firing is not None:
+            train, columns = Train(), firing.in_classes(self.model.classes)
+            for k in range(MIN_ISIS + 1):
+                train.spike(0.5 * k, firing, columns)
         self._keep_warm()
 
     def _keep_warm(self) -> None:
@@ -252,6 +260,8 @@ class Service:
         received = time.perf_counter()
         self.timings.add("receive", received - started)
         self._now = time.monotonic()
+        if batch:
+            self.last_data_at = self._now
         spikes: list[Spike] = []
         windows: list[np.ndarray] = []
         for message in batch:
@@ -523,16 +533,25 @@ def settle_collector() -> None:
 
 
 def serve(service: Service, *, duration_s: float | None = None, idle_s: float | None = None,
-          stop: threading.Event | None = None, console: Console | None = None, title: str = "raphe serve") -> float:
+          stop: threading.Event | None = None, console: Console | None = None, title: str = "raphe serve",
+          web=None) -> float:
     """Serve until ``duration_s``, ``idle_s`` without data, ``stop`` or Ctrl-C; live table on ``console``.
 
-    Returns the seconds served. Every cell's summary is logged, and the final table and the stage
-    timings are printed, on exit.
+    ``web``: the live browser view (a ``raphe.pipelines.live_view.LiveView``), ticked whenever the
+    table is redrawn and given the final state on exit. Returns the seconds served. Every cell's
+    summary is logged, and the final table and the stage timings are printed, on exit.
     """
     console = console or Console()
-    seconds = run_loop(service.step, lambda s: service.table(s, title), console=console, duration_s=duration_s,
-                       idle_s=idle_s, stop=stop)
+
+    def view(seconds: float) -> Table:
+        if web is not None:
+            web.tick(seconds)
+        return service.table(seconds, title)
+
+    seconds = run_loop(service.step, view, console=console, duration_s=duration_s, idle_s=idle_s, stop=stop)
     service.finish()
+    if web is not None:
+        web.tick(seconds, final=True)
     console.print(service.table(seconds, title))
     console.print(timings_table(service.timings))
     return seconds
