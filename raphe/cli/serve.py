@@ -30,6 +30,8 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--lsl-source", metavar="NAME",
                    help="take the samples from the Lab Streaming Layer stream NAME (regular rate) instead of "
                         "--connect; needs raphe[lsl]")
+    p.add_argument("--lsl-timeout", type=positive_float, default=10.0, metavar="S",
+                   help="how long --lsl-source waits for its stream to appear (default 10 s)")
     p.add_argument("--lsl", metavar="NAME", help="also publish on Lab Streaming Layer: NAME-posteriors (one sample "
                                                  "per spike) and NAME-decisions (markers); needs raphe[lsl]")
     p.add_argument("--web", nargs="?", const="127.0.0.1:8765", metavar="HOST:PORT",
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     web = WebView(args.web) if args.web else None  # a port in use: one line before anything else starts
     log = RecordLog(check_writable(args.log)) if args.log else None
     lsl = lsl_outputs(args.lsl, model.classes) if args.lsl else None
-    source = lsl_source(args.lsl_source, args.units) if args.lsl_source else None
+    source = lsl_source(args.lsl_source, args.units, args.lsl_timeout) if args.lsl_source else None
     try:
         with Outputs(args.posterior_endpoint, args.events_endpoint, lossless=args.lossless_outputs,
                      curve=serving) as outputs:
@@ -103,11 +105,11 @@ def lsl_outputs(name: str, classes: tuple[str, ...]):
     return with_lsl("--lsl", lambda: LslOutputs(name, classes))
 
 
-def lsl_source(name: str, units: str | None):
+def lsl_source(name: str, units: str | None, timeout_s: float):
     """The LSL stream to serve, or one line where it cannot be had."""
     from raphe.streamer.lsl import LslSource
 
-    return with_lsl("--lsl-source", lambda: LslSource(name, units or "pA"))
+    return with_lsl("--lsl-source", lambda: LslSource(name, units or "pA", timeout_s))
 
 
 def with_lsl(option: str, make):

@@ -114,8 +114,8 @@ def test_an_lsl_stream_of_current_is_served_as_classify_reads_the_file(labelled_
 def test_a_missing_lsl_stream_is_one_line():
     from tests.helpers import assert_one_line_error, run_raphe
 
-    assert_one_line_error(run_raphe("serve", "--lsl-source", f"nothing-{os.getpid()}", "--idle", "1", timeout=60),
-                          "no LSL stream named")
+    assert_one_line_error(run_raphe("serve", "--lsl-source", f"nothing-{os.getpid()}", "--lsl-timeout", "1.5",
+                                    "--idle", "1", timeout=60), "found within 1.5 s")
 
 
 def test_stamps_share_one_anchor_per_stream_and_restart_with_its_samples():
