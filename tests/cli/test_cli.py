@@ -93,6 +93,44 @@ def test_replay_and_listen_end_to_end(abf_dir, tmp_path):
     assert all(c["units"] == "pA" and c["sample_rate"] == 20000.0 for c in channels)
 
 
+def test_serve_json_counters_equal_listen_counters_on_the_same_stream(abf_dir):
+    """listen and serve subscribed to one publisher: a recording of ten sweeps, malformed messages of
+    three kinds, a skipped message_num (one lost message) and a new acquisition. Both count alike."""
+    rec = Recording(abf_dir / "pclamp11_4ch_abf1.abf")
+    common = ["--idle", "3", "--json"]
+    with Publisher("tcp://127.0.0.1:*", heartbeat=False, lossless=True) as pub:
+        listener = subprocess.Popen([sys.executable, "-m", "raphe", "listen", "--connect", pub.endpoint, *common],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        server = subprocess.Popen([sys.executable, "-m", "raphe", "serve", "--connect", pub.endpoint,
+                                   "--posterior-endpoint", "tcp://127.0.0.1:*", "--events-endpoint",
+                                   "tcp://127.0.0.1:*", *common], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        try:
+            assert pub.wait_for_subscribers(2, timeout_s=60)
+            from raphe.replay.player import replay
+            from raphe.streamer.protocol import encode_data
+
+            replay(rec, pub, block_ms=5.0, speed=float("inf"))
+            for frames in ([b"DATA\x00", b"{not json", b""], [b"NOPE\x00", b"{}", b""], [b"DATA\x00"]):
+                pub.send_frames(frames)
+            block = np.zeros(100, np.float32)
+            pub.send_frames(encode_data(pub.message_num + 2, "other", 0, "A", 0, 1000.0, block))  # one lost
+            pub.send_frames(encode_data(1, "other", 0, "A", 0, 1000.0, block))  # a new acquisition
+            heard = json.loads(listener.communicate(timeout=120)[0])
+            served = json.loads(server.communicate(timeout=120)[0])
+        finally:
+            listener.kill()
+            server.kill()
+    counters = served["counters"]
+    for key in ("messages", "data_messages", "lost_messages", "lost_samples", "duplicates", "acquisitions", "events",
+                "malformed"):
+        assert counters[key] == heard[key], key
+    assert heard["lost_messages"] == 1 and sorted(heard["malformed"]) == ["envelope", "frames", "json"]
+    assert heard["acquisitions"] == 2 and heard["data_messages"] > 1000  # the first, and the restart
+    gaps = {(c["stream"], c["channel_num"]): (c["gaps"], c["lost_samples"]) for c in heard["channels"]}
+    assert {(c["stream"], c["channel_num"]): (c["gaps"], c["lost_samples"]) for c in served["cells"]} == gaps
+
+
 def test_listen_refuses_legacy_messages_with_a_clear_line_and_keeps_going():
     with Publisher("tcp://127.0.0.1:*", heartbeat=False) as pub:
         listener = subprocess.Popen([sys.executable, "-m", "raphe", "listen", "--connect", pub.endpoint,
