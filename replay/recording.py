@@ -1,23 +1,22 @@
-"""One `.abf` recording, read with pyabf: its channels, its sweeps and where each sweep starts.
+"""One recording: its channels, its sweeps and where each sweep starts (``replay.contents``).
 
-Every sweep keeps its start on the stream's sample counter, taken from the time pyabf gives its
-first sample (``absoluteTime=True``), so the pause between episodic sweeps shows downstream as a jump
-of ``sample_num``. Where a header puts a sweep at or before the end of the previous one (many
-episodic headers give a start-to-start interval equal to the sweep length), the sweep starts one
-sample later: two sweeps are never presented as continuous.
+ABF files (``.abf``) are read here with pyabf, every sweep starting where pyabf puts its first
+sample (``absoluteTime=True``); AxoGraph (``.axgd``, ``.axgx``, through neo) and NWB (``.nwb``,
+through pynwb) files by ``replay.formats``. Whatever the format, a recording is the same to
+replay, classify and train.
 """
 
 from __future__ import annotations
 
 import datetime
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyabf
 
-from raphe.core.errors import RapheError
+from .contents import Channel, Contents, RecordingError, Sweep, placed
+from .formats import AXOGRAPH_SUFFIXES, NWB_SUFFIXES, read_axograph, read_nwb
 
 # The ABF2 section map: 18 entries of (block, bytes per entry, entries) from byte 76, in this order.
 ABF2_SECTIONS = ("protocol", "ADC", "DAC", "epoch", "ADC per DAC", "epoch per DAC", "user list", "stats region",
@@ -34,35 +33,18 @@ OPERATION_MODES = {
 }
 
 
-class RecordingError(RapheError):
-    """A file that cannot be read as an ABF recording, or a request it cannot satisfy."""
-
-
-@dataclass(frozen=True, slots=True)
-class Channel:
-    num: int
-    name: str
-    units: str
-
-
-@dataclass(frozen=True, slots=True)
-class Sweep:
-    index: int
-    sample_num: int
-    traces: tuple[np.ndarray, ...]  # one float32 array per channel, as pyabf reads it
-
-    @property
-    def num_samples(self) -> int:
-        return int(self.traces[0].shape[0])
+RECORDING_SUFFIXES = (".abf", *AXOGRAPH_SUFFIXES, *NWB_SUFFIXES)
+__all__ = ["Channel", "Recording", "RecordingError", "Sweep", "RECORDING_SUFFIXES"]
 
 
 class Recording:
-    """An ABF1 or ABF2 file, any acquisition mode, any number of channels.
+    """An ABF1 or ABF2 file (any acquisition mode), an AxoGraph or an NWB file, any number of channels.
 
     Attributes
     ----------
     path, name : the file and its stem (the stream name on the wire)
-    abf_version, mode : as the header gives them
+    format, mode : e.g. ``ABF 2.6.0.0``, ``AxoGraph``, ``NWB (icephys)``; gap-free, episodic, ...
+    abf_version : the ABF header's version (None for other formats)
     sample_rate : float, per channel, in Hz
     channels : list of :class:`Channel`
     sweeps : list of :class:`Sweep`, each with its start on the sample counter
@@ -70,15 +52,15 @@ class Recording:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        abf = _open_abf(self.path)
+        contents = read_contents(self.path)
         self.name = self.path.stem
-        self.abf_version = abf.abfVersionString
-        self.mode = OPERATION_MODES.get(abf.nOperationMode, f"mode {abf.nOperationMode}")
-        self.sample_rate = float(abf.sampleRate)
-        self.channels = [Channel(i, _printable(abf.adcNames[i]) or f"ch{i}", _printable(abf.adcUnits[i]))
-                         for i in range(abf.channelCount)]
-        self.sweeps = _read_sweeps(abf, self.sample_rate)
-        self.started_at = _recording_start(abf)
+        self.format = contents.format
+        self.abf_version = contents.format[len("ABF "):] if contents.format.startswith("ABF ") else None
+        self.mode = contents.mode
+        self.sample_rate = contents.sample_rate
+        self.channels = contents.channels
+        self.sweeps = contents.sweeps
+        self.started_at = contents.started_at
         self.recorded_on = self.started_at.date().isoformat() if self.started_at else None
 
     @classmethod
@@ -88,7 +70,8 @@ class Recording:
         recording = cls.__new__(cls)
         recording.path = Path(name)
         recording.name = name
-        recording.abf_version = "none (in memory)"
+        recording.format = "in memory"
+        recording.abf_version = None
         recording.mode = "gap-free"
         recording.sample_rate = float(sample_rate)
         recording.channels = list(channels)
@@ -97,7 +80,7 @@ class Recording:
         return recording
 
     def __repr__(self) -> str:
-        return (f"Recording({self.name!r}: ABF {self.abf_version}, {self.mode}, {len(self.channels)} ch, "
+        return (f"Recording({self.name!r}: {self.format}, {self.mode}, {len(self.channels)} ch, "
                 f"{self.sample_rate:g} Hz, {len(self.sweeps)} sweep(s), {self.recorded_s:.2f} s recorded)")
 
     @property
@@ -117,7 +100,7 @@ class Recording:
 
     def description(self) -> dict:
         """What `raphe info --json` prints."""
-        return {"file": str(self.path), "abf_version": self.abf_version, "mode": self.mode,
+        return {"file": str(self.path), "format": self.format, "abf_version": self.abf_version, "mode": self.mode,
                 "sample_rate_hz": self.sample_rate, "recorded_on": self.recorded_on,
                 "channels": [{"num": c.num, "name": c.name, "units": c.units} for c in self.channels],
                 "sweeps": len(self.sweeps), "samples_per_channel": self.total_samples,
@@ -163,13 +146,35 @@ def _printable(text: str) -> str:
     return "".join(ch for ch in str(text) if ch.isprintable()).strip()
 
 
-def _open_abf(path: Path) -> pyabf.ABF:
+def read_contents(path: Path) -> Contents:
+    """The file's contents, by its format (its suffix); one line for a missing, empty or unknown file."""
     if not path.exists():
         raise RecordingError(f"{path}: no such file")
     if not path.is_file():
         raise RecordingError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise RecordingError(f"{path}: empty file")
+    suffix = path.suffix.lower()
+    if suffix in AXOGRAPH_SUFFIXES:
+        return read_axograph(path)
+    if suffix in NWB_SUFFIXES:
+        return read_nwb(path)
+    if suffix not in (".abf", ""):
+        raise RecordingError(f"{path}: unknown recording format {path.suffix!r} (raphe reads "
+                             f"{', '.join(RECORDING_SUFFIXES)})")
+    return read_abf(path)
+
+
+def read_abf(path: Path) -> Contents:
+    abf = _open_abf(path)
+    rate = float(abf.sampleRate)
+    channels = [Channel(i, _printable(abf.adcNames[i]) or f"ch{i}", _printable(abf.adcUnits[i]))
+                for i in range(abf.channelCount)]
+    return Contents(f"ABF {abf.abfVersionString}", OPERATION_MODES.get(abf.nOperationMode, f"mode {abf.nOperationMode}"),
+                    rate, channels, _read_sweeps(abf, rate), _recording_start(abf))
+
+
+def _open_abf(path: Path) -> pyabf.ABF:
     try:
         with path.open("rb") as fh:
             signature = fh.read(4)
@@ -226,10 +231,9 @@ def _read_sweeps(abf: pyabf.ABF, rate: float) -> list[Sweep]:
         for channel in range(abf.channelCount):
             abf.setSweep(index, channel=channel, absoluteTime=True)
             traces.append(np.asarray(abf.sweepY, dtype=np.float32))
-        start = max(int(round(abf.sweepX[0] * rate)), next_free)
-        sweep = Sweep(index, start, tuple(traces))
+        sweep = placed(index, float(abf.sweepX[0]), rate, tuple(traces), next_free)
         sweeps.append(sweep)
-        next_free = start + sweep.num_samples + 1
+        next_free = sweep.sample_num + sweep.num_samples + 1
     if not sweeps or sweeps[0].num_samples == 0:
         raise RecordingError(f"{abf.abfFilePath}: holds no samples")
     return sweeps

@@ -7,12 +7,12 @@ import json
 
 from .options import Parser, add_detector_options, add_model_options, detector_settings, load_model, positive_int
 
-HELP = "Classify every cell of .abf files or folders offline, as fast as the CPU allows."
+HELP = "Classify every cell of recordings (.abf, AxoGraph, NWB) or folders offline, as fast as the CPU allows."
 EXAMPLE = "raphe classify archive/ --json > cells.jsonl"
 
 
 def add_arguments(p: Parser) -> None:
-    p.add_argument("paths", nargs="+", help=".abf files or folders (searched recursively)")
+    p.add_argument("paths", nargs="+", help="recordings (.abf, .axgd, .axgx, .nwb) or folders (searched recursively)")
     p.add_argument("--json", action="store_true", help="one JSON object per cell per line on stdout")
     p.add_argument("--out", help="also write one CSV row per cell here")
     p.add_argument("--channels", nargs="+", metavar="CH", help="channel indices or names (default: every pA channel)")

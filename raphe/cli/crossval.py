@@ -15,7 +15,7 @@ EXAMPLE = "raphe crossval cells/ --out lab-model/ --folds 5"
 
 
 def add_arguments(p: Parser) -> None:
-    p.add_argument("data", nargs="+", help="labelled recordings (class folders of .abf files, a CSV manifest) "
+    p.add_argument("data", nargs="+", help="labelled recordings (class folders of recordings, a CSV manifest) "
                                            "or window sets")
     p.add_argument("--out", required=True, help="folder for report.md, crossval.json, final/ and folds/")
     p.add_argument("--folds", type=positive_int, default=5, help="folds at most (default 5; fewer where there "

@@ -7,12 +7,12 @@ import sys
 
 from .options import Parser, add_detector_options, detector_settings
 
-HELP = "Detect spikes in an .abf recording; write a CSV of events and their windows."
+HELP = "Detect spikes in a recording (.abf, AxoGraph, NWB); write a CSV of events and their windows."
 EXAMPLE = "raphe detect recording.abf --adaptive 5 --out spikes.csv --windows windows.npz"
 
 
 def add_arguments(p: Parser) -> None:
-    p.add_argument("file", help="an ABF1 or ABF2 file")
+    p.add_argument("file", help="an ABF1 or ABF2 file, an AxoGraph file (.axgd, .axgx) or an NWB file")
     add_detector_options(p)
     p.add_argument("--channels", nargs="+", metavar="CH", help="channel indices or names (default all)")
     p.add_argument("--out", required=True, help="CSV of events to write")

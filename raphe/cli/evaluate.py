@@ -13,7 +13,7 @@ EXAMPLE = "raphe evaluate my-model/lab-model-dynamic.tflite held-out/ --out repo
 def add_arguments(p: Parser) -> None:
     p.add_argument("model", help="a model's .tflite or .json, a folder of models, or 'default' (the shipped one)")
     p.add_argument("data", nargs="+", help="labelled data: window sets (.npz, `raphe synth` folders, class folders of CSVs) "
-                        "or labelled recordings (class folders of .abf files, a CSV manifest)")
+                        "or labelled recordings (class folders of recordings, a CSV manifest)")
     p.add_argument("--out", help="folder for report.md, metrics.json and the PNG figures")
     add_labelled_options(p)
 

@@ -7,12 +7,12 @@ import json
 
 from .options import Parser
 
-HELP = "Show what an .abf recording holds."
+HELP = "Show what a recording (.abf, AxoGraph, NWB) holds."
 EXAMPLE = "raphe info recording.abf"
 
 
 def add_arguments(p: Parser) -> None:
-    p.add_argument("file", help="an ABF1 or ABF2 file")
+    p.add_argument("file", help="an ABF1 or ABF2 file, an AxoGraph file (.axgd, .axgx) or an NWB file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(rec.description()))
         return 0
     console = Console()
-    console.print(f"[bold]{rec.path.name}[/]  ABF {rec.abf_version}, {rec.mode}, {rec.sample_rate:g} Hz, "
+    console.print(f"[bold]{rec.path.name}[/]  {rec.format}, {rec.mode}, {rec.sample_rate:g} Hz, "
                   f"recorded on {rec.recorded_on or 'an unknown day'}")
     for c in rec.channels:
         console.print(f"  channel {c.num}: {c.name} ({c.units})")

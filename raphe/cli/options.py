@@ -101,7 +101,7 @@ def add_stop_options(p: Parser) -> None:
 
 def load_windows(paths: list[str], channel: str | None = None):
     """One window set from several, merged: window sets (.npz, `raphe synth` folders, CSV class
-    folders) and labelled recordings (class folders of .abf files, CSV manifests), the latter cut by
+    folders) and labelled recordings (class folders of recordings, CSV manifests), the latter cut by
     the detector; a line on stderr for each warning about them."""
     import sys
     from pathlib import Path

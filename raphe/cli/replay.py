@@ -9,7 +9,7 @@ from raphe.core.specs import DATA_ENDPOINT
 
 from .options import Parser, add_security_options, curves, positive_float
 
-HELP = "Publish an .abf recording on the Open Ephys ZMQ protocol, paced."
+HELP = "Publish a recording (.abf, AxoGraph, NWB) on the Open Ephys ZMQ protocol, paced."
 EXAMPLE = "raphe replay recording.abf --speed 10 --block-ms 2 --channels 0 1"
 
 
@@ -23,7 +23,7 @@ def speed_value(text: str) -> float:
 
 
 def add_arguments(p: Parser) -> None:
-    p.add_argument("file", help="an ABF1 or ABF2 file")
+    p.add_argument("file", help="an ABF1 or ABF2 file, an AxoGraph file (.axgd, .axgx) or an NWB file")
     p.add_argument("--speed", type=speed_value, default=1.0,
                    help="1 = real time (default), N = N times faster, max = as fast as possible")
     p.add_argument("--block-ms", type=positive_float, default=10.0, help="block duration in ms (default 10)")

@@ -30,7 +30,7 @@ def kernel_range(text: str) -> tuple[int, ...]:
 
 def add_arguments(p: Parser) -> None:
     p.add_argument("data", nargs="+", help="labelled data: window sets (.npz, `raphe synth` folders, class folders of CSVs) "
-                        "or labelled recordings (class folders of .abf files, a CSV manifest)")
+                        "or labelled recordings (class folders of recordings, a CSV manifest)")
     p.add_argument("--out", required=True, help="folder for NAME-{float32,dynamic,int8}.tflite and their .json")
     add_recipe_options(p)
     add_labelled_options(p)

@@ -27,11 +27,10 @@ from raphe.classifier.runtime import windows as ws
 from raphe.core.errors import RapheError
 from raphe.detector.config import DetectorConfig
 from raphe.detector.plausibility import SignalChecks
-from raphe.replay.recording import Channel, Recording
+from raphe.replay.recording import RECORDING_SUFFIXES, Channel, Recording
 
 from .offline import CURRENT_UNITS, detect_recording
 
-RECORDING_SUFFIXES = (".abf",)
 MANIFEST_REQUIRED = ("file", "label")
 MANIFEST_OPTIONAL = ("channel", "day", "start_s", "stop_s", "exclude", "udi_ms")
 TRUE_WORDS = ("1", "true", "yes", "y", "x")
@@ -60,7 +59,7 @@ def is_labelled_folder(path: Path) -> bool:
 
 
 def folder_entries(root: Path, channel: str | None = None) -> list[Entry]:
-    """``ROOT/CLASS/**/*.abf``, one cell each, in a stable order."""
+    """``ROOT/CLASS/**/*`` recordings (``RECORDING_SUFFIXES``), one cell each, in a stable order."""
     entries = []
     for class_dir in sorted(d for d in root.iterdir() if d.is_dir()):
         for path in sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in RECORDING_SUFFIXES):

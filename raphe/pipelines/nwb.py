@@ -22,6 +22,7 @@ import numpy as np
 from raphe.classifier.runtime.model import Model
 from raphe.core.errors import RapheError
 from raphe.core.staged import staged
+from raphe.replay.formats import RESULTS_DESCRIPTION
 from raphe.replay.recording import Recording
 
 
@@ -58,7 +59,7 @@ def write_nwb(path: Path, recording: Recording, classified, model: Model, subjec
                 "sha256": model.checksum, "classes": list(model.classes),
                 "detector": model.metadata.get("detector", {}), "posterior": classified.posterior_json,
                 "recording": str(recording.path)}
-    nwbfile = NWBFile(session_description=f"raphe classification of {recording.path.name}",
+    nwbfile = NWBFile(session_description=RESULTS_DESCRIPTION + recording.path.name,
                       identifier=str(uuid.uuid4()), session_start_time=session_start(recording),
                       experiment_description="SER/NSER identification by raphe from cell-attached action currents",
                       keywords=["serotonergic", "dorsal raphe", "cell-attached", "raphe"],

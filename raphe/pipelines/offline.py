@@ -26,7 +26,7 @@ from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector, Events
 from raphe.detector.plausibility import SignalChecks
 from raphe.replay.player import block_samples
-from raphe.replay.recording import Channel, Recording
+from raphe.replay.recording import RECORDING_SUFFIXES, Channel, Recording
 
 from .nwb import Subject, write_nwb
 from .why import write_reports
@@ -153,12 +153,13 @@ class ClassifyResult:
                                 + ["; ".join(row["reasons"])])
 
 
-def abf_files(paths: list[str | Path]) -> list[Path]:
-    """Files as given, folders searched recursively for .abf (any case), in a stable order."""
+def recording_files(paths: list[str | Path]) -> list[Path]:
+    """Files as given, folders searched recursively for recordings (``RECORDING_SUFFIXES``, any
+    case), in a stable order."""
     found: list[Path] = []
     for item in map(Path, paths):
         if item.is_dir():
-            found += sorted(p for p in item.rglob("*") if p.suffix.lower() == ".abf" and p.is_file())
+            found += sorted(p for p in item.rglob("*") if p.suffix.lower() in RECORDING_SUFFIXES and p.is_file())
         else:
             found.append(item)
     return found
@@ -243,9 +244,9 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
     """
     console = console or Console(stderr=True)
     DetectorConfig(window=model.window, **detector_settings)  # refuse bad settings before any work
-    files = abf_files(paths)
+    files = recording_files(paths)
     if not files:
-        raise RapheError(f"no .abf files in {', '.join(map(str, paths))}")
+        raise RapheError(f"no recordings ({', '.join(RECORDING_SUFFIXES)}) in {', '.join(map(str, paths))}")
     if nwb_dir is not None or report_dir is not None:
         stems = [f.stem for f in files]
         twice = sorted({stem for stem in stems if stems.count(stem) > 1})

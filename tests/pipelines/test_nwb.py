@@ -58,6 +58,8 @@ def test_classify_writes_nwb_that_reads_back_and_passes_nwbinspector(recordings,
                     assert np.allclose(mean, [row["mean_spike_probability"][c] for c in model.classes], atol=1e-5)
         problems = [m for m in nwbinspector.inspect_nwbfile(nwbfile_path=str(nwb_path)) if m.importance.name in ERRORS]
         assert not problems, [(m.check_function_name, m.message) for m in problems]
+    # a results file is no recording: given back to raphe as input, it is refused with that reason
+    assert_one_line_error(run_raphe("info", tmp_path / "nwb" / f"{real.stem}.nwb"), "a file of raphe's results")
 
 
 def test_an_existing_nwb_file_is_not_overwritten_and_a_missing_folder_is_refused(recordings, tmp_path):

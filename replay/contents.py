@@ -1,0 +1,65 @@
+"""What a recording holds, whatever its format: channels, sweeps placed on the stream's sample
+counter, the sample rate and when recording began.
+
+A sweep keeps its start on the counter (from the time its format gives its first sample), so the
+pause between episodic sweeps shows downstream as a jump of ``sample_num``; where a file puts a
+sweep at or before the end of the previous one (many episodic headers give a start-to-start
+interval equal to the sweep length), the sweep starts one sample later: two sweeps are never
+presented as continuous.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+import numpy as np
+
+from raphe.core.errors import RapheError
+
+
+class RecordingError(RapheError):
+    """A file that cannot be read as a recording, or a request it cannot satisfy."""
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    num: int
+    name: str
+    units: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sweep:
+    index: int
+    sample_num: int
+    traces: tuple[np.ndarray, ...]  # one float32 array per channel
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.traces[0].shape[0])
+
+
+@dataclass(frozen=True)
+class Contents:
+    format: str
+    mode: str
+    sample_rate: float
+    channels: list[Channel]
+    sweeps: list[Sweep]
+    started_at: datetime.datetime | None
+
+
+def placed(index: int, start_s: float, rate: float, traces: tuple[np.ndarray, ...], next_free: int) -> Sweep:
+    """A sweep at its start on the sample counter, one sample after the previous one at the earliest."""
+    return Sweep(index, max(int(round(start_s * rate)), next_free), traces)
+
+
+def sweeps_in_order(found: list[tuple[float, tuple[np.ndarray, ...]]], rate: float) -> list[Sweep]:
+    """(start in s, traces) pairs as sweeps in recorded order, placed by :func:`placed`."""
+    sweeps, next_free = [], 0
+    for index, (start_s, traces) in enumerate(sorted(found, key=lambda item: item[0])):
+        sweep = placed(index, start_s, rate, traces, next_free)
+        sweeps.append(sweep)
+        next_free = sweep.sample_num + sweep.num_samples + 1
+    return sweeps
