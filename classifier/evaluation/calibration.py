@@ -171,15 +171,19 @@ def calibrate(model_path, data: ws.WindowSet, data_name: str = "",
             beside = model.path.parent / firing.path.name
             if beside.resolve() != firing.path.resolve():
                 shutil.copyfile(firing.path, beside)
-            joint = {"model": firing.path.name, "weight": weight, "joint_margin": joint_margin,
-                     "margin": firing_margin,
-                     "rule": "f = weight * log p_firing; firing: softmax(-max(max(f) - f - margin, 0)); "
-                             "joint: softmax(-max(max(z + f) - z - f - joint_margin, 0))"}
+            joint = joint_part(firing.path.name, weight, joint_margin, firing_margin)
             result.update(firing_weight=weight, joint_margin=joint_margin, firing_margin=firing_margin)
         write_posterior(model.path, alpha, beta, margin, len(sequences), data_name or repr(data), joint,
                         class_means(aligned.subset(kept)))
         fitted[model.path.name] = result
     return fitted
+
+
+def joint_part(firing_name: str, weight: float, joint_margin: float, firing_margin: float) -> dict:
+    """The ``firing`` entry of a model's fitted posterior: which firing model, and how it is weighed."""
+    return {"model": firing_name, "weight": weight, "joint_margin": joint_margin, "margin": firing_margin,
+            "rule": "f = weight * log p_firing; firing: softmax(-max(max(f) - f - margin, 0)); "
+                    "joint: softmax(-max(max(z + f) - z - f - joint_margin, 0))"}
 
 
 def class_means(data: ws.WindowSet) -> dict[str, list[float]]:

@@ -5,7 +5,11 @@ days): each fold's model is trained on the other folds and judged on the cells i
 running posterior's tempering is *cross-fitted*: each fold is judged with α, β and the margin fitted
 on the held-out predictions of the other folds, so no figure is judged by parameters fitted on its
 own cells; the final model, trained on all cells, gets the tempering fitted on every held-out
-prediction. That is many more calibration cells than the slice one training run can spare, which is
+prediction. Where the windows carry spike times (labelled recordings, `synth` sets), each fold
+also fits a firing model on its training cells, and the joint posterior's weight and margins are
+cross-fitted the same way: each fold is judged by the joint posterior (and, beside it, by the
+waveform alone), and the final model gets a firing model of every cell and the joint fit of every
+held-out cell. That is many more calibration cells than the slice one training run can spare, which is
 what lets a lab's model decide its cells at all. One report gives the per-fold and pooled figures
 with intervals and a plain verdict of how much the data supports.
 """
@@ -19,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from raphe.classifier.evaluation.calibration import cell_sequences, fit_posterior, write_posterior
+from raphe.classifier.evaluation.calibration import (cell_sequences, class_means, firing_sequences, fit_joint,
+                                                     fit_posterior, joint_part, write_posterior)
 from raphe.classifier.evaluation.outcomes import Outcomes, cell_outcomes, figures, shown
 from raphe.classifier.evaluation.report import json_safe
 from raphe.classifier.runtime import windows as ws
@@ -28,6 +33,7 @@ from raphe.core.errors import RapheError
 from raphe.core.specs import ATYPICAL_UDI_MS
 from raphe.core.staged import staged
 
+from .firing import train_firing_model
 from .train import TrainConfig, train
 
 MIN_DAYS_FOR_DAY_FOLDS = 3
@@ -45,6 +51,8 @@ class Fold:
     probabilities: np.ndarray
     novel: np.ndarray
     model: Model
+    firing: object = None  # the fold's firing model (a FiringModel), where the windows carry spike times
+    firing_spikes: list | None = None  # its log-probabilities after each kept spike, per held-out cell
 
 
 def assign_folds(data: ws.WindowSet, k: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -85,6 +93,26 @@ def sequences_of(folds: list[Fold]) -> list[tuple[int, np.ndarray]]:
                                                      f.probabilities[~f.novel])]
 
 
+def firing_of(folds: list[Fold]) -> list[np.ndarray]:
+    """The firing evidence of the held-out cells, in the order of :func:`sequences_of`."""
+    return [s for f in folds for s in f.firing_spikes]
+
+
+def fitted_posteriors(fold: Fold, others: list[Fold]) -> tuple[dict, list]:
+    """The posteriors ``fold`` is judged by, fitted on ``others``' held-out cells: the waveform's
+    alone, and the joint one where there is a firing model; with what was fitted."""
+    alpha, beta, margin = fit_posterior(sequences_of(others))
+    waveform = replace(fold.model.posterior_config(), alpha=alpha, beta=beta, margin=margin, evidence="waveform",
+                       firing=None)
+    posteriors, fitted = {"waveform": waveform}, [alpha, beta, margin]
+    if fold.firing is not None:
+        weight, joint_margin, firing_margin = fit_joint(sequences_of(others), firing_of(others), alpha, beta)
+        posteriors["joint"] = replace(waveform, evidence="both", firing=fold.firing, firing_weight=weight,
+                                      joint_margin=joint_margin, firing_margin=firing_margin)
+        fitted += [weight, joint_margin, firing_margin]
+    return posteriors, fitted
+
+
 def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainConfig(), n_folds: int = 5,
              name: str = "model", data_description: str = "", recipe: str = "",
              console: Console | None = None) -> dict:
@@ -93,6 +121,7 @@ def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     console = console or Console(stderr=True)
     out = Path(out)
     data.require_classes(2)
+    with_firing = data.has_times
     fold_index, unit = assign_folds(data, n_folds, np.random.default_rng(config.seed))
     folds: list[Fold] = []
     for k in range(fold_index.max() + 1):
@@ -102,29 +131,44 @@ def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
                        data_description=f"{data_description}, all but fold {k + 1}", recipe=recipe, console=console)
         model = Model(result.models["dynamic"])
         test = data.subset(held).in_classes(model.classes)
-        folds.append(Fold(k + 1, sorted(np.unique(test.day).tolist()), test, model.predict(test.X),
-                          model.novel(test.X), model))
-    per_fold, parts = [], []
+        fold = Fold(k + 1, sorted(np.unique(test.day).tolist()), test, model.predict(test.X), model.novel(test.X),
+                    model)
+        if with_firing:
+            fold.firing = train_firing_model(data.subset(~held), out / "folds" / f"fold-{k + 1}" / "firing.json",
+                                             f"{data_description}, all but fold {k + 1}", seed=config.seed)
+            kept = ~fold.novel
+            fold.firing_spikes = firing_sequences(test.cell[kept], test.time_s[kept], fold.firing, model.classes)
+        folds.append(fold)
+    per_fold, parts = [], {"waveform": [], "joint": []}
     for fold in folds:
-        others = [f for f in folds if f is not fold]
-        alpha, beta, margin = fit_posterior(sequences_of(others))
-        posterior = replace(fold.model.posterior_config(), alpha=alpha, beta=beta, margin=margin)
-        outcomes = cell_outcomes(fold.data, fold.probabilities, fold.novel, posterior)
-        parts.append(outcomes)
-        per_fold.append({"fold": fold.number, "days": fold.days, "posterior": [alpha, beta, margin],
-                         "figures": figures(outcomes, ATYPICAL_UDI_MS)})
-    pooled = figures(pool(parts), ATYPICAL_UDI_MS)
+        posteriors, fitted = fitted_posteriors(fold, [f for f in folds if f is not fold])
+        judged = {}
+        for kind, posterior in posteriors.items():
+            outcomes = cell_outcomes(fold.data, fold.probabilities, fold.novel, posterior)
+            parts[kind].append(outcomes)
+            judged[kind] = figures(outcomes, ATYPICAL_UDI_MS)
+        per_fold.append({"fold": fold.number, "days": fold.days, "posterior": fitted,
+                         "figures": judged["joint" if with_firing else "waveform"], "waveform_figures": judged["waveform"]})
+    deciding = "joint" if with_firing else "waveform"
+    pooled = figures(pool(parts[deciding]), ATYPICAL_UDI_MS)
     console.print("final model on every cell")
     final = train(data, out / "final", config, name=name, data_description=data_description, recipe=recipe,
                   console=console)
     everything = sequences_of(folds)
     alpha, beta, margin = fit_posterior(everything)
+    fitted_on = f"cross-fitted: the held-out predictions of {len(folds)} folds by {unit}"
+    joint, final_posterior = None, [alpha, beta, margin]
+    if with_firing:
+        firing = train_firing_model(data, out / "final" / f"{name}-firing.json", data_description, seed=config.seed)
+        weight, joint_margin, firing_margin = fit_joint(everything, firing_of(folds), alpha, beta)
+        joint = joint_part(firing.path.name, weight, joint_margin, firing_margin)
+        final_posterior += [weight, joint_margin, firing_margin]
     for path in final.models.values():
-        write_posterior(path, alpha, beta, margin, len(everything),
-                        f"cross-fitted: the held-out predictions of {len(folds)} folds by {unit}")
-    result = {"data": data_description or repr(data), "unit": unit, "folds": per_fold, "pooled": pooled,
+        write_posterior(path, alpha, beta, margin, len(everything), fitted_on, joint, class_means(data))
+    result = {"data": data_description or repr(data), "unit": unit, "evidence": "both" if with_firing else "waveform",
+              "folds": per_fold, "pooled": pooled, "pooled_waveform": figures(pool(parts["waveform"]), ATYPICAL_UDI_MS),
               "classes": counts(data), "final": {k: str(p) for k, p in final.models.items()},
-              "final_posterior": [alpha, beta, margin], "config": asdict(config), "recipe": recipe}
+              "final_posterior": final_posterior, "config": asdict(config), "recipe": recipe}
     result["verdict"] = verdict(result)
     out.mkdir(parents=True, exist_ok=True)
     with staged(out / "crossval.json") as partial:
@@ -167,9 +211,12 @@ ROWS = (("cells", "cells"), ("cell accuracy (posterior)", "cell_accuracy_posteri
 def markdown(result: dict) -> str:
     columns = [f"fold {f['fold']}" for f in result["folds"]] + ["pooled"]
     tables = [f["figures"] for f in result["folds"]] + [result["pooled"]]
+    joint = result.get("evidence") == "both"
+    judged_by = ("the joint posterior of waveform and firing evidence" if joint
+                 else "the waveform posterior (the windows carry no spike times: no firing model)")
     lines = [f"# Cross-validation by {result['unit']}", "", f"Data: {result['data']}.", "",
              "## Verdict", "", *[f"- {line}" for line in result["verdict"]], "",
-             "## Figures on held-out cells (95% Wilson intervals)", "",
+             f"## Figures on held-out cells, by {judged_by} (95% Wilson intervals)", "",
              "| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for label, key in ROWS:
         cells = []
@@ -178,9 +225,17 @@ def markdown(result: dict) -> str:
             cells.append("n/a" if value is None else shown(value) if isinstance(value, dict)
                          else f"{value:.3f}" if isinstance(value, float) else str(value))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if joint:
+        w = result["pooled_waveform"]
+        lines += ["", "The waveform posterior alone, pooled: " + "; ".join(
+            f"{label} {shown(w[key])}" for label, key in (("cell accuracy", "cell_accuracy_posterior"),
+                                                          ("decided", "decided"), ("decided wrongly", "decided_wrongly")))
+                  + "."]
+    names = "α, β, margin" + (", firing weight, joint margin, firing margin" if joint else "")
     lines += ["", "Held-out days per fold: " + "; ".join(f"fold {f['fold']}: {', '.join(f['days'])}"
                                                          for f in result["folds"]),
-              "", "Each fold is judged with the posterior's tempering (α, β, margin) fitted on the other folds' "
-              "held-out cells; the final model's, " + ", ".join(f"{v:g}" for v in result["final_posterior"]) +
+              "", f"Each fold is judged with the posterior ({names}) fitted on the other folds' "
+              "held-out cells" + (" and a firing model trained on its own training cells" if joint else "")
+              + "; the final model's, " + ", ".join(f"{v:g}" for v in result["final_posterior"]) +
               ", on all of them.", "", f"Final model: {result['final'].get('dynamic', '')}", ""]
     return "\n".join(lines)

@@ -75,9 +75,17 @@ def test_crossval_from_labelled_recordings_writes_a_trusted_model_and_its_report
     final = Model(out / "final" / "model-dynamic.tflite")
     posterior = final.metadata["posterior"]
     assert posterior["fitted_on"].startswith("cross-fitted") and posterior["fitted_on_cells"] == 12
-    assert [posterior["alpha"], posterior["beta"], posterior["margin"]] == report["final_posterior"]
-    assert final.posterior_config().alpha == posterior["alpha"]
-    assert "| pooled |" in (out / "report.md").read_text()
+    joint = posterior["firing"]  # the recordings give spike times: a firing model, cross-fitted with the rest
+    assert [posterior["alpha"], posterior["beta"], posterior["margin"], joint["weight"], joint["joint_margin"],
+            joint["margin"]] == report["final_posterior"]
+    config = final.posterior_config()
+    assert config.alpha == posterior["alpha"] and config.evidence == "both" and final.firing is not None
+    assert final.firing.path == out / "final" / "model-firing.json" and report["evidence"] == "both"
+    assert all((out / "folds" / f"fold-{k}" / "firing.json").exists() for k in (1, 2, 3))
+    assert report["pooled_waveform"]["cells"] == 12 and len(report["folds"][0]["posterior"]) == 6
+    text = (out / "report.md").read_text()
+    assert "| pooled |" in text and "joint posterior" in text and "waveform posterior alone" in text
+    assert final.metadata["class_means"]["windows"].keys() == {"SER", "NSER"}
     for k in (1, 2, 3):  # each fold's model was trained without its own days
         split = Model(out / "folds" / f"fold-{k}" / f"fold-{k}-dynamic.tflite").metadata["training"]["split"]
         seen = {d for part in ("train", "validation", "calibration") for d in split[part]["days"]}
