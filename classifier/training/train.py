@@ -38,13 +38,17 @@ class TrainConfig:
     kernels : kernel sizes of the ensemble's members (default 20 ... 30, the seed's consensus).
     epochs : at most this many epochs per member (default 25, the seed's); patience : early stopping
         on validation loss after this many epochs without improvement (default 3), best weights kept.
-    batch_size : 64 (the seed's); learning_rate : Adam's (default 1e-3).
+    batch_size : 64 (the seed's); learning_rate : Adam's (default 1e-3); fine_tune_learning_rate :
+        Adam's when fine-tuning (``start_from``; default 1e-4: the members already know the shapes).
     max_per_cell : at most this many windows per cell, drawn at random (default 700, the seed's cap).
     held_out : share of windows held out for validation and again for calibration (default 0.15 each).
     seed : makes splits, subsampling and initial weights reproducible (default 0).
     representative_windows : training windows that calibrate the int8 model's activations (default 500).
     novelty_windows : training windows the novelty summary is fitted on (default 20,000); its
         threshold is set on the held-out (validation and calibration) windows.
+    start_from : fine-tune the members of this trained model (a path, or ``default``) instead of
+        starting from random weights (see ``warm_start``); ``kernels`` must be among its members',
+        and the data's classes among its classes.
     """
 
     kernels: tuple[int, ...] = tuple(range(20, 31))
@@ -52,11 +56,18 @@ class TrainConfig:
     patience: int = 3
     batch_size: int = 64
     learning_rate: float = 1e-3
+    fine_tune_learning_rate: float = 1e-4
     max_per_cell: int = MAX_WINDOWS_PER_CELL
     held_out: float = 0.15
     seed: int = 0
     representative_windows: int = 500
     novelty_windows: int = 20_000
+    start_from: str | None = None
+
+    @property
+    def rate(self) -> float:
+        """Adam's learning rate for this run: from scratch, or fine-tuning."""
+        return self.fine_tune_learning_rate if self.start_from else self.learning_rate
 
 
 @dataclass
@@ -155,8 +166,15 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
 
     console = console or Console(stderr=True)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     windows.require_classes(2)
+    start = None
+    if config.start_from:
+        from .warm_start import rebuilt_members
+
+        start, classes, source = rebuilt_members(config.start_from, config.kernels)
+        windows = windows.in_classes(classes)
+        console.print(f"fine-tuning the members of {source.name} (learning rate {config.rate:g})")
+    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
     keras.utils.set_random_seed(config.seed)
     # multi-threaded CPU kernels otherwise sum in an order that depends on the machine's load, and
@@ -176,8 +194,8 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     members, reports = [], []
     for kernel in config.kernels:
         started = time.perf_counter()
-        member = seed_model(kernel, n_classes)
-        member.compile(keras.optimizers.Adam(config.learning_rate),
+        member = start[kernel] if start is not None else seed_model(kernel, n_classes)
+        member.compile(keras.optimizers.Adam(config.rate),
                        keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
         history = member.fit(X[train_mask], data.y[train_mask], batch_size=config.batch_size, epochs=config.epochs,

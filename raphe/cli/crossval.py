@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     data = load_windows(args.data, args.channel)
     data.require_classes(2)
     assign_folds(data, args.folds, np.random.default_rng(0))  # too few cells: refused before TensorFlow loads
+    if args.start_from:  # a start that cannot be had: one line before TensorFlow loads
+        from raphe.classifier.training.warm_start import check_start
+
+        check_start(args.start_from, args.kernels)
     quiet_tensorflow()
     result = crossval(data, out, recipe_config(args), n_folds=args.folds, name=args.name,
                       data_description=f"{data!r} from {', '.join(args.data)}", recipe="raphe " + shlex.join(args.argv))

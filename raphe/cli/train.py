@@ -46,13 +46,17 @@ def add_recipe_options(p: Parser) -> None:
     p.add_argument("--max-per-cell", type=positive_int, default=MAX_WINDOWS_PER_CELL,
                    help="windows kept per cell (default %(default)d)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--start-from", metavar="MODEL",
+                   help="fine-tune the members of a trained model (default: the shipped one; or a model's "
+                        ".tflite whose float32 variant lies beside it) instead of training from random weights, "
+                        "at a tenth of the learning rate")
 
 
 def recipe_config(args: argparse.Namespace):
     from raphe.classifier.training.train import TrainConfig
 
     return TrainConfig(kernels=args.kernels, epochs=args.epochs, patience=args.patience,
-                       max_per_cell=args.max_per_cell, seed=args.seed)
+                       max_per_cell=args.max_per_cell, seed=args.seed, start_from=args.start_from)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
 
     data = load_windows(args.data, args.channel)
     data.require_classes(2)
+    if args.start_from:  # a start that cannot be had: one line before TensorFlow loads
+        from raphe.classifier.training.warm_start import check_start
+
+        check_start(args.start_from, args.kernels)
     quiet_tensorflow()
 
     config = recipe_config(args)

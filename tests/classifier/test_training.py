@@ -262,3 +262,46 @@ def test_a_student_is_distilled_from_the_ensemble_and_says_how_well_it_agrees(ti
     measured = (student.predict(tiny_data.X).argmax(1) == teacher.predict(tiny_data.X).argmax(1)).mean()
     assert measured > 0.6
     assert student.path.stat().st_size < teacher.path.stat().st_size
+
+
+def test_the_shipped_members_rebuilt_in_keras_give_the_shipped_probabilities(tiny_data):
+    from raphe.classifier.training.network import fused_ensemble
+    from raphe.classifier.training.warm_start import rebuilt_members
+
+    members, classes, path = rebuilt_members("default")
+    assert classes == Model().classes and sorted(members) == list(range(20, 31))
+    temperature = Model(path).metadata["ensemble"]["temperature"]
+    rebuilt = fused_ensemble(list(members.values()), temperature).predict(tiny_data.X[:500], verbose=0)
+    np.testing.assert_allclose(rebuilt, Model(path).predict(tiny_data.X[:500]), atol=1e-4)
+
+
+def test_fine_tuning_starts_from_the_shipped_model_and_a_bad_start_is_one_line(tiny_data, tmp_path):
+    """One epoch at the fine-tuning rate leaves a member's weights near the shipped member's (it
+    starts there); the same epoch from random weights ends nowhere near them."""
+    from raphe.classifier.training.train import TrainConfig, train
+    from raphe.classifier.training.warm_start import rebuilt_members
+
+    shipped = rebuilt_members("default")[0][20].get_weights()
+
+    def distance(result) -> float:
+        weights = result.ensemble.get_layer("k20").get_weights()
+        return max(float(np.linalg.norm(w - s) / np.linalg.norm(s)) for w, s in zip(weights, shipped) if w.ndim == 3)
+
+    tuned = train(tiny_data, tmp_path / "tuned", TrainConfig(kernels=(20,), epochs=1, max_per_cell=60,
+                                                             start_from="default"), name="tuned")
+    scratch = train(tiny_data, tmp_path / "scratch", TrainConfig(kernels=(20,), epochs=1, max_per_cell=60),
+                    name="scratch")
+    assert distance(tuned) < 0.1 < 0.9 < distance(scratch), (distance(tuned), distance(scratch))
+    # and it still classifies as the shipped model does on cells like those it was trained on
+    agree = (Model(tuned.models["float32"]).predict(tiny_data.X).argmax(1) == Model().predict(tiny_data.X).argmax(1))
+    assert agree.mean() > 0.9
+    assert Model(tuned.models["dynamic"]).metadata["training"]["config"]["start_from"] == "default"
+    windows.save_npz(tiny_data, tmp_path / "w.npz")
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    for suffix in (".tflite", ".json"):
+        shutil.copy(DEFAULT_MODEL.with_suffix(suffix), lonely / DEFAULT_MODEL.with_suffix(suffix).name)
+    for extra, fragment in ((["--start-from", lonely / DEFAULT_MODEL.name], "no float32 variant"),
+                            (["--start-from", "default", "--kernels", "40"], "--kernels [40] are not among them")):
+        result = run_raphe("train", tmp_path / "w.npz", "--out", tmp_path / "bad", "--epochs", "1", *extra, timeout=600)
+        assert_one_line_error(result, fragment)
