@@ -47,6 +47,7 @@ class Case:
     keep_warm: bool = True
     web: bool = False
     lsl: bool = False
+    workers: int = 1
 
     @property
     def label(self) -> str:
@@ -54,7 +55,8 @@ class Case:
                 f"{self.firing_hz:g} Hz{', packed' if self.packed else ''}{', ' + self.model if self.model != 'default' else ''}"
                 + (f", beside a {self.flood_samples * 4 / 1e6:g} MB block every {FLOOD_EVERY_S:g} s"
                    if self.flood_samples else "") + ("" if self.keep_warm else ", model not kept warm")
-                + (", web view read by a browser" if self.web else "") + (", LSL outlets" if self.lsl else ""))
+                + (", web view read by a browser" if self.web else "") + (", LSL outlets" if self.lsl else "")
+                + (f", {self.workers} workers" if self.workers > 1 else ""))
 
 
 def spike_pool(case: Case, seed: int = 0) -> list[np.ndarray]:
@@ -174,6 +176,30 @@ def service(connect: str, posterior: str, events: str, out: str, deadline_s: flo
                 web.close()
 
 
+def sharded(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready, model_name: str,
+            workers: int) -> None:
+    """`raphe serve --workers N` (the coordinator here, N workers spawned) until data stops for 1 s."""
+    import io
+
+    from rich.console import Console
+
+    from raphe.classifier.runtime.model import Model
+    from raphe.pipelines.shards import WorkerSpec, serve_sharded
+    from raphe.streamer.outputs import Outputs
+
+    model = Model(model_name)
+    spec = WorkerSpec(connect, str(model.path), 0.99, 5, None, {}, None, 1.0, 4096, None, None, deadline_s, 1.0,
+                      False)
+    with Outputs(posterior, events) as outputs:
+        summary = serve_sharded(spec, workers, outputs, None, model.posterior_config().evidence,
+                                Console(file=io.StringIO()), "bench", on_ready=ready.set)
+    counters = summary["counters"]
+    Path(out).write_text(json.dumps({
+        "timings": summary["timings"][0], "spikes": summary["spikes"], "messages": counters["data_messages"],
+        "lost_messages": counters["lost_messages"], "malformed": sum(counters["malformed"].values()),
+        "workers": workers}))
+
+
 def browser(address: str, deadline_s: float) -> None:
     """A page's share of the work: read the live view's event stream until it ends."""
     import urllib.request
@@ -286,9 +312,13 @@ def run(case: Case, baseline: bool = False) -> dict:
         paths = {k: str(Path(tmp) / k) for k in ("rig.npz", "service.json", "reader.npz")}
         served, heard = spawn.Event(), spawn.Event()
         web = free_address() if case.web else None
-        middle = spawn.Process(target=echo if baseline else service,
-                               args=(data, posterior, events, paths["service.json"], deadline, served)
-                               + (() if baseline else (case.model, case.keep_warm, web, case.lsl)))
+        if case.workers > 1:
+            middle = spawn.Process(target=sharded, args=(data, posterior, events, paths["service.json"], deadline,
+                                                         served, case.model, case.workers))
+        else:
+            middle = spawn.Process(target=echo if baseline else service,
+                                   args=(data, posterior, events, paths["service.json"], deadline, served)
+                                   + (() if baseline else (case.model, case.keep_warm, web, case.lsl)))
         listener = spawn.Process(target=reader, args=(posterior, paths["reader.npz"], deadline, heard))
         middle.start()
         served.wait(60)

@@ -46,7 +46,7 @@ def markdown(results: dict[str, float], latency: list[dict], sustained: dict, qu
                          f"{r.get('lost_messages', '-')} |")
         lines += ["", "Rig pace: wall time the rig took over the recorded time it sent (1.00× = it kept real "
                   "time; above, the rig itself could not send that many messages that fast).", ""]
-        extras = {"flood_samples": 0, "web": False, "lsl": False}
+        extras = {"flood_samples": 0, "web": False, "lsl": False, "workers": 1}
         for r in latency:
             plain = [c for c in latency if c["case"] == {**r["case"], **extras} and not c["baseline"]]
             added = [k for k, v in extras.items() if r["case"].get(k, v) != v]

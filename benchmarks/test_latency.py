@@ -70,14 +70,16 @@ def test_latency_with_the_rig_outputs(benchmark, web, lsl):
     benchmark.extra_info.update({k: v for k, v in result.items() if k != "latency_ms"})
 
 
-@pytest.mark.parametrize("channels, rate, packed, model", [(384, 30_000.0, False, "student"),
-                                                           (384, 30_000.0, False, "default"),
-                                                           (1000, 40_000.0, True, "student")])
-def test_probe_scale(benchmark, channels, rate, packed, model):
+@pytest.mark.parametrize("channels, rate, packed, model, workers", [(384, 30_000.0, False, "student", 1),
+                                                                    (384, 30_000.0, False, "default", 1),
+                                                                    (384, 30_000.0, False, "default", 2),
+                                                                    (1000, 40_000.0, True, "student", 1)])
+def test_probe_scale(benchmark, channels, rate, packed, model, workers):
     """One Neuropixels probe (384 channels at 30 kHz, Open Ephys messages) and a rig of 1,000
     channels at 40 kHz in packed blocks, 10 ms blocks, 2 Hz: served, lost and latency, whatever
-    the p99 (the sustained search above stops where p99 first passes 5 ms)."""
-    case = Case(1 if QUICK else channels, 10.0, 2.0, SECONDS, rate, packed, model)
+    the p99 (the sustained search above stops where p99 first passes 5 ms); the probe with the
+    ensemble in one process and in two workers (`serve --workers 2`), in the same run."""
+    case = Case(1 if QUICK else channels, 10.0, 2.0, SECONDS, rate, packed, model, workers=workers)
     result = benchmark.pedantic(run, args=(case,), rounds=1, iterations=1)
     LATENCY.append(result)
     benchmark.extra_info.update({k: v for k, v in result.items() if k != "latency_ms"})

@@ -110,10 +110,6 @@ def decode_posterior(frames: list[bytes]) -> dict:
     return header
 
 
-def encode_spike_event(event: dict) -> list[bytes]:
-    return [SPIKE_EVENT, orjson.dumps(event)]
-
-
 class Outputs:
     """The two output sockets, bound at construction and closed by ``close()``.
 
@@ -172,11 +168,16 @@ class Outputs:
     def publish(self, update: SpikeUpdate) -> bytes:
         """One POSTERIOR message and one spike event for ``update``; returns the POSTERIOR content as
         serialized (a JSON object), for a log to reuse rather than serialize again."""
-        self.message_num += 1
         content = orjson.dumps(update.posterior_content())
-        self._send(self._posterior, posterior_frames(self.message_num, content), "posterior")
-        self._send(self._events, encode_spike_event(update.spike_event()), "events")
+        self.publish_serialized(content, orjson.dumps(update.spike_event()))
         return content
+
+    def publish_serialized(self, content: bytes, event: bytes) -> None:
+        """One POSTERIOR message around ``content`` and one spike event of ``event``, both already
+        serialized (by a worker of a sharded service): numbered here, in the order they are published."""
+        self.message_num += 1
+        self._send(self._posterior, posterior_frames(self.message_num, content), "posterior")
+        self._send(self._events, [SPIKE_EVENT, event], "events")
 
     def _send(self, socket: zmq.Socket, frames: list[bytes], output: str) -> None:
         while True:

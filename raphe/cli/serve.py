@@ -42,12 +42,16 @@ def add_arguments(p: Parser) -> None:
     add_detector_options(p)
     add_units_options(p)
     add_stop_options(p)
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="serve with N worker processes, each owning the channels whose number %% N is its own "
+                        "(default 1: this process; not with --web, --lsl or --lsl-source)")
     p.add_argument("--json", action="store_true", help="print the final cells and timings as one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from raphe.core.errors import RapheError
     from raphe.core.staged import check_writable
     from raphe.detector.config import DetectorConfig
     from raphe.pipelines.live import Service, serve, settle_collector
@@ -58,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
     from raphe.streamer.security import check_exposure
     from raphe.streamer.web import WebView
 
+    if args.workers > 1:
+        given = [option for option, value in (("--web", args.web), ("--lsl", args.lsl),
+                                              ("--lsl-source", args.lsl_source)) if value]
+        if given:
+            raise RapheError(f"--workers {args.workers} cannot be combined with {', '.join(given)} yet; "
+                             "serve with one process for those")
     model, posterior = load_model(args)
     settings = detector_settings(args)
     DetectorConfig(window=model.window, **settings)  # refuse bad settings before any socket is bound
@@ -73,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with Outputs(args.posterior_endpoint, args.events_endpoint, lossless=args.lossless_outputs,
                      curve=serving) as outputs:
+            if args.workers > 1:
+                return serve_in_workers(args, model, settings, connecting, outputs, log, err)
             service = Service(args.connect, model, settings, posterior, outputs, log, args.units, args.scale,
                               max_cells=args.max_cells, forget_after_s=args.forget_after, curve=connecting,
                               lsl=lsl, source=source)
@@ -95,6 +107,25 @@ def run(args: argparse.Namespace) -> int:
             web.close()
     if args.json:
         print(json.dumps(service.summary(seconds)))
+    return 0
+
+
+def serve_in_workers(args: argparse.Namespace, model, settings: dict, connecting, outputs, log, err) -> int:
+    """`serve --workers N`: the coordinator here, N workers spawned (see ``raphe.pipelines.shards``)."""
+    from rich.console import Console
+
+    from raphe.pipelines.shards import WorkerSpec, serve_sharded
+
+    spec = WorkerSpec(args.connect, str(model.path), args.decision_threshold, args.min_spikes, args.evidence,
+                      settings, args.units, args.scale, args.max_cells, args.forget_after, connecting, args.duration,
+                      args.idle, log is not None)
+    summary = serve_sharded(spec, args.workers, outputs, log, model.posterior_config(
+        args.decision_threshold, args.min_spikes, args.evidence).evidence, Console(stderr=args.json),
+        f"raphe serve {args.connect} ({args.workers} workers)", on_ready=lambda: err.print(
+            f"serving {args.connect} with {model!r} in {args.workers} worker processes; posteriors on "
+            f"{outputs.posterior_endpoint}, spike events on {outputs.events_endpoint}"))
+    if args.json:
+        print(json.dumps(summary))
     return 0
 
 

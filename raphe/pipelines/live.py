@@ -182,6 +182,8 @@ class Service:
     lsl : also publish every update on Lab Streaming Layer (a ``raphe.streamer.lsl.LslOutputs``).
     source : take the samples from this LSL stream (a ``raphe.streamer.lsl.LslSource``) instead of
         subscribing to ``connect``.
+    shard : ``(k, n)``: serve only the channels whose ``channel_num % n == k`` (one of n worker
+        processes, see ``raphe.pipelines.shards``); the others are received, counted and left alone.
     """
 
     def __init__(self, connect: str, model: Model, detector_settings: dict, posterior: PosteriorConfig,
@@ -189,7 +191,7 @@ class Service:
                  keep_history: bool = False, drain_limit: int = DRAIN_LIMIT, max_cells: int = MAX_CELLS,
                  forget_after_s: float | None = None, curve: Curve | None = None,
                  keep_warm_s: float | None = KEEP_WARM_S, lsl: LslOutputs | None = None,
-                 source: LslSource | None = None):
+                 source: LslSource | None = None, shard: tuple[int, int] | None = None):
         self.model = model
         self.detector_config = DetectorConfig(window=model.window, **detector_settings)
         self.posterior = posterior
@@ -201,6 +203,7 @@ class Service:
         self.max_cells = max_cells
         self.forget_after_s = forget_after_s
         self.keep_warm_s = keep_warm_s
+        self.shard = shard
         self.refused_blocks = 0
         self.forgotten = 0
         self._backlog: dict[tuple[str, int], deque[Piece]] = {}
@@ -390,6 +393,8 @@ class Service:
             if piece.continuity is Continuity.GAP:
                 channel.cell.train.gap(piece.sample_num / piece.sample_rate)
             return channel
+        if self.shard is not None and piece.key[1] % self.shard[1] != self.shard[0]:
+            return None  # another worker's channel
         if channel is None and len(self.channels) >= self.max_cells:
             self.refused_blocks += 1
             return None
@@ -494,34 +499,49 @@ class Service:
         return {"seconds": seconds, "spikes": self.spikes, "counters": self.counters(), "timings": self.timings.summary(),
                 "cells": [self._cell_record(c) for c in self.channels.values()]}
 
-    def table(self, seconds: float, title: str) -> Table:
-        """The live table: one line per cell, the stream's counters in the caption."""
-        table = Table(title=title, title_justify="left", **COMPACT_TABLE)
-        for column in ("cell", "name", "spikes", "Hz", "posterior", "w/f", "decision", "at", "novel", "drops"):
-            table.add_column(column, no_wrap=True,
-                             justify="left" if column in ("cell", "name", "posterior", "w/f", "decision") else "right")
+    def table_rows(self) -> list[list[str]]:
+        """The live table's rows, one per cell, in (stream, channel) order (plain text and markup)."""
         stats = self.subscriber.stats
+        rows = []
         for key in sorted(self.channels):
             channel = self.channels[key]
             channel.judge()
             cell = channel.cell
-            posterior = top_class(cell.classes, cell.posterior.posterior)
             decision = cell.decision
             style = "dim" if decision == UNDECIDED else "yellow" if decision == NOT_CLASSIFIABLE else "bold green"
             channel_stats = stats.channels.get(key)
             drops = self.dropped(channel) + (channel_stats.lost_samples if channel_stats else 0)
-            table.add_row(cell.id, cell.channel_name, str(cell.n_spikes), f"{cell.rate_hz:.1f}", posterior,
-                          leanings(cell.classes, cell.posterior.parts), f"[{style}]{decision}[/]", str(cell.posterior.spikes_to_decision or "-"), f"{cell.n_novel:,}",
-                          f"{drops:,}")
-        malformed = ", ".join(f"{k} {n}" for k, n in sorted(stats.malformed.items())) or "0"
-        dropped = sum(self.outputs.dropped.values())
-        table.caption = (f"messages {stats.messages:,} · lost {stats.lost_messages:,} · malformed {malformed} · "
-                         f"acquisitions {stats.acquisitions} · spikes {self.spikes:,} · outputs dropped {dropped:,}"
-                         + (f" · refused blocks {self.refused_blocks:,}" if self.refused_blocks else "")
-                         + f" · {seconds:.1f} s · at: spikes to the decision · w/f: where the shapes and the "
-                         f"firing point · deciding: {self.posterior.evidence}")
-        table.caption_justify = "left"
-        return table
+            rows.append([cell.id, cell.channel_name, str(cell.n_spikes), f"{cell.rate_hz:.1f}",
+                         top_class(cell.classes, cell.posterior.posterior), leanings(cell.classes, cell.posterior.parts),
+                         f"[{style}]{decision}[/]", str(cell.posterior.spikes_to_decision or "-"), f"{cell.n_novel:,}",
+                         f"{drops:,}"])
+        return rows
+
+    def table(self, seconds: float, title: str) -> Table:
+        """The live table: one line per cell, the stream's counters in the caption."""
+        return cells_table(self.table_rows(), self.counters(), self.spikes, seconds, title, self.posterior.evidence)
+
+
+def cells_table(rows: list[list[str]], counters: dict, spikes: int, seconds: float, title: str,
+                evidence: str) -> Table:
+    """The live table from its rows (``Service.table_rows``) and the counters (``Service.counters``):
+    one process's, or those of all the workers of a sharded service."""
+    table = Table(title=title, title_justify="left", **COMPACT_TABLE)
+    for column in ("cell", "name", "spikes", "Hz", "posterior", "w/f", "decision", "at", "novel", "drops"):
+        table.add_column(column, no_wrap=True,
+                         justify="left" if column in ("cell", "name", "posterior", "w/f", "decision") else "right")
+    for row in rows:
+        table.add_row(*row)
+    c = counters
+    malformed = ", ".join(f"{k} {n}" for k, n in sorted(c["malformed"].items())) or "0"
+    dropped = sum(c["outputs_dropped"].values())
+    table.caption = (f"messages {c['messages']:,} · lost {c['lost_messages']:,} · malformed {malformed} · "
+                     f"acquisitions {c['acquisitions']} · spikes {spikes:,} · outputs dropped {dropped:,}"
+                     + (f" · refused blocks {c['refused_blocks']:,}" if c["refused_blocks"] else "")
+                     + f" · {seconds:.1f} s · at: spikes to the decision · w/f: where the shapes and the "
+                     f"firing point · deciding: {evidence}")
+    table.caption_justify = "left"
+    return table
 
 
 def settle_collector() -> None:

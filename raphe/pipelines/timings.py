@@ -61,12 +61,14 @@ class StageTimings:
         return {name: h.summary() for name, h in self.stages.items()}
 
 
-def timings_table(timings: StageTimings) -> Table:
-    """The stages' percentiles in µs, as printed when a service stops."""
-    table = Table(title="per-stage time (µs; percentiles to within 6%)", title_justify="left")
+def timings_table(timings: StageTimings | dict, title: str = "per-stage time (µs; percentiles to within 6%)") -> Table:
+    """The stages' percentiles in µs, as printed when a service stops (from the timings, or their
+    ``summary()`` as a worker of a sharded service sends it)."""
+    table = Table(title=title, title_justify="left")
     for column in ("stage", "n", "p50", "p95", "p99", "max"):
         table.add_column(column, justify="left" if column == "stage" else "right")
-    for stage, s in timings.summary().items():
+    summary = timings if isinstance(timings, dict) else timings.summary()
+    for stage, s in summary.items():
         if s["n"]:
             table.add_row(stage, f"{s['n']:,}", *(f"{1e6 * s[k]:,.1f}" for k in ("p50_s", "p95_s", "p99_s", "max_s")))
     return table

@@ -1,0 +1,261 @@
+"""`raphe serve --workers N`: one live stream served by N worker processes, each owning a share of
+the channels (``channel_num % N``), and a coordinator that publishes, logs and shows for all.
+
+Every worker subscribes to the rig itself (a SUB socket sees every message), decodes each header,
+and detects and classifies only its own channels; its cells end exactly as in one process, because
+a cell's spikes never meet another cell's. Each classified spike goes to the coordinator already
+serialized (a PUSH socket on loopback, never dropping); the coordinator numbers and publishes the
+POSTERIOR messages and spike events on the one pair of output sockets, writes the one log, and
+draws one table from the workers' rows. Stopping (Ctrl-C, SIGTERM, SIGHUP, ``--duration``,
+``--idle``) reaches every worker, which finishes its cells and sends its summary before it exits.
+
+What one process does not have to do twice is done N times here: every worker receives and
+decodes every message. Sharding pays where detection and classification, not receiving, limit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass
+
+import orjson
+import zmq
+from rich.console import Console, Group
+from rich.text import Text
+
+from raphe.classifier.runtime.model import Model
+from raphe.core.errors import RapheError
+from raphe.streamer.outputs import Outputs, SpikeUpdate
+from raphe.streamer.security import Curve
+
+from .live import Service, cells_table, settle_collector
+from .loop import run_loop
+from .records import RecordLog
+from .timings import timings_table
+
+# How long the coordinator waits for the workers' summaries once they have been told to stop.
+FINISH_S = 60.0
+SPIKE, RECORD, STATUS, FINAL, FAILED, READY = b"S", b"L", b"T", b"F", b"X", b"R"
+# How long the workers may take to start (spawn, imports, the model, the kernels' warm-up).
+START_S = 120.0
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker needs to build its service (plain values: it is spawned)."""
+
+    connect: str
+    model: str
+    threshold: float
+    min_spikes: int
+    evidence: str | None
+    detector_settings: dict
+    units: str | None
+    scale: float
+    max_cells: int
+    forget_after_s: float | None
+    curve: Curve | None
+    duration_s: float | None
+    idle_s: float | None
+    logging: bool
+    collector: str = ""
+    shard: tuple[int, int] = (0, 1)
+
+
+class Forwarder:
+    """A worker's outputs and log, in one: everything goes to the coordinator on a PUSH socket."""
+
+    def __init__(self, endpoint: str, worker: int):
+        self._context = zmq.Context()
+        self._push = self._context.socket(zmq.PUSH)
+        self._push.setsockopt(zmq.SNDHWM, 0)  # never drop: the coordinator reads as fast as it publishes
+        self._push.setsockopt(zmq.LINGER, -1)  # and everything sent reaches it before the worker exits
+        self._push.connect(endpoint)
+        self.worker = str(worker).encode()
+        self.dropped = {"posterior": 0, "events": 0}  # the coordinator's sockets drop, and count
+
+    def publish(self, update: SpikeUpdate) -> bytes:
+        content = orjson.dumps(update.posterior_content())
+        self._push.send_multipart([SPIKE, self.worker, content, orjson.dumps(update.spike_event())])
+        return content
+
+    def write(self, record: bytes) -> None:
+        self._push.send_multipart([RECORD, self.worker, record])
+
+    def send(self, kind: bytes, payload: dict) -> None:
+        self._push.send_multipart([kind, self.worker, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)])
+
+    def close(self) -> None:
+        self._push.close()
+        self._context.term()
+
+
+def run_worker(spec: WorkerSpec) -> None:
+    """One worker: its share of the channels, served until told to stop, then its summary sent."""
+    forwarder = Forwarder(spec.collector, spec.shard[0])
+    try:
+        model = Model(spec.model)
+        posterior = model.posterior_config(spec.threshold, spec.min_spikes, spec.evidence)
+        service = Service(spec.connect, model, spec.detector_settings, posterior, forwarder,
+                          forwarder if spec.logging else None, spec.units, spec.scale, max_cells=spec.max_cells,
+                          forget_after_s=spec.forget_after_s, curve=spec.curve, shard=spec.shard)
+    except RapheError as exc:
+        forwarder.send(FAILED, {"error": str(exc)})
+        forwarder.close()
+        return
+    settle_collector()
+    forwarder.send(READY, {})
+
+    def status(seconds: float) -> Text:
+        forwarder.send(STATUS, {"rows": service.table_rows(), "counters": service.counters(), "spikes": service.spikes})
+        return Text("")
+
+    try:
+        seconds = run_loop(service.step, status, console=Console(file=io.StringIO()), duration_s=spec.duration_s,
+                           idle_s=spec.idle_s)
+        service.finish()
+        forwarder.send(FINAL, {**service.summary(seconds), "rows": service.table_rows()})
+    finally:
+        service.close()
+        forwarder.close()
+
+
+class Coordinator:
+    """The workers' results as one service's: publishing, logging, the table, the summary."""
+
+    def __init__(self, n: int, outputs: Outputs, log: RecordLog | None, evidence: str, title: str):
+        self.n, self.outputs, self.log, self.evidence, self.title = n, outputs, log, evidence, title
+        self._context = zmq.Context()
+        self._pull = self._context.socket(zmq.PULL)
+        self._pull.setsockopt(zmq.RCVHWM, 0)
+        self._pull.bind("tcp://127.0.0.1:*")
+        self.endpoint = self._pull.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.status: dict[int, dict] = {}
+        self.finals: dict[int, dict] = {}
+        self.failures: list[str] = []
+        self.ready: set[int] = set()
+        self.spikes = 0
+        self.stop = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        return len(self.finals) + len(self.failures) >= self.n
+
+    def step(self, timeout_ms: int) -> bool:
+        """Publish, log or keep what the workers sent; True if anything came."""
+        if not self._pull.poll(timeout_ms):
+            return False
+        while True:
+            try:
+                frames = self._pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            kind, worker = frames[0], int(frames[1])
+            if kind == SPIKE:
+                self.outputs.publish_serialized(frames[2], frames[3])
+                self.spikes += 1
+            elif kind == RECORD:
+                if self.log is not None:
+                    self.log.write(frames[2])
+            elif kind == STATUS:
+                self.status[worker] = orjson.loads(frames[2])
+            elif kind == FINAL:
+                self.finals[worker] = self.status[worker] = orjson.loads(frames[2])
+            elif kind == FAILED:
+                self.failures.append(orjson.loads(frames[2])["error"])
+            elif kind == READY:
+                self.ready.add(worker)
+        if self.done or self.failures:
+            self.stop.set()
+        return True
+
+    def counters(self) -> dict:
+        """The stream's counters as the first worker counted them (every worker receives every
+        message), with the service's own summed over the workers and the outputs' drops."""
+        parts = [self.status[k]["counters"] for k in sorted(self.status)]
+        if not parts:
+            return {"messages": 0, "data_messages": 0, "lost_messages": 0, "lost_samples": 0, "duplicates": 0,
+                    "acquisitions": 0, "malformed": {}, "events": 0, "outputs_dropped": dict(self.outputs.dropped),
+                    "cells": 0, "refused_blocks": 0, "forgotten_cells": 0, "workers": self.n}
+        merged = dict(parts[0])
+        for key in ("cells", "refused_blocks", "forgotten_cells"):
+            merged[key] = sum(p[key] for p in parts)
+        merged["lost_messages"] = max(p["lost_messages"] for p in parts)
+        merged["outputs_dropped"] = dict(self.outputs.dropped)
+        merged["workers"] = self.n
+        return merged
+
+    def rows(self) -> list[list[str]]:
+        rows = [row for k in sorted(self.status) for row in self.status[k]["rows"]]
+        return sorted(rows, key=lambda r: (r[0].rpartition(":")[0], int(r[0].rpartition(":")[2])))
+
+    def table(self, seconds: float):
+        return cells_table(self.rows(), self.counters(), self.spikes, seconds, self.title, self.evidence)
+
+    def summary(self, seconds: float) -> dict:
+        cells = sorted((c for f in self.finals.values() for c in f["cells"]), key=lambda c: (c["stream"],
+                                                                                              c["channel_num"]))
+        return {"seconds": seconds, "spikes": self.spikes, "counters": self.counters(), "workers": self.n,
+                "timings": [self.finals[k]["timings"] for k in sorted(self.finals)], "cells": cells}
+
+    def close(self) -> None:
+        self._pull.close()
+        self._context.term()
+
+
+def serve_sharded(spec: WorkerSpec, n: int, outputs: Outputs, log: RecordLog | None, evidence: str,
+                  console: Console, title: str, on_ready=None) -> dict:
+    """Serve with ``n`` workers until they stop (their ``--duration``/``--idle``) or a signal stops
+    this process, which then stops them; returns the merged summary. ``on_ready()`` is called once
+    every worker has subscribed."""
+    coordinator = Coordinator(n, outputs, log, evidence, title)
+    spawn = multiprocessing.get_context("spawn")
+    workers = [spawn.Process(target=run_worker, args=(dataclasses.replace(spec, collector=coordinator.endpoint,
+                                                                           shard=(k, n)),),
+                             name=f"raphe-worker-{k}") for k in range(n)]
+    for worker in workers:
+        worker.start()
+    started = time.monotonic()
+    try:
+        while len(coordinator.ready) < n and not coordinator.failures and time.monotonic() - started < START_S \
+                and all(w.is_alive() for w in workers):
+            coordinator.step(100)
+        if len(coordinator.ready) < n and not coordinator.failures:
+            coordinator.failures.append(f"only {len(coordinator.ready)} of {n} workers started")
+        if not coordinator.failures:
+            if on_ready is not None:
+                on_ready()
+            run_loop(coordinator.step, coordinator.table, console=console, stop=coordinator.stop)
+        for worker in workers:  # a signal stopped the coordinator: the workers stop too, and summarise
+            if worker.is_alive():
+                worker.terminate()
+        deadline = time.monotonic() + FINISH_S
+        dead: set[int] = set()
+        while not coordinator.done and time.monotonic() < deadline:
+            coordinator.step(100)
+            for k, worker in enumerate(workers):
+                if not worker.is_alive() and k not in coordinator.finals and k not in dead:
+                    coordinator.step(0)  # what it sent before it went
+                    if k not in coordinator.finals:
+                        dead.add(k)
+                        coordinator.failures.append(f"worker {k} stopped without its summary (exit code "
+                                                    f"{worker.exitcode})")
+        for worker in workers:
+            worker.join(timeout=10)
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+        coordinator.close()
+    seconds = time.monotonic() - started
+    if coordinator.failures:
+        raise RapheError("; ".join(dict.fromkeys(coordinator.failures)))
+    summary = coordinator.summary(seconds)
+    console.print(Group(coordinator.table(seconds), *[
+        timings_table(t, "per-stage time of worker 0 (µs; percentiles to within 6%; every worker's in --json)")
+        for t in summary["timings"][:1]]))
+    return summary
