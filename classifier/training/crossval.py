@@ -17,7 +17,7 @@ with intervals and a plain verdict of how much the data supports.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,9 @@ from .train import TrainConfig, train
 MIN_DAYS_FOR_DAY_FOLDS = 3
 MIN_TRAINING_CELLS = 3
 FEW_CELLS = 10
+# A fold whose members validate below this on their own training data's held-out part learnt
+# nothing that carries over (seen: 0.45-0.50 when one training day was validated on the other).
+WEAK_VALIDATION = 0.8
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Fold:
     probabilities: np.ndarray
     novel: np.ndarray
     model: Model
+    validation: list = field(default_factory=list)  # its members' validation accuracies
     firing: object = None  # the fold's firing model (a FiringModel), where the windows carry spike times
     firing_spikes: list | None = None  # its log-probabilities after each kept spike, per held-out cell
 
@@ -132,7 +136,7 @@ def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
         model = Model(result.models["dynamic"])
         test = data.subset(held).in_classes(model.classes)
         fold = Fold(k + 1, sorted(np.unique(test.day).tolist()), test, model.predict(test.X), model.novel(test.X),
-                    model)
+                    model, [r["val_accuracy"] for r in result.members])
         if with_firing:
             fold.firing = train_firing_model(data.subset(~held), out / "folds" / f"fold-{k + 1}" / "firing.json",
                                              f"{data_description}, all but fold {k + 1}", seed=config.seed)
@@ -148,6 +152,7 @@ def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
             parts[kind].append(outcomes)
             judged[kind] = figures(outcomes, ATYPICAL_UDI_MS)
         per_fold.append({"fold": fold.number, "days": fold.days, "posterior": fitted,
+                         "member_validation_accuracy": fold.validation,
                          "figures": judged["joint" if with_firing else "waveform"], "waveform_figures": judged["waveform"]})
     deciding = "joint" if with_firing else "waveform"
     pooled = figures(pool(parts[deciding]), ATYPICAL_UDI_MS)
@@ -192,6 +197,13 @@ def verdict(result: dict) -> list[str]:
         if c["cells"] < FEW_CELLS or c["days"] < 2:
             line += "; too few to trust a figure for this class (record more cells, on more days)"
         lines.append(line)
+    for fold in result["folds"]:
+        worst = min(fold["member_validation_accuracy"], default=1.0)
+        if worst < WEAK_VALIDATION:
+            lines.append(f"fold {fold['fold']} (held out: {', '.join(fold['days'])}): its members validated at "
+                         f"{worst:.2f}-{max(fold['member_validation_accuracy']):.2f} within their own training data, "
+                         "so what they learnt did not carry from one training day to another; its figures, and the "
+                         "pooled ones, rest on too few days: record more days before trusting them")
     p = result["pooled"]
     acc, decided, wrong = p["cell_accuracy_posterior"], p["decided"], p["decided_wrongly"]
     lines.append(f"on cells it never saw, the recipe is right about {100 * acc['rate']:.0f}% of cells "

@@ -107,3 +107,16 @@ def test_crossval_needs_four_cells_of_each_class(lab, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "at least 4 cells of each" in lines[-1] and all(line.startswith("warning: ") for line in lines[:-1])
+
+
+def test_the_verdict_warns_of_a_fold_whose_members_learnt_nothing_that_carries():
+    from raphe.classifier.training.crossval import verdict
+
+    rate = {"rate": 0.9, "ci95": [0.8, 0.95]}
+    result = {"classes": {"SER": {"cells": 30, "days": 4}, "NSER": {"cells": 30, "days": 4}},
+              "folds": [{"fold": 1, "days": ["d1", "d2"], "member_validation_accuracy": [0.93, 0.91]},
+                        {"fold": 2, "days": ["d3", "d4"], "member_validation_accuracy": [0.45, 0.5]}],
+              "pooled": {"cell_accuracy_posterior": rate, "decided": rate, "decided_wrongly": rate}}
+    lines = verdict(result)
+    weak = [line for line in lines if "did not carry" in line]
+    assert len(weak) == 1 and weak[0].startswith("fold 2 (held out: d3, d4)") and "0.45-0.50" in weak[0]
