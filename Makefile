@@ -25,8 +25,9 @@ $(RUNTIME): pyproject.toml Makefile | $(BIN)/python
 $(EVERYTHING): pyproject.toml Makefile $(RUNTIME)
 	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
 	$(BIN)/python -m pip install --quiet --no-deps python-oephys==0.1.3 open-ephys-python-tools==1.0.1
-	# AxoGraph's own writer library, for the format tests (built against the venv's numpy and Cython)
-	$(BIN)/python -m pip install --quiet cython==3.3.1 "setuptools>=70"
+	# AxoGraph's own writer library, for the format tests (built against the venv's numpy and Cython;
+	# it imports pkg_resources, which setuptools 81 and later no longer ship)
+	$(BIN)/python -m pip install --quiet cython==3.3.1 "setuptools>=70,<81"
 	$(BIN)/python -m pip install --quiet --no-build-isolation axographio==0.3.2
 	touch $@
 

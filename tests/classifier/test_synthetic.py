@@ -166,8 +166,11 @@ def test_an_interrupted_synth_leaves_nothing_and_a_rerun_works(tmp_path):
     import time
 
     out = tmp_path / "big"
+    # SIGINT back to its default in the child: a suite started in the background by a shell without
+    # job control inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt
     process = subprocess.Popen([sys.executable, "-m", "raphe", "synth", "--cells", "400", "--out", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     written = tmp_path / ".big.partial" / "abf"
     while not (written.is_dir() and any(written.iterdir())) and time.monotonic() < deadline:
