@@ -100,6 +100,11 @@ def posterior_frames(message_num: int, content: bytes) -> list[bytes]:
     return [POSTERIOR_ENVELOPE, header + content + b"}"]
 
 
+def serialized(update: SpikeUpdate) -> tuple[bytes, bytes]:
+    """The POSTERIOR content and the spike event of ``update``, each serialized once."""
+    return orjson.dumps(update.posterior_content()), orjson.dumps(update.spike_event())
+
+
 def decode_posterior(frames: list[bytes]) -> dict:
     """The header of a POSTERIOR message (for clients and tests); ValueError if it is not one."""
     if len(frames) != 2 or frames[0] != POSTERIOR_ENVELOPE:
@@ -168,8 +173,8 @@ class Outputs:
     def publish(self, update: SpikeUpdate) -> bytes:
         """One POSTERIOR message and one spike event for ``update``; returns the POSTERIOR content as
         serialized (a JSON object), for a log to reuse rather than serialize again."""
-        content = orjson.dumps(update.posterior_content())
-        self.publish_serialized(content, orjson.dumps(update.spike_event()))
+        content, event = serialized(update)
+        self.publish_serialized(content, event)
         return content
 
     def publish_serialized(self, content: bytes, event: bytes) -> None:

@@ -105,12 +105,13 @@ def firing_of(folds: list[Fold]) -> list[np.ndarray]:
 def fitted_posteriors(fold: Fold, others: list[Fold]) -> tuple[dict, list]:
     """The posteriors ``fold`` is judged by, fitted on ``others``' held-out cells: the waveform's
     alone, and the joint one where there is a firing model; with what was fitted."""
-    alpha, beta, margin = fit_posterior(sequences_of(others))
+    sequences = sequences_of(others)
+    alpha, beta, margin = fit_posterior(sequences)
     waveform = replace(fold.model.posterior_config(), alpha=alpha, beta=beta, margin=margin, evidence="waveform",
                        firing=None)
     posteriors, fitted = {"waveform": waveform}, [alpha, beta, margin]
     if fold.firing is not None:
-        weight, joint_margin, firing_margin = fit_joint(sequences_of(others), firing_of(others), alpha, beta)
+        weight, joint_margin, firing_margin = fit_joint(sequences, firing_of(others), alpha, beta)
         posteriors["joint"] = replace(waveform, evidence="both", firing=fold.firing, firing_weight=weight,
                                       joint_margin=joint_margin, firing_margin=firing_margin)
         fitted += [weight, joint_margin, firing_margin]

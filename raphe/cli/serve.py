@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         with Outputs(args.posterior_endpoint, args.events_endpoint, lossless=args.lossless_outputs,
                      curve=serving) as outputs:
             if args.workers > 1:
-                return serve_in_workers(args, model, settings, connecting, outputs, log, err)
+                return serve_in_workers(args, model, posterior.evidence, settings, connecting, outputs, log, err)
             service = Service(args.connect, model, settings, posterior, outputs, log, args.units, args.scale,
                               max_cells=args.max_cells, forget_after_s=args.forget_after, curve=connecting,
                               lsl=lsl, source=source)
@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_in_workers(args: argparse.Namespace, model, settings: dict, connecting, outputs, log, err) -> int:
+def serve_in_workers(args: argparse.Namespace, model, evidence: str, settings: dict, connecting, outputs, log,
+                     err) -> int:
     """`serve --workers N`: the coordinator here, N workers spawned (see ``raphe.pipelines.shards``)."""
     from rich.console import Console
 
@@ -119,8 +120,7 @@ def serve_in_workers(args: argparse.Namespace, model, settings: dict, connecting
     spec = WorkerSpec(args.connect, str(model.path), args.decision_threshold, args.min_spikes, args.evidence,
                       settings, args.units, args.scale, args.max_cells, args.forget_after, connecting, args.duration,
                       args.idle, log is not None)
-    summary = serve_sharded(spec, args.workers, outputs, log, model.posterior_config(
-        args.decision_threshold, args.min_spikes, args.evidence).evidence, Console(stderr=args.json),
+    summary = serve_sharded(spec, args.workers, outputs, log, evidence, Console(stderr=args.json),
         f"raphe serve {args.connect} ({args.workers} workers)", on_ready=lambda: err.print(
             f"serving {args.connect} with {model!r} in {args.workers} worker processes; posteriors on "
             f"{outputs.posterior_endpoint}, spike events on {outputs.events_endpoint}"))

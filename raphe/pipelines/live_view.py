@@ -51,6 +51,12 @@ class LiveView:
         self._next = 0.0
         self.snapshots = 0
         self.build_s = 0.0
+        model = service.model
+        # what every snapshot's header says of the model: the same for the whole session
+        self._model_header = {"classes": list(model.classes), "evidence": service.posterior.evidence,
+                              "threshold": service.posterior.threshold, "model": model.path.name,
+                              "window_ms": rounded(model.window.time_ms(), 3), "isi_edges_s": rounded(ISI_EDGES, 5),
+                              "isi_ranges_s": {c: list(r) for c, r in CLASS_ISI_RANGES.items() if c in model.classes}}
 
     def tick(self, seconds: float, final: bool = False) -> None:
         """Publish a snapshot if ``SNAPSHOT_S`` has passed since the last (always when ``final``)."""
@@ -87,14 +93,9 @@ class LiveView:
         counters = service.counters()
         stages = {name: {"n": s["n"], "p50_us": round(1e6 * s["p50_s"], 1), "p99_us": round(1e6 * s["p99_s"], 1)}
                   for name, s in service.timings.summary().items() if s["n"]}
-        model = service.model
         header = {"title": self.title, "seconds": round(seconds, 2), "spikes": service.spikes,
                   "counters": counters, "stages": stages, "idle_s": None if idle is None else round(idle, 2),
-                  "lost": idle is not None and idle > LOST_AFTER_S, "ended": final,
-                  "classes": list(model.classes), "evidence": service.posterior.evidence,
-                  "threshold": service.posterior.threshold, "model": model.path.name,
-                  "window_ms": rounded(model.window.time_ms(), 3), "isi_edges_s": rounded(ISI_EDGES, 5),
-                  "isi_ranges_s": {c: list(r) for c, r in CLASS_ISI_RANGES.items() if c in model.classes}}
+                  "lost": idle is not None and idle > LOST_AFTER_S, "ended": final, **self._model_header}
         keys = sorted(service.channels)
         rows = [self._row(service.channels[k]) for k in keys]
         asked = self.web.asked()

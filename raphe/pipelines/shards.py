@@ -29,7 +29,7 @@ from rich.text import Text
 
 from raphe.classifier.runtime.model import Model
 from raphe.core.errors import RapheError
-from raphe.streamer.outputs import Outputs, SpikeUpdate
+from raphe.streamer.outputs import Outputs, SpikeUpdate, serialized
 from raphe.streamer.security import Curve
 
 from .live import Service, cells_table, settle_collector
@@ -79,8 +79,8 @@ class Forwarder:
         self.dropped = {"posterior": 0, "events": 0}  # the coordinator's sockets drop, and count
 
     def publish(self, update: SpikeUpdate) -> bytes:
-        content = orjson.dumps(update.posterior_content())
-        self._push.send_multipart([SPIKE, self.worker, content, orjson.dumps(update.spike_event())])
+        content, event = serialized(update)
+        self._push.send_multipart([SPIKE, self.worker, content, event])
         return content
 
     def write(self, record: bytes) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import signal
 import socket
@@ -21,7 +20,8 @@ from raphe.core.errors import RapheError
 from raphe.replay.player import replay
 from raphe.replay.recording import Recording
 from raphe.streamer.web import QUEUE, WebView
-from tests.helpers import REPO, assert_one_line_error, drain_service, free_port_pair, live_service, run_raphe
+from tests.helpers import (REPO, assert_one_line_error, drain_service, free_port_pair, live_service, run_raphe,
+                           unavailable)
 
 SCREENSHOT = REPO / "build" / "web-view.png"
 
@@ -143,9 +143,7 @@ def chromium():
         except ImportError:
             reason = "selenium is not installed (pip install -e '.[dev]')"
     if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(reason)
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",

@@ -8,14 +8,13 @@ import datetime
 import importlib
 import json
 import math
-import os
 import threading
 
 import numpy as np
 import pytest
 
 from raphe.replay.recording import Recording
-from tests.helpers import assert_one_line_error, run_raphe
+from tests.helpers import assert_one_line_error, run_raphe, unavailable
 
 
 def required(name: str):
@@ -23,9 +22,7 @@ def required(name: str):
     try:
         return importlib.import_module(name)
     except ImportError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} cannot be imported ({exc}); `make test` installs it", pytrace=False)
-        pytest.skip(f"{name} cannot be imported ({exc})", allow_module_level=True)
+        unavailable(f"{name} cannot be imported ({exc}); `make test` installs it", module_level=True)
 
 
 axographio = required("axographio")
