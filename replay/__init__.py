@@ -1,2 +1,4 @@
-"""Recordings: reading `.abf` files with pyabf (``recording``) and publishing them, paced, on the
-Open Ephys ZMQ protocol (``player``). Nothing here knows the classifier."""
+"""Recordings: ``recording`` (ABF with pyabf, AxoGraph and NWB through neo and pynwb, behind one
+``Recording``), ``formats`` (telling formats apart, raphe's own results files), ``contents`` (what a
+file holds, for `raphe info`) and ``player`` (publishing a recording, paced, on the Open Ephys ZMQ
+protocol). Nothing here knows the classifier."""

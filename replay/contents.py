@@ -11,6 +11,7 @@ presented as continuous.
 from __future__ import annotations
 
 import datetime
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,8 +19,37 @@ import numpy as np
 from raphe.core.errors import RapheError
 
 
+# What a recording's header may say, whatever the format: beyond these it is corrupt or not a
+# recording of cells (a claimed 1e36 Hz would size the detector's buffers by it).
+SAMPLE_RATE_HZ = (100.0, 1e6)
+MAX_CHANNELS = 4096
+
+
 class RecordingError(RapheError):
     """A file that cannot be read as a recording, or a request it cannot satisfy."""
+
+
+def checked_rate(path, rate: float) -> float:
+    """``rate`` if it is a sample rate raphe can work at (finite, within :data:`SAMPLE_RATE_HZ`),
+    else one line naming the file. Each reader checks the rate as soon as it reads it, before
+    anything is placed or sized by it."""
+    low, high = SAMPLE_RATE_HZ
+    rate = float(rate)
+    if not (math.isfinite(rate) and low <= rate <= high):
+        raise RecordingError(f"{path}: the header's sample rate {rate:g} Hz lies outside {low:g} Hz..{high:g} Hz "
+                             "(a corrupt header?)")
+    return rate
+
+
+def check_contents(path, contents: Contents) -> None:
+    """The one validation of what any reader made of a file's header, used wherever a recording is
+    opened: its sample rate, its channel count, and at least one sample."""
+    checked_rate(path, contents.sample_rate)
+    if not 1 <= len(contents.channels) <= MAX_CHANNELS:
+        raise RecordingError(f"{path}: the header gives {len(contents.channels)} channels "
+                             f"(raphe reads 1..{MAX_CHANNELS})")
+    if not contents.sweeps or contents.sweeps[0].num_samples == 0:
+        raise RecordingError(f"{path}: holds no samples")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .contents import Channel, Contents, RecordingError, sweeps_in_order
+from .contents import Channel, Contents, RecordingError, checked_rate, sweeps_in_order
 
 # What each format's reader says of a unit, to raphe's units: (raphe's unit, factor to it).
 UNITS = {"a": ("pA", 1e12), "amp": ("pA", 1e12), "amps": ("pA", 1e12), "ampere": ("pA", 1e12),
@@ -50,7 +50,7 @@ def read_axograph(path: Path) -> Contents:
     if len(rates) != 1:
         raise RecordingError(f"{path.name}: signals at several sample rates ({', '.join(map(str, sorted(rates)))} Hz); "
                           "raphe needs one")
-    rate = rates.pop()
+    rate = checked_rate(path.name, rates.pop())
     channels, found = [], []
     for k, segment in enumerate(block.segments):
         traces, names = [], []
@@ -108,7 +108,7 @@ def series_rate(path: Path, series) -> float:
     if series.rate is None or not series.rate > 0:
         raise RecordingError(f"{path.name}: series {series.name!r} has no regular rate (timestamps only); "
                           "raphe needs a sample rate")
-    return float(series.rate)
+    return checked_rate(path.name, series.rate)
 
 
 def series_values(series) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyabf
 
-from .contents import Channel, Contents, RecordingError, Sweep, placed
+from .contents import Channel, Contents, RecordingError, Sweep, check_contents, checked_rate, placed
 from .formats import AXOGRAPH_SUFFIXES, NWB_SUFFIXES, read_axograph, read_nwb
 
 # The ABF2 section map: 18 entries of (block, bytes per entry, entries) from byte 76, in this order.
@@ -23,6 +23,8 @@ ABF2_SECTIONS = ("protocol", "ADC", "DAC", "epoch", "ADC per DAC", "epoch per DA
                  "math", "strings", "data", "tag", "scope", "delta", "voice tag", "synch array", "annotation",
                  "stats")
 ABF1_HEADER_BYTES = 6144
+# pyabf scales int16 samples into float32: gain x 32768 + offset must stay a float32
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 OPERATION_MODES = {
     1: "event-driven (variable length)",
@@ -156,22 +158,49 @@ def read_contents(path: Path) -> Contents:
         raise RecordingError(f"{path}: empty file")
     suffix = path.suffix.lower()
     if suffix in AXOGRAPH_SUFFIXES:
-        return read_axograph(path)
-    if suffix in NWB_SUFFIXES:
-        return read_nwb(path)
-    if suffix not in (".abf", ""):
+        contents = read_axograph(path)
+    elif suffix in NWB_SUFFIXES:
+        contents = read_nwb(path)
+    elif suffix in (".abf", ""):
+        contents = read_abf(path)
+    else:
         raise RecordingError(f"{path}: unknown recording format {path.suffix!r} (raphe reads "
                              f"{', '.join(RECORDING_SUFFIXES)})")
-    return read_abf(path)
+    check_contents(path, contents)
+    return contents
 
 
 def read_abf(path: Path) -> Contents:
+    """The file's header first (rate and scaling checked), then its samples."""
     abf = _open_abf(path)
-    rate = float(abf.sampleRate)
+    rate = checked_rate(path, abf.sampleRate)
+    _check_scaling(path, abf)
     channels = [Channel(i, _printable(abf.adcNames[i]) or f"ch{i}", _printable(abf.adcUnits[i]))
                 for i in range(abf.channelCount)]
+    try:
+        sweeps = _read_sweeps(abf, rate)
+    except RecordingError:
+        raise
+    except Exception as exc:  # pyabf reads the samples on the first sweep; a damaged file fails there
+        raise RecordingError(f"{path}: truncated or corrupt ABF file ({_reason(exc)})") from None
     return Contents(f"ABF {abf.abfVersionString}", OPERATION_MODES.get(abf.nOperationMode, f"mode {abf.nOperationMode}"),
-                    rate, channels, _read_sweeps(abf, rate), _recording_start(abf))
+                    rate, channels, sweeps, _recording_start(abf))
+
+
+def _reason(exc: Exception) -> str:
+    # some of pyabf's exceptions carry no message; their type is then the reason
+    return str(exc) or type(exc).__name__
+
+
+def _check_scaling(path: Path, abf: pyabf.ABF) -> None:
+    """Refuse int16 data whose scaling (gain and offset of each channel) would not fit a float32,
+    before pyabf scales it (it would print numpy's overflow warning and give infinities)."""
+    if abf._dtype != np.int16:
+        return
+    for channel, (gain, offset) in enumerate(zip(abf._dataGain, abf._dataOffset)):
+        if not (np.isfinite(gain) and np.isfinite(offset) and abs(gain) * 32768 + abs(offset) <= FLOAT32_MAX):
+            raise RecordingError(f"{path}: corrupt ABF header (channel {channel} is scaled by {gain:g} with offset "
+                                 f"{offset:g}, beyond a float32)")
 
 
 def _open_abf(path: Path) -> pyabf.ABF:
@@ -184,9 +213,9 @@ def _open_abf(path: Path) -> pyabf.ABF:
         raise RecordingError(f"{path}: not an ABF file (no ABF signature)")
     check_header(path)
     try:
-        return pyabf.ABF(str(path))
+        return pyabf.ABF(str(path), loadData=False)
     except Exception as exc:  # pyabf reports a short or damaged file with assorted exception types
-        raise RecordingError(f"{path}: truncated or corrupt ABF file ({exc})") from None
+        raise RecordingError(f"{path}: truncated or corrupt ABF file ({_reason(exc)})") from None
 
 
 def check_header(path: Path) -> None:
@@ -234,6 +263,4 @@ def _read_sweeps(abf: pyabf.ABF, rate: float) -> list[Sweep]:
         sweep = placed(index, float(abf.sweepX[0]), rate, tuple(traces), next_free)
         sweeps.append(sweep)
         next_free = sweep.sample_num + sweep.num_samples + 1
-    if not sweeps or sweeps[0].num_samples == 0:
-        raise RecordingError(f"{abf.abfFilePath}: holds no samples")
     return sweeps

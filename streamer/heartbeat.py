@@ -1,7 +1,10 @@
 """The heartbeat pair of the ZMQ Interface: a REP socket on the data port + 1 and a REQ client.
 
 Heartbeats never gate data: the publisher sends whether or not anyone beats, and a subscriber whose
-heartbeat goes unanswered keeps receiving.
+heartbeat goes unanswered keeps receiving. Beside a CURVE-secured data socket the heartbeat is
+secured with the same key pair, so an unauthenticated client gets no answer; both sockets refuse
+a frame larger than a heartbeat (``ZMQ_MAXMSGSIZE``) by dropping the connection before it is
+buffered.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ from urllib.parse import urlsplit
 import orjson
 import zmq
 
+from .security import Curve, connect_securely, serve_securely
+
 HEARTBEAT_INTERVAL_S = 2.0
 REPLY_OK = b"heartbeat received"
 REPLY_BAD = b"JSON message could not be read"
+# a heartbeat and its reply are a few dozen bytes; anything larger is not one
+HEARTBEAT_BYTES = 4096
 
 
 def heartbeat_endpoint(data_endpoint: str) -> str | None:
@@ -28,7 +35,7 @@ def heartbeat_endpoint(data_endpoint: str) -> str | None:
 
 
 def is_heartbeat(raw: bytes) -> bool:
-    if len(raw) > 4096:  # a heartbeat is a few dozen bytes; anything larger is not one
+    if len(raw) > HEARTBEAT_BYTES:
         return False
     try:
         message = orjson.loads(raw)
@@ -38,14 +45,18 @@ def is_heartbeat(raw: bytes) -> bool:
 
 
 class HeartbeatServer:
-    """Answers heartbeats on a bound REP socket from a background thread until closed."""
+    """Answers heartbeats on a bound REP socket from a background thread until closed; with
+    ``curve``, only to clients that pass CURVE (the context's authenticator decides which)."""
 
-    def __init__(self, context: zmq.Context, endpoint: str):
+    def __init__(self, context: zmq.Context, endpoint: str, curve: Curve | None = None):
         self._socket = context.socket(zmq.REP)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, HEARTBEAT_BYTES)
         try:
+            if curve is not None:
+                serve_securely(self._socket, curve)
             self._socket.bind(endpoint)
-        except zmq.ZMQError:
+        except Exception:
             self._socket.close()
             raise
         self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -75,9 +86,11 @@ class HeartbeatClient:
     replacing the socket (the "lazy pirate" pattern) before the next beat.
     """
 
-    def __init__(self, context: zmq.Context, endpoint: str, application: str = "raphe"):
+    def __init__(self, context: zmq.Context, endpoint: str, application: str = "raphe",
+                 curve: Curve | None = None):
         self._context = context
         self._endpoint = endpoint
+        self._curve = curve
         self._request = orjson.dumps({"application": application, "uuid": str(uuid.uuid4()), "type": "heartbeat"})
         self._socket: zmq.Socket | None = None
         self._waiting = False
@@ -104,6 +117,9 @@ class HeartbeatClient:
             self._socket.close(0)
         self._socket = self._context.socket(zmq.REQ)
         self._socket.setsockopt(zmq.LINGER, 0)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, HEARTBEAT_BYTES)
+        if self._curve is not None:
+            connect_securely(self._socket, self._curve)
         self._socket.connect(self._endpoint)
 
     def close(self) -> None:

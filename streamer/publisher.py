@@ -3,7 +3,8 @@
 The ordinary mode is the rig's: a PUB socket that drops messages for a subscriber that falls more
 than ``hwm`` messages behind. The lossless mode, for replays into raphe's own consumers, binds an
 XPUB socket with ``XPUB_NODROP``, so a full queue makes the publisher wait instead of dropping; plain
-SUB clients connect to it unchanged.
+SUB clients connect to it unchanged. What a client sends to either (its subscriptions) is capped in
+size (``ZMQ_MAXMSGSIZE``), and with CURVE the heartbeat beside the data socket is secured too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from .protocol import encode_block, encode_data, encode_ttl
 from .security import Curve, authenticator, serve_securely
 
 LOSSLESS_LINGER_MS = 60_000
+# clients send a publisher only their subscriptions (raphe's: one byte); a larger frame drops the connection
+SUBSCRIPTION_BYTES = 4096
 
 
 class EndpointError(RapheError):
@@ -53,7 +56,8 @@ class Publisher:
     hwm : int
         Send high-water mark in messages (default 1000, as ZeroMQ's).
     curve : Curve or None
-        Serve the data socket with CURVE: only subscribers with admitted keys receive (default None).
+        Serve the data socket and the heartbeat with CURVE: only clients with admitted keys receive
+        data or an answer (default None).
     """
 
     def __init__(self, endpoint: str = DATA_ENDPOINT, *, lossless: bool = False, heartbeat: bool = True,
@@ -64,6 +68,7 @@ class Publisher:
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.XPUB if lossless else zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, hwm)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, SUBSCRIPTION_BYTES)
         self._socket.setsockopt(zmq.LINGER, LOSSLESS_LINGER_MS if lossless else 0)
         if lossless:
             self._socket.setsockopt(zmq.XPUB_NODROP, 1)
@@ -79,7 +84,7 @@ class Publisher:
             hb = heartbeat_endpoint(self.endpoint) if heartbeat else None
             if hb is not None:
                 try:
-                    self._heartbeat = HeartbeatServer(self._context, hb)
+                    self._heartbeat = HeartbeatServer(self._context, hb, curve)
                 except zmq.ZMQError as exc:
                     raise EndpointError(f"cannot bind the heartbeat socket {hb}: {exc.strerror}") from None
         except RapheError:

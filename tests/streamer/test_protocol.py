@@ -87,7 +87,7 @@ def malformed_cases():
         "integer of 5,000 digits": ([b"DATA\x00", good[1].replace(b'"sample_num": 1000', b'"sample_num": ' + b"9" * 5000),
                                      good[2]], "number_range"),
         "nested 100,000 deep": ([b"DATA\x00", b"[" * 100_000 + b"]" * 100_000, good[2]], "header_size"),
-        "nested 2,000 deep": ([b"DATA\x00", b"[" * 2_000 + b"]" * 2_000, good[2]], "depth"),
+        "nested 2,000 deep": ([b"DATA\x00", b"[" * 2_000 + b"]" * 2_000, good[2]], "too_deep"),
         "sample_num 2**63": (data_frames(content={"sample_num": 2**63}), "number_range"),
         "sample_num 2**64": (data_frames(content={"sample_num": 2**64}), "bad_value"),
         "message_num 2**62": (data_frames(message_num=2**62), "number_range"),
