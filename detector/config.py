@@ -10,29 +10,41 @@ from raphe.core.errors import RapheError
 from raphe.core.specs import SEED_WINDOW, WindowSpec
 
 POLARITY_NAMES = ("neg", "pos", "both")
+# A channel's first noise segment: a threshold that follows the baseline exists this soon.
+FIRST_SEGMENT_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
     """What counts as a spike and what window is cut around it.
 
+    By default the threshold is the seed's -50 pA, measured from the channel's running baseline
+    rather than from zero: a holding current, or a seal drifting by tens of pA, then neither hides
+    spikes nor lets the noise cross the threshold. The baseline is the median of the channel's first
+    ``FIRST_SEGMENT_S`` (50 ms), then of each completed ``noise_window_s`` (taken on at most 2048 of
+    its samples, every k-th), so no event is detected in a channel's first 50 ms.
+
     Parameters
     ----------
-    threshold : threshold in the recording's units (default -50, the seed's -50 pA): absolute, or
-        relative to the running baseline when ``relative`` is set.
-    relative : the threshold is ``threshold`` away from the median of the last ``noise_window_s``
-        of the channel, so a holding current neither hides nor invents spikes (default False).
+    threshold : the threshold in the recording's units (default -50, the seed's -50 pA): from the
+        running baseline when ``relative`` is set, else from zero.
+    relative : the threshold is ``threshold`` away from the median of the last completed segment of
+        the channel (its first 50 ms, then each ``noise_window_s``) (default True); False gives the seed's absolute rule.
+        Relative to the baseline, a threshold must lie on the side of the spikes: below it for
+        polarity "neg", above it for "pos".
     adaptive_k : if set, the threshold is baseline -/+ k x sigma instead, where baseline is the median
-        and sigma = MAD / 0.6745 of the last ``noise_window_s`` of the channel (default None).
+        and sigma = MAD / 0.6745 of the last completed segment of the channel (default None); it
+        always follows the baseline, so ``threshold`` and ``relative`` are then not used.
     polarity : "neg" (downward crossings, default), "pos" (upward) or "both".
     refractory_ms : minimum time from one event to the next on a channel (default 2 ms).
     window : the window cut around each crossing (default the seed's: 1 ms before, 3 ms after,
         160 points); a model's own window comes with the model.
-    noise_window_s : length of the segments the adaptive noise estimate is computed on (default 0.5 s).
+    noise_window_s : length of the segments the baseline and the noise are estimated on (default 0.5 s;
+        a channel's first segment is ``FIRST_SEGMENT_S``, or ``noise_window_s`` if that is shorter).
     """
 
     threshold: float = -50.0
-    relative: bool = False
+    relative: bool = True
     adaptive_k: float | None = None
     polarity: str = "neg"
     refractory_ms: float = 2.0
@@ -44,11 +56,22 @@ class DetectorConfig:
             raise RapheError(f"polarity must be one of {', '.join(POLARITY_NAMES)} (got {self.polarity!r})")
         if self.adaptive_k is not None and not (math.isfinite(self.adaptive_k) and self.adaptive_k > 0):
             raise RapheError(f"adaptive k must be a number > 0 (got {self.adaptive_k})")
-        if self.relative and self.adaptive_k is not None:
-            raise RapheError("a threshold is either relative to the baseline or adaptive (k sigma), not both")
         if not math.isfinite(self.threshold):
             raise RapheError(f"threshold must be a finite number (got {self.threshold})")
+        if self.relative and self.adaptive_k is None:
+            # A level on the wrong side of the baseline is crossed by the noise, not by the spikes.
+            if self.polarity == "neg" and self.threshold >= 0:
+                raise RapheError(f"a threshold relative to the baseline must lie below it for downward spikes "
+                                 f"(got {self.threshold:+g}): use a negative threshold, or polarity pos")
+            if self.polarity == "pos" and self.threshold <= 0:
+                raise RapheError(f"a threshold relative to the baseline must lie above it for upward spikes "
+                                 f"(got {self.threshold:+g}): use a positive threshold, e.g. {abs(self.threshold) or 50:g}")
         if not (self.refractory_ms >= 0 and math.isfinite(self.refractory_ms)):
             raise RapheError(f"refractory period must be >= 0 ms (got {self.refractory_ms})")
         if not self.noise_window_s > 0:
             raise RapheError(f"the noise window must be > 0 s (got {self.noise_window_s})")
+
+    @property
+    def follows_baseline(self) -> bool:
+        """Whether the threshold is measured from the channel's running baseline (relative or adaptive)."""
+        return self.relative or self.adaptive_k is not None

@@ -10,11 +10,24 @@ import numpy as np
 from raphe.core.errors import RapheError
 
 from . import kernels
-from .config import DetectorConfig
+from .config import FIRST_SEGMENT_S, DetectorConfig
 
 POLARITIES = {"neg": kernels.NEGATIVE, "pos": kernels.POSITIVE, "both": kernels.BOTH}
 EVENT_DTYPE = np.dtype([("channel", np.int32), ("sample_num", np.int64), ("threshold", np.float32),
                         ("amplitude", np.float32)])
+# A channel's first noise segment lasts FIRST_SEGMENT_S (or noise_window_s, if shorter): a threshold that
+# follows the baseline then exists 50 ms into an acquisition, not 0.5 s (a stimulus-evoked burst
+# 164 ms into f1.abf's first sweep was lost). 50 ms is 2000 samples at 40 kHz, at least 50
+# independent ones even for noise correlated over 1 ms (the median's error is then about 0.2 SD,
+# under 1 pA beside a 50 pA threshold); a spike's 1-2 ms in it moves the median by a few hundredths
+# of an SD. On the shared pA recordings the first 50 ms's median lies within 2.2 pA of the first
+# 0.5 s's. The later, longer segments replace it.
+# The most points a noise segment holds: above it, a segment takes every k-th finite sample of its
+# time. It bounds the memory per channel (8 KiB of float32) and the time of one median and MAD:
+# about 17 us on 2000 points, where the 20,000 samples of 0.5 s at 40 kHz took 0.27 ms, so that the
+# block on which the 64 channels of a rig all completed a segment took 17 ms, 200 ordinary blocks.
+# 2048 points of noise estimate its median within about 0.03 SD.
+MAX_MEDIAN_POINTS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +48,14 @@ def window_positions(sample_rate: float, config: DetectorConfig) -> np.ndarray:
     return -sample_rate * window.pre_ms / 1000.0 + step * np.arange(window.n_points)
 
 
+def segment_rule(seconds: float, sample_rate: float) -> tuple[int, int]:
+    """A noise segment of ``seconds``: (points it holds, k), taking every k-th finite sample so that
+    it holds at most MAX_MEDIAN_POINTS and spans ``seconds`` (less the remainder of its samples / k)."""
+    samples = max(1, int(round(seconds * sample_rate)))
+    stride = -(-samples // MAX_MEDIAN_POINTS)
+    return samples // stride, stride
+
+
 class Detector:
     """Online detection on ``n_channels`` channels at ``sample_rate``, one block at a time.
 
@@ -46,6 +67,22 @@ class Detector:
     (``add_channels``) and started afresh one by one (``reset_channels``). After each call,
     ``row_stats`` holds per row of the block: finite samples, their sum, their sum of squares, and
     samples beyond the threshold in force (what :class:`SignalChecks` needs, from the same pass).
+
+    A relative or adaptive threshold (``DetectorConfig.follows_baseline``) takes the median of
+    consecutive segments of each channel's finite samples: the first segment of a channel (a new
+    one, or one started afresh by ``reset``/``reset_channels``) spans FIRST_SEGMENT_S (50 ms, or
+    ``noise_window_s`` if shorter), the later ones ``noise_window_s``. So no event is detected in a
+    channel's first 50 ms; from then on the threshold is that of the last completed segment. A
+    segment of n samples keeps every k-th, k = ceil(n / MAX_MEDIAN_POINTS), so that its median is
+    taken on at most MAX_MEDIAN_POINTS (2048) points however high the rate (at 40 kHz: the first
+    50 ms whole, the later 0.5 s every 10th sample).
+
+    Memory per channel is bounded: a segment holds at most MAX_MEDIAN_POINTS float32; the ring of
+    recent samples holds the window's span rounded up to a power of two (4 ms: 256 float32 at
+    40 kHz, 2**16 at 10 MHz, the wire's largest rate), and the pending windows at most 3 ms /
+    refractory period + 2 entries of 21 bytes. So a channel at 40 kHz costs about 9.5 KB with a
+    following threshold, 1.5 KB without; at 10 MHz about 0.27 MB. ``keep_channels`` frees the rows of
+    channels no longer served.
     """
 
     def __init__(self, n_channels: int, sample_rate: float, config: DetectorConfig = DetectorConfig()):
@@ -66,6 +103,9 @@ class Detector:
         self.adaptive_k = config.adaptive_k or 0.0
         self.relative_offset = config.threshold if config.relative else np.nan
         self._ring_size, self._pending = ring_size, pending
+        self._seg_len, self._seg_stride = segment_rule(config.noise_window_s, sample_rate)
+        self._first_len, self._first_stride = segment_rule(min(FIRST_SEGMENT_S, config.noise_window_s), sample_rate)
+        self._scratch = np.empty(max(self._seg_len, self._first_len), np.float64)
         self.n_channels = 0
         self._allocate(n_channels)
         self._out_capacity = 0
@@ -74,8 +114,8 @@ class Detector:
     def _allocate(self, n_channels: int) -> None:
         """State for ``n_channels`` channels: the existing ones keep theirs, new ones start fresh."""
         old, keep = self.n_channels, min(self.n_channels, n_channels)
-        seg_len = max(1, int(round(self.config.noise_window_s * self.sample_rate))) if self._follows_baseline else 1
-        shapes = {"_ring": ((self._ring_size,), np.float32), "_state": ((6,), np.int64), "_prev": ((), np.float32),
+        seg_len = max(self._seg_len, self._first_len) if self._follows_baseline else 1
+        shapes = {"_ring": ((self._ring_size,), np.float32), "_state": ((8,), np.int64), "_prev": ((), np.float32),
                   "_thresholds": ((), np.float32), "_pend_sample": ((self._pending,), np.int64),
                   "_pend_frac": ((self._pending,), np.float64), "_pend_thr": ((self._pending,), np.float32),
                   "_pend_dir": ((self._pending,), np.int8), "counts": ((4,), np.int64),
@@ -90,6 +130,19 @@ class Detector:
         self.n_channels = n_channels
         if n_channels > old:
             self.reset_channels(np.arange(old, n_channels))
+
+    def keep_channels(self, channels: np.ndarray) -> None:
+        """Keep only these channels, in this order (channel ``channels[i]`` becomes channel ``i``),
+        each with its state; the others' rows are freed."""
+        channels = np.asarray(channels, dtype=np.int64)
+        if len(channels) and (channels.min() < 0 or channels.max() >= self.n_channels):
+            raise ValueError(f"channels must be 0..{self.n_channels - 1}")
+        for name in ("_ring", "_state", "_prev", "_thresholds", "_pend_sample", "_pend_frac", "_pend_thr",
+                     "_pend_dir", "counts", "_seg", "baseline", "sigma"):
+            setattr(self, name, getattr(self, name)[channels])
+        self.n_channels = len(channels)
+        self._starts = np.zeros(self.n_channels, np.int64)
+        self._all_rows = np.arange(self.n_channels, dtype=np.int64)
 
     @property
     def _follows_baseline(self) -> bool:
@@ -158,10 +211,10 @@ class Detector:
         self.row_stats = np.empty((len(rows), 4), np.float64)
         n_out = kernels.detect_block(
             block, rows, starts, self._ring, self._state, self._prev, self._thresholds, self._pend_sample,
-            self._pend_frac, self._pend_thr, self._pend_dir, self.counts, self._seg, self.baseline,
-            self.sigma, self.positions, self.need_before, self.need_after, self.refractory,
-            self.polarity, self.adaptive_k, self.relative_offset, self._out_channel, self._out_sample,
-            self._out_thr, self._out_amp, self._out_windows, self.row_stats)
+            self._pend_frac, self._pend_thr, self._pend_dir, self.counts, self._seg, self._seg_len, self._seg_stride,
+            self._first_len, self._first_stride, self._scratch, self.baseline, self.sigma, self.positions,
+            self.need_before, self.need_after, self.refractory, self.polarity, self.adaptive_k, self.relative_offset,
+            self._out_channel, self._out_sample, self._out_thr, self._out_amp, self._out_windows, self.row_stats)
         if n_out == 0:
             return self._no_events
         records = np.empty(n_out, EVENT_DTYPE)

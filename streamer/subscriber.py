@@ -27,8 +27,15 @@ from .protocol import DEFAULT_LIMITS, DataBlock, Limits, MalformedMessage, Packe
 from .publisher import EndpointError
 from .security import Curve, connect_securely
 
+# A publisher refusing this client's key, and a CURVE publisher refusing a plain client (measured
+# with libzmq 4.3.5: one HANDSHAKE_FAILED_PROTOCOL event, mechanism mismatch, then a disconnection
+# and no retry), both show as one of these on the client's own socket monitor.
 HANDSHAKE_FAILURES = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
                       | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+# ZeroMQ makes a lost connection again itself (a CONNECT_RETRIED event follows the DISCONNECTED one)
+# except after a protocol error, such as a frame over ZMQ_MAXMSGSIZE: then it stays disconnected
+# for good, silently, unless the subscriber connects again.
+MONITORED = HANDSHAKE_FAILURES | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECT_RETRIED
 
 log = logging.getLogger("raphe.streamer")
 # pyzmq's flags are enums, and its recv_multipart builds several per message: with plain ints and
@@ -46,6 +53,24 @@ def receive_frames(socket: zmq.Socket) -> list[bytes]:
 
 # message_nums remembered to recognise a duplicate
 RECENT_MESSAGES = 64
+# The most messages one jump of message_num counts as lost, and the most samples one jump of a
+# channel's sample_num counts as lost (in seconds at its rate): a PUB queue overflowing for minutes
+# stays below both; beyond them a claim is a forged or corrupt counter, not a loss to report.
+MAX_LOST_MESSAGES = 2**24
+MAX_LOST_S = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Break:
+    """The sequence just before a message broke it (a jump or a drop of ``message_num``), kept
+    until the next message shows whether the old sequence goes on (the break was a stray message)."""
+
+    last: int
+    lost: int
+    acquisitions: int
+    recent: tuple[int, ...]
+    stream: str
+    stream_last: int | None  # the breaking message's stream's last message_num before it
 
 
 class Continuity(enum.Enum):
@@ -90,6 +115,9 @@ class ChannelStats:
     lost_samples: int = 0
     rate_changes: int = 0
     next_sample_num: int = 0
+    # (where the channel was to go on, samples counted lost) before its last gap, until the next
+    # block shows whether the block after the gap was stray (the channel goes on where it was)
+    before_gap: tuple[int, int] | None = None
 
 
 @dataclass(slots=True)
@@ -106,6 +134,12 @@ class StreamStats:
     @property
     def malformed_total(self) -> int:
         return sum(self.malformed.values())
+
+    def counters(self) -> dict:
+        """The stream-wide counters as `raphe listen --json` and `raphe serve --json` print them."""
+        return {"messages": self.messages, "data_messages": self.data_messages, "lost_messages": self.lost_messages,
+                "lost_samples": sum(c.lost_samples for c in self.channels.values()), "duplicates": self.duplicates,
+                "acquisitions": self.acquisitions, "malformed": dict(self.malformed), "events": self.events}
 
 
 class Subscriber:
@@ -126,8 +160,13 @@ class Subscriber:
     limits : Limits
         The bounds of a message (default :data:`DEFAULT_LIMITS`); past them a message is malformed.
     curve : Curve or None
-        Connect with CURVE to a publisher serving it (default None). A publisher that refuses this
-        key makes the next receive raise :class:`EndpointError` with one line saying so.
+        Connect with CURVE to a publisher serving it (default None), its heartbeat too. A publisher
+        that refuses the handshake (this key, or a plain client where it serves CURVE) makes the
+        next receive or wait raise :class:`EndpointError` with one line saying so.
+
+    A frame larger than the largest legal message (``limits.message_bytes``) is refused by the
+    socket itself (``ZMQ_MAXMSGSIZE``: the connection is dropped and made again), so it is never
+    buffered whole.
     """
 
     def __init__(self, endpoint: str, *, heartbeat: bool = True, units: str | None = None,
@@ -141,26 +180,29 @@ class Subscriber:
         self._packed_layouts: dict[str, tuple[tuple[int, ...], list[ChannelStats]]] = {}
         self._streams: set[str] = set()
         self._recent: deque[int] = deque(maxlen=RECENT_MESSAGES)
-        self._before_drop: tuple[int, int, tuple[int, ...]] | None = None  # (last message_num, lost, recent) before a drop
+        self._before_break: _Break | None = None
+        self._stream_last: dict[str, int] = {}  # the last message_num of each stream with channels
         self._logged_kinds: set[str] = set()
         self._context = zmq.Context()
         self._socket = self._context.socket(zmq.SUB)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.RCVHWM, hwm)
+        self._socket.setsockopt(zmq.MAXMSGSIZE, limits.message_bytes)
         self._socket.setsockopt(zmq.SUBSCRIBE, b"")
         self._heartbeat: HeartbeatClient | None = None
-        self._monitor: zmq.Socket | None = None
+        self._curve = curve
+        self._monitor: zmq.Socket | None = self._socket.get_monitor_socket(MONITORED)
+        self._abandoned = False  # disconnected, and ZeroMQ will not connect again
         try:
             if curve is not None:
                 connect_securely(self._socket, curve)
-                self._monitor = self._socket.get_monitor_socket(HANDSHAKE_FAILURES)
             self._socket.connect(endpoint)
         except zmq.ZMQError as exc:
             self.close()
             raise EndpointError(f"cannot connect to {endpoint}: {exc.strerror}") from None
         hb = heartbeat_endpoint(endpoint) if heartbeat else None
         if hb is not None:
-            self._heartbeat = HeartbeatClient(self._context, hb)
+            self._heartbeat = HeartbeatClient(self._context, hb, curve=curve)
 
     def __enter__(self) -> Subscriber:
         return self
@@ -168,11 +210,34 @@ class Subscriber:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _check_handshake(self) -> None:
-        if self._monitor is not None and self._monitor.poll(0):
+    def _check_connection(self, idle: bool = False) -> None:
+        """Raise :class:`EndpointError` for a refused handshake; when ``idle`` (nothing waiting),
+        connect again where ZeroMQ dropped the connection for a protocol error and gave up, and
+        count that as a malformed message of kind ``protocol``."""
+        while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)
-            raise EndpointError(f"{self.endpoint} refused raphe's key (CURVE handshake failed, event "
-                                f"{event['event']}): give the rig raphe's public key, or raphe the rig's")
+            if event["event"] & HANDSHAKE_FAILURES:
+                self._refused(event)
+            self._abandoned = event["event"] == zmq.EVENT_DISCONNECTED
+        if idle and self._abandoned:
+            self._abandoned = False
+            self._count_malformed(MalformedMessage(
+                "protocol", "the publisher broke the protocol (a frame over the size limit, or not ZMTP); "
+                            "ZeroMQ dropped the connection and raphe connected again"))
+            self._socket.disconnect(self.endpoint)
+            self._socket.connect(self.endpoint)
+
+    def _refused(self, event: dict) -> None:
+        if self._curve is None:
+            # a plain client meets a failed handshake only where the publisher demands security
+            raise EndpointError(f"{self.endpoint} refused a plain connection (handshake failed, event "
+                                f"{event['event']}): it serves CURVE; connect with the rig's public key and a "
+                                "key pair (--rig-key, --curve-secret)")
+        if event["value"] == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            raise EndpointError(f"{self.endpoint} does not serve CURVE (handshake failed, mechanism mismatch): "
+                                "connect without --rig-key")
+        raise EndpointError(f"{self.endpoint} refused raphe's key (CURVE handshake failed, event "
+                            f"{event['event']}): give the rig raphe's public key, or raphe the rig's")
 
     def receive(self, timeout_ms: int = 100) -> Received | TTLEvent | None:
         """The next valid message, or None if none arrived within ``timeout_ms``.
@@ -180,7 +245,7 @@ class Subscriber:
         Malformed and legacy messages are counted in ``stats.malformed`` by kind, logged once per
         kind, and skipped: the call goes on waiting for a valid one until the timeout.
         """
-        self._check_handshake()
+        self._check_connection()
         if self._heartbeat is not None:
             self._heartbeat.tick()
         while True:
@@ -189,6 +254,7 @@ class Subscriber:
             except zmq.Again:
                 # Poll only when the queue is empty: one system call less per message under load.
                 if not self._socket.poll(timeout_ms):
+                    self._check_connection(idle=True)
                     return None
                 timeout_ms = 0
                 continue
@@ -200,9 +266,11 @@ class Subscriber:
         """Every valid message waiting now (at most ``limit``), after waiting up to ``timeout_ms`` for
         the first; an empty list if none came. Malformed messages are counted and skipped, as by
         :meth:`receive`. Draining in one go costs one system call per message and none per wake-up."""
+        self._check_connection()
         if self._heartbeat is not None:
             self._heartbeat.tick()
         if not self._socket.poll(timeout_ms):
+            self._check_connection(idle=True)
             return []
         got = []
         socket, accept = self._socket, self._accept
@@ -218,10 +286,13 @@ class Subscriber:
 
     def wait(self, timeout_ms: int) -> bool:
         """Block until a message is waiting (True) or ``timeout_ms`` passed (False); receives nothing."""
-        self._check_handshake()
+        self._check_connection()
         if self._heartbeat is not None:
             self._heartbeat.tick()
-        return bool(self._socket.poll(timeout_ms))
+        if self._socket.poll(timeout_ms):
+            return True
+        self._check_connection(idle=True)
+        return False
 
     def _accept(self, frames: list[bytes]) -> Received | TTLEvent | None:
         self.stats.messages += 1
@@ -229,12 +300,9 @@ class Subscriber:
             message = decode(frames, self._limits)
             self._within_limits(message)
         except MalformedMessage as exc:
-            self.stats.malformed[exc.kind] += 1
-            if exc.kind not in self._logged_kinds:
-                self._logged_kinds.add(exc.kind)
-                log.warning("skipping malformed message from %s: %s", self.endpoint, exc)
+            self._count_malformed(exc)
             return None
-        if not self._sequence(message.message_num, message.stream):
+        if not self._sequence(message.message_num, message.stream, not isinstance(message, TTLEvent)):
             self.stats.duplicates += 1
             return None
         if isinstance(message, TTLEvent):
@@ -244,6 +312,12 @@ class Subscriber:
         if isinstance(message, PackedBlock):
             return self._packed(message)
         return self._continuity(message)
+
+    def _count_malformed(self, exc: MalformedMessage) -> None:
+        self.stats.malformed[exc.kind] += 1
+        if exc.kind not in self._logged_kinds:
+            self._logged_kinds.add(exc.kind)
+            log.warning("skipping malformed message from %s: %s", self.endpoint, exc)
 
     def _within_limits(self, message) -> None:
         """Refuse a message that would make the subscriber keep more streams or channels than its limits."""
@@ -261,37 +335,62 @@ class Subscriber:
                 raise MalformedMessage("too_many_streams", f"more than {self._limits.streams} streams")
             self._streams.add(message.stream)
 
-    def _sequence(self, message_num: int, stream: str) -> bool:
-        """Count lost messages and acquisitions; False for a duplicate, which is to be skipped."""
+    def _sequence(self, message_num: int, stream: str, tracked: bool) -> bool:
+        """Count lost messages and acquisitions, restart a stream whose own counter went back; False
+        for a duplicate, which is to be skipped. ``tracked``: the stream's channels are kept (a
+        DATA or packed message), so its own last ``message_num`` is kept too."""
         last = self._last_message_num
+        before = self._before_break
         if last is None:
             self.stats.acquisitions = 1
         elif message_num in self._recent and message_num != 1:
             return False  # a 1 is the counter starting again, even after a short acquisition
-        elif self._before_drop is not None and message_num != last + 1 and message_num in self._before_drop[2]:
+        elif before is not None and message_num != last + 1 and message_num in before.recent:
             return False  # after a stray message, a duplicate of the old sequence
-        elif message_num > last:
-            self.stats.lost_messages += message_num - last - 1
-            if self._before_drop is not None and message_num > self._before_drop[0] and message_num != last + 1:
-                # the old sequence goes on: the drop was one stray message, not a new acquisition
-                old_last, old_lost, old_recent = self._before_drop
-                self.stats.lost_messages = old_lost + message_num - old_last - 1
-                self.stats.acquisitions -= 1
-                self._recent = deque([*old_recent, *self._recent], maxlen=RECENT_MESSAGES)
-            self._before_drop = None
+        elif message_num == last + 1:
+            self._before_break = None
+        elif before is not None and before.last < message_num and (message_num < last or last < before.last):
+            # the old sequence goes on: the break was one stray message, on its own stream only
+            self._undo_break(before)
+            self.stats.lost_messages += self._plausible_loss(message_num - before.last - 1)
         else:
-            # a restart: the counter starts again at 1; if it does not, the first ones were lost
-            # the old numbers are kept aside: if the old sequence goes on, its duplicates stay recognisable
-            self._before_drop = (last, self.stats.lost_messages, tuple(self._recent))
-            self._recent.clear()  # the new acquisition numbers its messages from 1 again
-            self.stats.acquisitions += 1
-            self.stats.lost_messages += message_num - 1
-            for channel in self.stats.channels.values():
-                if channel.stream == stream:
-                    channel.next_sample_num = -1
+            self._before_break = _Break(last, self.stats.lost_messages, self.stats.acquisitions,
+                                        tuple(self._recent), stream, self._stream_last.get(stream))
+            if message_num > last:
+                self.stats.lost_messages += self._plausible_loss(message_num - last - 1)
+            else:
+                # a new acquisition: its counter starts again at 1; if it does not, the first ones were lost
+                self.stats.acquisitions += 1
+                self.stats.lost_messages += self._plausible_loss(message_num - 1)
+                self._recent.clear()  # the new acquisition numbers its messages from 1 again
+        if tracked:
+            own_last = self._stream_last.get(stream)
+            if own_last is not None and message_num <= own_last:
+                # the stream's own counter went back: a new acquisition of this stream
+                for channel in self.stats.channels.values():
+                    if channel.stream == stream:
+                        channel.next_sample_num = -1
+            self._stream_last[stream] = message_num
         self._last_message_num = message_num
         self._recent.append(message_num)
         return True
+
+    def _undo_break(self, before: _Break) -> None:
+        """Forget a stray message's break of the sequence: its losses, its acquisition, its number
+        among the recent ones (the real message of that number is still to come) and as the last
+        of its stream."""
+        self.stats.lost_messages = before.lost
+        self.stats.acquisitions = before.acquisitions
+        self._recent = deque(before.recent, maxlen=RECENT_MESSAGES)
+        if before.stream_last is None:
+            self._stream_last.pop(before.stream, None)
+        else:
+            self._stream_last[before.stream] = before.stream_last
+        self._before_break = None
+
+    @staticmethod
+    def _plausible_loss(claimed: int) -> int:
+        return min(claimed, MAX_LOST_MESSAGES)
 
     def _packed(self, block: PackedBlock) -> ReceivedPacked:
         layout = self._packed_layouts.get(block.stream)
@@ -342,7 +441,17 @@ class Subscriber:
         else:
             continuity = Continuity.GAP
             channel.gaps += 1
-            channel.lost_samples += max(0, sample_num - channel.next_sample_num)
+            before = channel.before_gap
+            if before is not None and sample_num == before[0]:
+                # the channel goes on where it was before the last gap: that block was stray
+                channel.lost_samples -= before[1]
+                channel.before_gap = None
+            else:
+                claimed = min(max(0, sample_num - channel.next_sample_num), int(MAX_LOST_S * sample_rate))
+                channel.lost_samples += claimed
+                channel.before_gap = (channel.next_sample_num, claimed)
+        if continuity is not Continuity.GAP:
+            channel.before_gap = None
         channel.channel_name = channel_name
         channel.next_sample_num = sample_num + num_samples
         channel.samples += num_samples

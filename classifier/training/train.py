@@ -238,7 +238,7 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
         "classes": list(data.classes),
         "window": SEED_WINDOW.to_json(),
         "detector": {"rule": "threshold crossing", "threshold": detector.threshold, "polarity": detector.polarity,
-                     "units": "pA"},
+                     "relative": detector.relative, "units": "pA"},
         "ensemble": {"kernels": list(config.kernels), "members": reports, "temperature": temperature,
                      "fusion": "mean of the members' log-softmax, divided by the temperature, softmax"},
         "novelty": novelty.to_json(),

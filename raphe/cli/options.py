@@ -47,14 +47,16 @@ def fraction(text: str) -> float:
 
 
 def add_detector_options(p: Parser) -> None:
+    p.add_argument("--threshold", type=float,
+                   help="threshold in the recording's units, from the running baseline (the median of each "
+                        f"0.5 s), so a holding current or a drifting seal cannot fool it (default "
+                        f"{DETECTOR_DEFAULTS.threshold:g}, the seed's -50 pA; {-DETECTOR_DEFAULTS.threshold:g} "
+                        "with --polarity pos)")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--threshold", type=float, default=DETECTOR_DEFAULTS.threshold,
-                     help="absolute threshold in the recording's units (default %(default)g, the seed's -50 pA)")
+    how.add_argument("--absolute", action="store_true",
+                     help="measure --threshold from zero instead of the baseline (the seed's own rule)")
     how.add_argument("--adaptive", type=positive_float, metavar="K",
                      help="threshold at K x robust noise (MAD / 0.6745) from the running median instead")
-    p.add_argument("--relative", action="store_true",
-                   help="the threshold is relative to the running baseline (median of each 0.5 s), not to zero: "
-                        "for a holding current or drift")
     p.add_argument("--polarity", choices=["neg", "pos", "both"], default=DETECTOR_DEFAULTS.polarity,
                    help="crossing direction (default %(default)s)")
     p.add_argument("--refractory-ms", type=float, default=DETECTOR_DEFAULTS.refractory_ms,
@@ -63,7 +65,10 @@ def add_detector_options(p: Parser) -> None:
 
 def detector_settings(args: argparse.Namespace) -> dict:
     """The detector options as DetectorConfig keywords (the window comes with the model)."""
-    return {"threshold": args.threshold, "relative": args.relative, "adaptive_k": args.adaptive,
+    threshold = args.threshold
+    if threshold is None:
+        threshold = -DETECTOR_DEFAULTS.threshold if args.polarity == "pos" else DETECTOR_DEFAULTS.threshold
+    return {"threshold": threshold, "relative": not args.absolute, "adaptive_k": args.adaptive,
             "polarity": args.polarity, "refractory_ms": args.refractory_ms}
 
 
@@ -107,7 +112,7 @@ def load_windows(paths: list[str], channel: str | None = None):
     from pathlib import Path
 
     from raphe.classifier.runtime import windows
-    from raphe.pipelines.labelled import is_labelled_folder, load_labelled
+    from raphe.pipelines.labelled_recordings import is_labelled_folder, load_labelled
 
     sets = []
     for p in map(Path, paths):

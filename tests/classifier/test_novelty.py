@@ -40,8 +40,8 @@ def test_few_windows_of_other_cells_and_days_are_novel(novelty):
 
 @pytest.mark.parametrize("file, settings, channels", [
     ("130618-1-12.abf", {"relative": True}, None),            # voltage-step capacitive transients
-    ("2019_07_24_0055_fsi.abf", {"polarity": "pos", "threshold": 0.0}, None),  # current-clamp APs (mV)
-    ("19114000.abf", {"polarity": "pos", "threshold": 0.0}, None),
+    ("2019_07_24_0055_fsi.abf", {"polarity": "pos", "threshold": 0.0, "relative": False}, None),  # current-clamp APs (mV)
+    ("19114000.abf", {"polarity": "pos", "threshold": 0.0, "relative": False}, None),
     ("File_axon_1.abf", {"polarity": "pos", "threshold": 20.0}, None),  # positive pA transients
     ("f1.abf", {}, ["0"]),                                       # stimulus artefacts and EPSCs
 ])

@@ -153,8 +153,8 @@ def test_listen_refuses_legacy_messages_with_a_clear_line_and_keeps_going():
 
 def test_detect_writes_csv_and_windows(abf_dir, tmp_path):
     out, windows = tmp_path / "spikes.csv", tmp_path / "windows.npz"
-    result = run_raphe("detect", abf_dir / "2019_07_24_0055_fsi.abf", "--polarity", "pos", "--threshold", "0",
-                   "--out", out, "--windows", windows)
+    result = run_raphe("detect", abf_dir / "2019_07_24_0055_fsi.abf", "--polarity", "pos", "--absolute",
+                       "--threshold", "0", "--out", out, "--windows", windows)
     assert result.returncode == 0, result.stderr
     lines = out.read_text().splitlines()
     assert lines[0] == "channel_num,channel_name,sample_num,time_s,threshold,amplitude"
@@ -171,12 +171,16 @@ def test_detect_fixed_and_adaptive_on_a_current_recording(abf_dir, tmp_path):
     # File_axon_1 holds ~138 upward transients of 42-53 pA on a quiet baseline (its README).
     out = tmp_path / "s.csv"
     path = abf_dir / "File_axon_1.abf"
+    assert run_raphe("detect", path, "--polarity", "pos", "--absolute", "--threshold", "20",
+                     "--out", out).returncode == 0
+    assert len(out.read_text().splitlines()) - 1 == 138
+    # from the baseline (+1.6 pA) rather than from zero: the same transients
     assert run_raphe("detect", path, "--polarity", "pos", "--threshold", "20", "--out", out).returncode == 0
     assert len(out.read_text().splitlines()) - 1 == 138
     assert run_raphe("detect", path, "--polarity", "pos", "--adaptive", "50", "--out", out).returncode == 0
     rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
-    # No estimate exists during the first 0.5 s noise window, so a transient there may be missed.
-    assert 130 <= len(rows) <= 138
+    # No estimate exists during the first 50 ms noise segment, so a transient there may be missed.
+    assert 130 <= len(rows) <= 145  # the README counts "about 138"
     assert all(float(r[5]) > float(r[4]) > 5 for r in rows)  # peaks beyond thresholds well above noise
     assert len({r[4] for r in rows}) > 1  # the threshold in force is reported per event
 
@@ -184,7 +188,8 @@ def test_detect_fixed_and_adaptive_on_a_current_recording(abf_dir, tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["--out", "/no/such/folder/s.csv"], "does not exist"),
     (["--out", "s.csv", "--adaptive", "0"], "expected a number > 0"),
-    (["--out", "s.csv", "--threshold", "-50", "--adaptive", "5"], "not allowed with argument"),
+    (["--out", "s.csv", "--absolute", "--adaptive", "5"], "not allowed with argument"),
+    (["--out", "s.csv", "--threshold", "20"], "must lie below it"),
     (["--out", "s.csv", "--polarity", "up"], "invalid choice"),
     (["--out", "s.csv", "--channels", "9"], "no channel '9'"),
     (["--out", "s.csv", "--refractory-ms", "-1"], "refractory period must be >= 0"),

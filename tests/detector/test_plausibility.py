@@ -10,6 +10,7 @@ from raphe.detector.online import Detector
 from raphe.detector.plausibility import SignalChecks
 
 RATE = 20_000.0
+ABSOLUTE = DetectorConfig(relative=False)
 
 
 def checked(units: str | None, config: DetectorConfig, trace: np.ndarray, sweeps: int = 1,
@@ -24,7 +25,7 @@ def checked(units: str | None, config: DetectorConfig, trace: np.ndarray, sweeps
         for offset in range(0, length, block):
             part = trace[k * length + offset:k * length + min(offset + block, length)].astype(np.float32)
             events = det.process(part[np.newaxis], start + offset)
-            checks.add_block(det.row_stats, np.array([0]), np.array([start + offset]), len(part))
+            checks.add_block(det.row_stats, np.array([0]), np.array([start + offset]), len(part), part[np.newaxis])
             checks.add_events(0, events.records["sample_num"])
     return checks
 
@@ -55,14 +56,14 @@ def test_units_that_are_not_pa_are_named(units):
 
 
 def test_a_holding_current_beyond_the_threshold_is_crossed_continuously():
-    checks = checked("pA", DetectorConfig(), spiking(4.0, 2.0, np.random.default_rng(2), holding=-200.0))
-    assert any("crossed continuously" in r and "--relative" in r for r in checks.reasons(0))
-    relative = checked("pA", DetectorConfig(relative=True), spiking(4.0, 2.0, np.random.default_rng(2), holding=-200.0))
-    assert relative.reasons(0) == []  # relative to the baseline the holding current is no fault
+    checks = checked("pA", ABSOLUTE, spiking(4.0, 2.0, np.random.default_rng(2), holding=-200.0))
+    assert any("crossed continuously" in r and "without --absolute" in r for r in checks.reasons(0))
+    default = checked("pA", DetectorConfig(), spiking(4.0, 2.0, np.random.default_rng(2), holding=-200.0))
+    assert default.reasons(0) == []  # by default the threshold is relative to the baseline: no fault
 
 
 def test_a_baseline_far_from_zero_is_named_and_a_voltage_range_too():
-    checks = checked("pA", DetectorConfig(), spiking(4.0, 2.0, np.random.default_rng(3), holding=250.0))
+    checks = checked("pA", ABSOLUTE, spiking(4.0, 2.0, np.random.default_rng(3), holding=250.0))
     assert any("far from zero" in r for r in checks.reasons(0))
     gain = checked("pA", DetectorConfig(), spiking(4.0, 2.0, np.random.default_rng(3), holding=3000.0))
     assert any("range of a voltage" in r for r in gain.reasons(0))
@@ -74,7 +75,7 @@ def test_more_events_than_a_neuron_fires():
 
 
 def test_transients_locked_to_the_sweeps_are_named_and_random_firing_is_not():
-    locked = checked("pA", DetectorConfig(), spiking(16.0, 1.0, np.random.default_rng(5), locked_at=0.156, sweeps=8),
+    locked = checked("pA", ABSOLUTE, spiking(16.0, 1.0, np.random.default_rng(5), locked_at=0.156, sweeps=8),
                      sweeps=8)
     assert any("after the start of 8 of the 8 sweeps" in r for r in locked.reasons(0))
     for seed in range(5):  # a cell firing at 15 Hz at random times over 30 sweeps is never "locked"
@@ -86,7 +87,7 @@ def test_the_detector_sums_what_the_checks_need_in_its_own_pass():
     rng = np.random.default_rng(6)
     block = rng.normal(-20.0, 30.0, (3, 5000)).astype(np.float32)
     block[1, 100:110] = np.nan
-    det = Detector(3, RATE, DetectorConfig())
+    det = Detector(3, RATE, ABSOLUTE)
     det.process(block, 0)
     finite = np.isfinite(block)
     values = np.where(finite, block, 0.0).astype(np.float64)
