@@ -120,13 +120,10 @@ from functools import lru_cache
 import numpy as np
 from numba import njit
 
-from raphe.core.specs import ATYPICAL_UDI_MS
+from raphe.core.specs import ATYPICAL_UDI_MS, CLASSES, NSER, SER
 
 from . import firing_variety
 
-SER = "SER"
-NSER = "NSER"
-CLASSES = (SER, NSER)
 ATYPICAL_FRACTION = 0.2
 MIN_ISI_S = 0.004
 

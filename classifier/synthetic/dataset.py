@@ -32,11 +32,11 @@ from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
 from raphe.replay.recording import write_abf1
 
-from . import biophysical, firing_variety, template
+from . import biophysical, compartmental, firing_variety, template
 from .noise_masks import cut_noise_masks, noise_from_masks
 
 # The generators, each built on its own principle from the same published facts.
-GENERATORS = {"template": template, "biophysical": biophysical}
+GENERATORS = {"template": template, "biophysical": biophysical, "compartmental": compartmental}
 FIRING = ("varied", "classic")
 # rate_hz and cv are measured on the cell's train as synthesized; firing names its pattern.
 MANIFEST_COLUMNS = ["file", "cell", "label", "atypical", "udi_ms", "trough_pa", "rate_hz", "cv", "firing", "day",
@@ -69,12 +69,13 @@ def synthesize(out: str | Path, cells: int, days: int, seed: int, sample_rate: f
         leaves nothing behind.
     cells, days, seed : how many cells, over how many days; the seed makes the run reproducible and
         names the days (``s<seed>-d<NN>`` for the template generator, ``b<seed>-d<NN>`` for the
-        biophysical one), so different seeds or generators never share a day or a cell name.
+        biophysical one, ``c<seed>-d<NN>`` for the compartmental one), so different seeds or
+        generators never share a day or a cell name.
     sample_rate : Hz (default 40 kHz, the seed's); rates : if given, each day draws its rate from
         these instead; duration_s : length of each recording (default 60 s).
     ser_fraction : the share of SER cells (default 0.5).
     noise_from : recordings whose spike-free current stretches replace the synthetic baseline noise.
-    generator : ``template`` (default) or ``biophysical`` (see GENERATORS).
+    generator : ``template`` (default), ``biophysical`` or ``compartmental`` (see GENERATORS).
     firing : ``varied`` (default) or ``classic`` (see above).
     """
     if generator not in GENERATORS:

@@ -19,13 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raphe.core.specs import ATYPICAL_UDI_MS
+from raphe.core.specs import ATYPICAL_UDI_MS, CLASSES, NSER, SER
 
 from . import firing_variety
 
-SER = "SER"
-NSER = "NSER"
-CLASSES = (SER, NSER)
 ATYPICAL_FRACTION = 0.2
 MIN_ISI_S = 0.004
 

@@ -25,9 +25,10 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--noise-from", nargs="+", metavar="ABF",
                    help="recordings whose spike-free current stretches replace the synthetic baseline noise")
     p.add_argument("--no-abf", action="store_true", help="write only the manifest and the window set")
-    p.add_argument("--generator", choices=["template", "biophysical"], default="template",
+    p.add_argument("--generator", choices=["template", "biophysical", "compartmental"], default="template",
                    help="template: parametric spike templates; biophysical: action currents from simulated "
-                        "membrane dynamics and a patch model (default %(default)s)")
+                        "membrane dynamics and a patch model; compartmental: a soma-axon-dendrite conductance "
+                        "model's patch current, written apart from the other two (default %(default)s)")
     p.add_argument("--rates", type=positive_float, nargs="+", metavar="HZ",
                    help="each recording day draws its sample rate from these (default: --rate for every day)")
     p.add_argument("--firing", choices=["varied", "classic"], default="varied",

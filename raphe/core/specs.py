@@ -57,7 +57,7 @@ class WindowSpec:
 
 SEED_WINDOW = WindowSpec()
 
-# Where raphe talks (wire-protocol.md): the rig's data socket, and raphe's own two outputs.
+# Where raphe talks (docs/wire-protocol.md): the rig's data socket, and raphe's own two outputs.
 DATA_ENDPOINT = "tcp://127.0.0.1:5556"
 POSTERIOR_ENDPOINT = "tcp://127.0.0.1:5570"
 EVENTS_ENDPOINT = "tcp://127.0.0.1:5571"
@@ -67,9 +67,17 @@ EVENTS_ENDPOINT = "tcp://127.0.0.1:5571"
 DECISION_THRESHOLD = 0.99
 MIN_SPIKES = 5
 
+# A live service keeps at most this many cells (about 15 KB each); blocks of further channels are refused.
+MAX_CELLS = 4096
+
 # The seed kept at most 700 windows per cell.
 MAX_WINDOWS_PER_CELL = 700
-# SER cells narrower than this are "atypical": inside the NSER range of widths (science.md).
+# The default classes: serotonergic and non-serotonergic (a lab's model may have others).
+SER = "SER"
+NSER = "NSER"
+CLASSES = (SER, NSER)
+
+# SER cells narrower than this are "atypical": inside the NSER range of widths (docs/science.md).
 ATYPICAL_UDI_MS = 0.9
 
 MODEL_FORMAT = "raphe-model"
