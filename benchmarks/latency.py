@@ -135,21 +135,23 @@ def service(connect: str, posterior: str, events: str, out: str, deadline_s: flo
     import os
 
     from raphe.classifier.runtime.model import Model
-    from raphe.pipelines.live import Service, settle_collector
-    from raphe.pipelines.live_view import LiveView
-    from raphe.streamer.outputs import Outputs
-    from raphe.streamer.web import WebView
+    from raphe.pipelines.live import Service, subscribe
+    from raphe.pipelines.wiring import ServeOptions, Sinks
+    from raphe.pipelines.loop import settle_collector
+    from raphe.outputs.snapshot import LiveView
+    from raphe.outputs.wire import Outputs
+    from raphe.outputs.web import WebView
 
     model = Model(model_name)
     web = WebView(web_address) if web_address else None
     outlets = None
     if lsl:
-        from raphe.streamer.lsl import LslOutputs
+        from raphe.outputs.lsl import LslOutputs
 
         outlets = LslOutputs(f"raphe-bench-{os.getpid()}", model.classes)
     with Outputs(posterior, events) as outputs:
-        svc = Service(connect, model, {}, model.posterior_config(), outputs, lsl=outlets,
-                      **({} if keep_warm else {"keep_warm_s": None}))
+        svc = Service(subscribe(connect), model, model.posterior_config(), Sinks(outputs, lsl=outlets),
+                      ServeOptions() if keep_warm else ServeOptions(keep_warm_s=None))
         view = LiveView(svc, web, "bench") if web else None
         settle_collector()  # as `raphe serve` does
         ready.set()
@@ -185,7 +187,7 @@ def sharded(connect: str, posterior: str, events: str, out: str, deadline_s: flo
 
     from raphe.classifier.runtime.model import Model
     from raphe.pipelines.shards import WorkerSpec, serve_sharded
-    from raphe.streamer.outputs import Outputs
+    from raphe.outputs.wire import Outputs
 
     model = Model(model_name)
     spec = WorkerSpec(connect, str(model.path), 0.99, 5, None, {}, None, 1.0, 4096, None, None, deadline_s, 1.0,

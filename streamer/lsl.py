@@ -1,94 +1,16 @@
-"""Lab Streaming Layer: raphe's outputs (`raphe serve --lsl NAME`), for LabRecorder and LSL clients,
-and a stream of current samples as its input (`raphe serve --lsl-source NAME`, :class:`LslSource`).
-
-Two outlets, made when the service starts so that inlets can connect before the first spike:
-
-- ``NAME-posteriors`` (type ``Classification``, irregular rate, float64): one sample per classified
-  spike, its channels ``channel_num``, ``n_spikes``, ``novel`` (0/1), ``decided`` (0 while undecided
-  or not classifiable, else 1 + the decided class's index), then the deciding posterior, the
-  waveform's and the firing's, one value per class each (named in the stream's description).
-- ``NAME-decisions`` (type ``Markers``, irregular rate, string): one JSON object whenever a cell's
-  decision changes: ``cell``, ``acquisition``, ``decision``, ``spikes_to_decision``,
-  ``seconds_to_decision``.
-
-Timestamps come from the spike's sample time, not from when raphe finished with it: a stream's
-first spike (and its first after the stream's samples restart) anchors the stream's sample clock
-to LSL's clock at that moment, and every later spike of any of its cells is stamped ``anchor +
-(sample_num - anchor's sample_num) / sample_rate``. The cells of one stream keep the rig's relative
-timing exactly; against other LSL streams the whole stream is late by the first spike's processing
-delay (milliseconds: detection waits for the window's 3 ms after the crossing).
+"""A Lab Streaming Layer stream of current samples as raphe's input (`raphe serve --lsl-source NAME`).
+(raphe's outputs on LSL, `--lsl`, are ``raphe.outputs.lsl``.)
 """
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 
 from raphe.core.errors import RapheError
 from raphe.core.native import native_stderr_silenced
 
-from .outputs import SpikeUpdate
 from .protocol import PackedBlock
 from .subscriber import ChannelStats, Continuity, ReceivedPacked, StreamStats
-
-PARTS = ("posterior", "waveform", "firing")
-
-
-class LslOutputs:
-    """The two LSL outlets for a model's ``classes``; ``publish`` each spike's update."""
-
-    def __init__(self, name: str, classes: tuple[str, ...], source_id: str = "raphe"):
-        with native_stderr_silenced():
-            import pylsl
-
-            labels = ["channel_num", "n_spikes", "novel", "decided"] + [f"{part}_{c}" for part in PARTS
-                                                                       for c in classes]
-            info = pylsl.StreamInfo(f"{name}-posteriors", "Classification", len(labels), pylsl.IRREGULAR_RATE,
-                                    pylsl.cf_double64, f"{source_id}-posteriors")
-            channels = info.desc().append_child("channels")
-            for label in labels:
-                channels.append_child("channel").append_child_value("label", label)
-            self.posteriors = pylsl.StreamOutlet(info)
-            self.decisions = pylsl.StreamOutlet(pylsl.StreamInfo(f"{name}-decisions", "Markers", 1,
-                                                                 pylsl.IRREGULAR_RATE, pylsl.cf_string,
-                                                                 f"{source_id}-decisions"))
-        self._pylsl = pylsl
-        self.classes = tuple(classes)
-        self._anchors: dict[str, tuple[int, float]] = {}
-        self._decided: dict[tuple[str, int], str] = {}
-        self.samples = 0
-
-    def timestamp(self, update: SpikeUpdate) -> float:
-        """The LSL time of the spike, from its sample time (see the module's text)."""
-        anchor = self._anchors.get(update.stream)
-        if anchor is None or update.sample_num < anchor[0]:  # a first spike, or the samples restarted
-            anchor = self._anchors[update.stream] = (update.sample_num, self._pylsl.local_clock())
-        return anchor[1] + (update.sample_num - anchor[0]) / update.sample_rate
-
-    def forget(self, cell: str) -> None:
-        """A cell the service forgot: a later cell of that name starts with no decision."""
-        self._decided = {key: d for key, d in self._decided.items() if key[0] != cell}
-
-    def publish(self, update: SpikeUpdate) -> None:
-        stamp = self.timestamp(update)
-        decided = self.classes.index(update.decision) + 1 if update.decision in self.classes else 0
-        uniform = [1.0 / len(self.classes)] * len(self.classes)
-        values = [update.channel_num, update.n_spikes, float(update.novel), decided, *update.posterior,
-                  *(update.waveform_posterior or uniform), *(update.firing_posterior or uniform)]
-        self.posteriors.push_sample(values, stamp)
-        self.samples += 1
-        key = (update.cell, update.acquisition)
-        if self._decided.get(key, "undecided") != update.decision:
-            self._decided[key] = update.decision
-            self.decisions.push_sample([json.dumps({
-                "cell": update.cell, "acquisition": update.acquisition, "decision": update.decision,
-                "spikes_to_decision": update.spikes_to_decision,
-                "seconds_to_decision": update.seconds_to_decision})], stamp)
-
-    def close(self) -> None:
-        """Drop the outlets now (their streams vanish from the network), not when collected."""
-        self.posteriors = self.decisions = None
 
 
 class LslSource:

@@ -89,17 +89,20 @@ def handshake(pub, sub, attempts: int = 200) -> int:
 
 
 @contextmanager
-def live_service(**service_options):
-    """A publisher and a Service (the shipped model) on it, handshaken, outputs on ephemeral ports."""
+def live_service(log=None, lsl=None, **service_options):
+    """A publisher and a Service (the shipped model) on it, handshaken, outputs on ephemeral ports;
+    ``log`` and ``lsl`` are sinks beside the wire, ``service_options`` its ``ServeOptions``."""
     from raphe.classifier.runtime.model import Model
-    from raphe.pipelines.live import Service
-    from raphe.streamer.outputs import Outputs
+    from raphe.outputs.wire import Outputs
+    from raphe.pipelines.live import Service, subscribe
+    from raphe.pipelines.wiring import ServeOptions, Sinks
     from raphe.streamer.publisher import Publisher
 
     model = Model()
     with Publisher("tcp://127.0.0.1:*", heartbeat=False) as pub, \
             Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
-        service = Service(pub.endpoint, model, {}, model.posterior_config(), outputs, **service_options)
+        service = Service(subscribe(pub.endpoint), model, model.posterior_config(), Sinks(outputs, log, lsl),
+                          ServeOptions(**service_options))
         for i in range(200):
             pub.send_data("probe", 0, "probe", i, 1000.0, np.zeros(1, np.float32))
             if service.step(20):
@@ -143,3 +146,16 @@ class PosteriorReader:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(10)
+
+
+def spike_update(channel_num: int = 0, sample_num: int = 0, decision: str = "undecided", stream: str = "rig",
+                 n_spikes: int = 5, sample_rate: float = 10_000.0):
+    """A SpikeUpdate of a made-up cell (for outputs tested on their own)."""
+    from raphe.classifier.runtime.cells import CellState
+    from raphe.outputs.update import SpikeUpdate
+
+    even = np.array([0.5, 0.5])
+    state = CellState(stream, channel_num, f"c{channel_num}", f"{stream}:{channel_num}", 1, ("SER", "NSER"), 1.0,
+                      n_spikes, 0, 5.0, 0, "both", even, {"waveform": even, "firing": even, "joint": even}, even,
+                      decision, None, None, (), ())
+    return SpikeUpdate(state, sample_num, 1, sample_rate, -80.0, -50.0, False, np.array([0.5, 0.5], np.float32), {})

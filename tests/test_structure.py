@@ -25,9 +25,10 @@ ALLOWED = {
     "classifier.evaluation": {"core", "classifier.runtime"},
     "classifier.training": {"core", "detector", "classifier.runtime", "classifier.evaluation"},
     "classifier.synthetic": {"core", "detector", "replay", "classifier.runtime"},
-    "pipelines": {"core", "detector", "streamer", "replay", "classifier.runtime", "classifier.synthetic"},
+    "outputs": {"core", "detector", "streamer", "replay", "classifier.runtime"},
+    "pipelines": {"core", "detector", "streamer", "replay", "classifier.runtime", "classifier.synthetic", "outputs"},
     "cli": {"core", "detector", "streamer", "replay", "classifier.runtime", "classifier.training",
-            "classifier.evaluation", "classifier.synthetic", "pipelines"},
+            "classifier.evaluation", "classifier.synthetic", "pipelines", "outputs"},
 }
 
 

@@ -1,2 +1,3 @@
-"""Judging a model: ``metrics`` (pure functions), ``evaluate`` (the `raphe evaluate` run),
-``report`` (markdown and JSON), ``figures`` (PNG), ``calibration`` (the cell posterior's fit)."""
+"""Judging a model: ``metrics`` (pure functions), ``outcomes`` (each cell replayed through the running
+cell), ``evaluate`` (the `raphe evaluate` run), ``matrix`` (models × data sets), ``report`` (markdown
+and JSON), ``figures`` (PNG), ``calibration`` (the cell posterior's fit)."""

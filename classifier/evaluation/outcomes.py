@@ -73,11 +73,12 @@ def cell_outcomes(data: ws.WindowSet, probs: np.ndarray, novel: np.ndarray, conf
             confidence.append(float(post.max()))
             correct.append(int(post.argmax()) == label)
         weights += [1.0 / len(index)] * len(index)
-        spikes = cell.posterior.spikes_to_decision if cell.decision == cell.posterior.decision else None
-        seconds = cell.seconds_to_decision if known.all() else None
-        rows.append((name, label, data.udi_ms[index[0]], probs[index].mean(axis=0), cell.posterior.posterior.copy(),
-                     cell.decision, np.nan if spikes is None else spikes, np.nan if seconds is None else seconds,
-                     cell.n_spikes, cell.n_novel))
+        state = cell.state(final=True)
+        spikes = state.spikes_to_decision
+        seconds = state.seconds_to_decision if known.all() else None
+        rows.append((name, label, data.udi_ms[index[0]], probs[index].mean(axis=0), state.posterior.copy(),
+                     state.decision, np.nan if spikes is None else spikes, np.nan if seconds is None else seconds,
+                     state.n_spikes, state.n_novel))
     names, y, udi, mean, final, decision, to_decision, seconds, n_spikes, n_novel = zip(*rows)
     return Outcomes(data.classes, np.array(names), np.array(y), np.array(udi, float), np.stack(mean), np.stack(final),
                     np.array(decision, dtype=object), np.array(to_decision, float), np.array(seconds, float),

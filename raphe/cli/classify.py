@@ -26,6 +26,9 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--species", help="NWB: the animal's species, e.g. 'Mus musculus' (nwbinspector asks for it)")
     p.add_argument("--sex", default="U", choices=["M", "F", "U", "O"], help="NWB: the animal's sex (default U)")
     p.add_argument("--age", help="NWB: the animal's age, ISO 8601, e.g. P30D (nwbinspector asks for it)")
+    p.add_argument("--experimenter", help="NWB: who recorded, e.g. 'Last, First' (nwbinspector asks for it)")
+    p.add_argument("--institution", help="NWB: where it was recorded (nwbinspector asks for it)")
+    p.add_argument("--lab", help="NWB: the lab (nwbinspector asks for it)")
     p.add_argument("--report", metavar="DIR", help="also draw why each cell ended as it did: DIR/<name>-<channel>.png "
                                                    "(its window against the class averages with an occlusion "
                                                    "saliency, its intervals, each evidence stream over time)")
@@ -37,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from raphe.core.staged import check_writable
-    from raphe.pipelines.nwb import Subject
+    from raphe.outputs.nwb import NwbMetadata
+    from raphe.outputs.results import write_cells_csv
+    from raphe.outputs.tables import classify_table
     from raphe.pipelines.offline import classify_paths
 
     model, posterior = load_model(args)
@@ -50,11 +55,12 @@ def run(args: argparse.Namespace) -> int:
     on_row = (lambda row: print(json.dumps(row), flush=True)) if args.json else None
     result = classify_paths(args.paths, model, detector_settings(args), posterior, args.channels, on_row,
                             jobs=args.jobs, scheduler=args.scheduler, nwb_dir=args.nwb,
-                            subject=Subject(args.subject_id, args.species, args.sex, args.age), report_dir=args.report)
+                            nwb_metadata=NwbMetadata(args.subject_id, args.species, args.sex, args.age, args.experimenter,
+                                                     args.institution, args.lab), report_dir=args.report)
     if args.out:
-        result.write_csv(args.out)
+        write_cells_csv(args.out, result.rows, result.classes)
     if not args.json and result.rows:
-        Console().print(result.table())
+        Console().print(classify_table(result.rows))
     if result.interrupted:
         return 130
     if result.failed:

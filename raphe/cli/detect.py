@@ -22,7 +22,7 @@ def add_arguments(p: Parser) -> None:
 def run(args: argparse.Namespace) -> int:
     from raphe.core.staged import check_writable
     from raphe.detector.config import DetectorConfig
-    from raphe.pipelines.events_io import write_events_csv, write_windows_npz
+    from raphe.outputs.detections import write_events_csv, write_windows_npz
     from raphe.pipelines.offline import detect_recording
     from raphe.replay.recording import Recording
 
@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     config = DetectorConfig(**detector_settings(args))
     rec = Recording(args.file)
     channels = rec.select(args.channels)
-    events, detector = detect_recording(rec, channels, config)
+    events, rows = detect_recording(rec, channels, config)
+    detector = rows.detector
     write_events_csv(args.out, events, channels, rec.sample_rate)
     if args.windows:
         write_windows_npz(args.windows, events, channels, rec.sample_rate, config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from raphe.core.specs import DATA_ENDPOINT, EVENTS_ENDPOINT, POSTERIOR_ENDPOINT
+from raphe.core.specs import DATA_ENDPOINT, EVENTS_ENDPOINT, MAX_CELLS, POSTERIOR_ENDPOINT
 
 from .options import (Parser, add_detector_options, add_model_options, add_security_options, add_stop_options,
                       add_units_options, curves, detector_settings, load_model, positive_float, positive_int)
@@ -23,8 +23,8 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--log", help="append one JSON object per line: every spike's update, restarts, final summaries")
     p.add_argument("--lossless-outputs", action="store_true",
                    help="wait for slow subscribers of the outputs instead of dropping (for recording clients)")
-    p.add_argument("--max-cells", type=positive_int, default=4096,
-                   help="cells kept at most; blocks of further channels are counted and refused (default 4096)")
+    p.add_argument("--max-cells", type=positive_int, default=MAX_CELLS,
+                   help="cells kept at most; blocks of further channels are counted and refused (default %(default)d)")
     p.add_argument("--forget-after", type=positive_float, metavar="S",
                    help="summarise (in the log) and forget a cell that has sent nothing for S seconds")
     p.add_argument("--lsl-source", metavar="NAME",
@@ -54,13 +54,14 @@ def run(args: argparse.Namespace) -> int:
     from raphe.core.errors import RapheError
     from raphe.core.staged import check_writable
     from raphe.detector.config import DetectorConfig
-    from raphe.pipelines.live import Service, serve, settle_collector
-    from raphe.pipelines.live_view import LiveView
-    from raphe.pipelines.records import RecordLog
-    from raphe.streamer.outputs import Outputs
-
+    from raphe.outputs.log import RecordLog
+    from raphe.outputs.snapshot import LiveView
+    from raphe.outputs.web import WebView
+    from raphe.outputs.wire import Outputs
+    from raphe.pipelines.live import Service, subscribe
+    from raphe.pipelines.wiring import ServeOptions, Sinks
+    from raphe.pipelines.loop import serve, settle_collector
     from raphe.streamer.security import check_exposure
-    from raphe.streamer.web import WebView
 
     if args.workers > 1:
         given = [option for option, value in (("--web", args.web), ("--lsl", args.lsl),
@@ -85,9 +86,9 @@ def run(args: argparse.Namespace) -> int:
                      curve=serving) as outputs:
             if args.workers > 1:
                 return serve_in_workers(args, model, posterior.evidence, settings, connecting, outputs, log, err)
-            service = Service(args.connect, model, settings, posterior, outputs, log, args.units, args.scale,
-                              max_cells=args.max_cells, forget_after_s=args.forget_after, curve=connecting,
-                              lsl=lsl, source=source)
+            options = ServeOptions(settings, max_cells=args.max_cells, forget_after_s=args.forget_after)
+            service = Service(source or subscribe(args.connect, args.units, args.scale, connecting), model, posterior,
+                              Sinks(outputs, log, lsl), options)
             settle_collector()
             try:
                 err.print(f"serving {source.endpoint if source else args.connect} with {model!r}; posteriors on {outputs.posterior_endpoint}, "
@@ -131,7 +132,7 @@ def serve_in_workers(args: argparse.Namespace, model, evidence: str, settings: d
 
 def lsl_outputs(name: str, classes: tuple[str, ...]):
     """The LSL outlets, or one line where pylsl (or its liblsl) is missing."""
-    from raphe.streamer.lsl import LslOutputs
+    from raphe.outputs.lsl import LslOutputs
 
     return with_lsl("--lsl", lambda: LslOutputs(name, classes))
 

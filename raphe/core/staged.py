@@ -23,7 +23,8 @@ def staged(path: str | Path) -> Iterator[Path]:
     without an error, so an interrupted write never leaves a half-written file under the real name.
     If the block raises, the temporary file is removed and ``path`` is left as it was."""
     target = check_writable(path)
-    partial = target.with_name(f".{target.name}.partial")
+    # the file's own suffix last: writers that judge a file by it (pynwb, numpy) take the partial too
+    partial = target.with_name(f".{target.stem}.partial{target.suffix}")
     try:
         yield partial
     except BaseException:

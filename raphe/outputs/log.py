@@ -6,9 +6,23 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from pathlib import Path
 
+import orjson
+
 _STOP = None
+
+
+def record(kind: str, fields: dict) -> bytes:
+    """One log record: the wall-clock time, its kind (``start``, ``summary``, ``counters``), its fields."""
+    return orjson.dumps({"time": round(time.time(), 6), "kind": kind, **fields},
+                        option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def spike_record(content: bytes) -> bytes:
+    """The ``spike`` record of an update whose POSTERIOR content is already serialized (a JSON object)."""
+    return b'{"time":' + repr(round(time.time(), 6)).encode() + b',"kind":"spike",' + content[1:]
 
 
 class RecordLog:

@@ -1,36 +1,36 @@
-"""Lab Streaming Layer: raphe's outputs (`raphe serve --lsl NAME`), for LabRecorder and LSL clients,
-and a stream of current samples as its input (`raphe serve --lsl-source NAME`, :class:`LslSource`).
+"""raphe's outputs on Lab Streaming Layer (`raphe serve --lsl NAME`), for LabRecorder and LSL clients.
+(LSL as an input, `--lsl-source`, is ``raphe.streamer.lsl``.)
 
 Two outlets, made when the service starts so that inlets can connect before the first spike:
 
 - ``NAME-posteriors`` (type ``Classification``, irregular rate, float64): one sample per classified
-  spike, its channels ``channel_num``, ``n_spikes``, ``novel`` (0/1), ``decided`` (0 while undecided
-  or not classifiable, else 1 + the decided class's index), then the deciding posterior, the
-  waveform's and the firing's, one value per class each (named in the stream's description).
-- ``NAME-decisions`` (type ``Markers``, irregular rate, string): one JSON object whenever a cell's
-  decision changes: ``cell``, ``acquisition``, ``decision``, ``spikes_to_decision``,
-  ``seconds_to_decision``.
+  spike, its channels ``cell_index`` (which cell: see the markers), ``channel_num``, ``n_spikes``,
+  ``novel`` (0/1), ``decided`` (0 while undecided or not classifiable, else 1 + the decided class's
+  index), then the deciding posterior, the waveform's and the firing's, one value per class each
+  (named in the stream's description).
+- ``NAME-decisions`` (type ``Markers``, irregular rate, string): JSON objects. ``"kind": "cell"``
+  when a cell (an acquisition of a stream's channel) first appears, naming its ``cell_index``,
+  ``cell``, ``stream``, ``channel_num`` and ``acquisition``, so that two rig streams never collide;
+  ``"kind": "decision"`` whenever a cell's decision changes: ``cell_index``, ``cell``, ``stream``,
+  ``channel_num``, ``acquisition``, ``decision``, ``withdrawn`` (a class the cell no longer
+  holds), ``spikes_to_decision``, ``seconds_to_decision``, ``reasons``.
 
-Timestamps come from the spike's sample time, not from when raphe finished with it: a stream's
-first spike (and its first after the stream's samples restart) anchors the stream's sample clock
-to LSL's clock at that moment, and every later spike of any of its cells is stamped ``anchor +
-(sample_num - anchor's sample_num) / sample_rate``. The cells of one stream keep the rig's relative
-timing exactly; against other LSL streams the whole stream is late by the first spike's processing
-delay (milliseconds: detection waits for the window's 3 ms after the crossing).
+Timestamps come from the spike's sample time, not from when raphe finished with it: when a
+stream's first block is received (and whenever its samples restart) the service anchors the
+stream's sample clock to LSL's clock (``anchor``: the block's last sample at that moment), and
+every spike of any of its cells is stamped ``anchor + (sample_num - anchor's sample_num) /
+sample_rate``. The cells of one stream keep the rig's relative timing exactly; against other LSL
+streams the whole stream is late by the transport of one block, and however slow a publish is,
+no later stamp moves.
 """
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
-
-from raphe.core.errors import RapheError
 from raphe.core.native import native_stderr_silenced
 
-from .outputs import SpikeUpdate
-from .protocol import PackedBlock
-from .subscriber import ChannelStats, Continuity, ReceivedPacked, StreamStats
+from .update import SpikeUpdate
 
 PARTS = ("posterior", "waveform", "firing")
 
@@ -42,8 +42,8 @@ class LslOutputs:
         with native_stderr_silenced():
             import pylsl
 
-            labels = ["channel_num", "n_spikes", "novel", "decided"] + [f"{part}_{c}" for part in PARTS
-                                                                       for c in classes]
+            labels = ["cell_index", "channel_num", "n_spikes", "novel", "decided"] + [
+                f"{part}_{c}" for part in PARTS for c in classes]
             info = pylsl.StreamInfo(f"{name}-posteriors", "Classification", len(labels), pylsl.IRREGULAR_RATE,
                                     pylsl.cf_double64, f"{source_id}-posteriors")
             channels = info.desc().append_child("channels")
@@ -56,144 +56,55 @@ class LslOutputs:
         self._pylsl = pylsl
         self.classes = tuple(classes)
         self._anchors: dict[str, tuple[int, float]] = {}
+        self._cells: dict[tuple[str, int], int] = {}
+        self._count = 0
         self._decided: dict[tuple[str, int], str] = {}
         self.samples = 0
 
+    def anchor(self, stream: str, sample_num: int, restarted: bool) -> None:
+        """A block of ``stream`` ending at ``sample_num`` has just been received: the stream's anchor,
+        unless it has one and its samples go on (a restart, or an earlier sample, replaces it)."""
+        anchor = self._anchors.get(stream)
+        if anchor is None or restarted or sample_num < anchor[0]:
+            self._anchors[stream] = (sample_num, self._pylsl.local_clock())
+
     def timestamp(self, update: SpikeUpdate) -> float:
-        """The LSL time of the spike, from its sample time (see the module's text)."""
-        anchor = self._anchors.get(update.stream)
-        if anchor is None or update.sample_num < anchor[0]:  # a first spike, or the samples restarted
-            anchor = self._anchors[update.stream] = (update.sample_num, self._pylsl.local_clock())
+        """The LSL time of the spike, from its sample time (see the module's text; a stream never
+        anchored is anchored at its first spike)."""
+        stream = update.state.stream
+        anchor = self._anchors.get(stream)
+        if anchor is None:
+            anchor = self._anchors[stream] = (update.sample_num, self._pylsl.local_clock())
         return anchor[1] + (update.sample_num - anchor[0]) / update.sample_rate
 
     def forget(self, cell: str) -> None:
-        """A cell the service forgot: a later cell of that name starts with no decision."""
+        """A cell the service forgot: a later cell of that name is a new cell, with no decision."""
         self._decided = {key: d for key, d in self._decided.items() if key[0] != cell}
+        self._cells = {key: k for key, k in self._cells.items() if key[0] != cell}
+
+    def _marker(self, fields: dict, stamp: float) -> None:
+        self.decisions.push_sample([json.dumps(fields)], stamp)
 
     def publish(self, update: SpikeUpdate) -> None:
+        s = update.state
         stamp = self.timestamp(update)
-        decided = self.classes.index(update.decision) + 1 if update.decision in self.classes else 0
-        uniform = [1.0 / len(self.classes)] * len(self.classes)
-        values = [update.channel_num, update.n_spikes, float(update.novel), decided, *update.posterior,
-                  *(update.waveform_posterior or uniform), *(update.firing_posterior or uniform)]
+        key = (s.cell, s.acquisition)
+        index = self._cells.get(key)
+        named = {"cell": s.cell, "stream": s.stream, "channel_num": s.channel_num, "acquisition": s.acquisition}
+        if index is None:
+            self._count += 1
+            index = self._cells[key] = self._count
+            self._marker({"kind": "cell", "cell_index": index, **named}, stamp)
+        values = [index, s.channel_num, s.n_spikes, float(update.novel), s.decided_index, *s.posterior,
+                  *s.parts["waveform"], *s.parts["firing"]]
         self.posteriors.push_sample(values, stamp)
         self.samples += 1
-        key = (update.cell, update.acquisition)
-        if self._decided.get(key, "undecided") != update.decision:
-            self._decided[key] = update.decision
-            self.decisions.push_sample([json.dumps({
-                "cell": update.cell, "acquisition": update.acquisition, "decision": update.decision,
-                "spikes_to_decision": update.spikes_to_decision,
-                "seconds_to_decision": update.seconds_to_decision})], stamp)
+        if self._decided.get(key, "undecided") != s.decision:
+            self._decided[key] = s.decision
+            self._marker({"kind": "decision", "cell_index": index, **named, "decision": s.decision,
+                          "withdrawn": s.withdrawn, "spikes_to_decision": s.spikes_to_decision,
+                          "seconds_to_decision": s.seconds_to_decision, "reasons": list(s.reasons)}, stamp)
 
     def close(self) -> None:
         """Drop the outlets now (their streams vanish from the network), not when collected."""
         self.posteriors = self.decisions = None
-
-
-class LslSource:
-    """A Lab Streaming Layer stream of current samples as raphe's input (`serve --lsl-source NAME`),
-    in place of the ZeroMQ subscriber: the same ``wait``, ``receive_batch`` and ``stats``.
-
-    The stream must have a regular rate; each chunk pulled becomes one packed block of all its
-    channels (stream = the LSL stream's name; channels named by the labels of its description, else
-    by number; units from each channel's ``unit``, else ``units``). Sample numbers count the samples
-    received; a jump in LSL time longer than ``GAP_S`` beyond what the samples cover is a gap of the
-    samples it would have held (LSL itself never says a sample was lost).
-    """
-
-    GAP_S = 0.05
-
-    def __init__(self, name: str, units: str = "pA", timeout_s: float = 10.0):
-        with native_stderr_silenced():
-            import pylsl
-
-            found = pylsl.resolve_byprop("name", name, timeout=timeout_s)
-        if not found:
-            raise RapheError(f"no LSL stream named {name!r} found within {timeout_s:g} s")
-        info = found[0]
-        self.sample_rate = float(info.nominal_srate())
-        if not self.sample_rate > 0:
-            raise RapheError(f"LSL stream {name!r} has an irregular rate; raphe needs a regular stream of samples")
-        if info.channel_format() in (pylsl.cf_string, pylsl.cf_undefined):
-            raise RapheError(f"LSL stream {name!r} carries text, not samples")
-        self.endpoint = f"lsl:{name}"
-        self.stream = name
-        with native_stderr_silenced():
-            # clock-synchronised, de-jittered stamps: the gap rule below compares them with the samples
-            self.inlet = pylsl.StreamInlet(info, recover=True, processing_flags=pylsl.proc_clocksync
-                                           | pylsl.proc_dejitter)
-            self.inlet.open_stream(timeout=timeout_s)
-        full = self.inlet.info()
-        names, unit_list = [], []
-        channel = full.desc().child("channels").child("channel")
-        while not channel.empty():
-            names.append(channel.child_value("label"))
-            unit_list.append(channel.child_value("unit"))
-            channel = channel.next_sibling()
-        count = full.channel_count()
-        self.channel_names = tuple(names[k] if k < len(names) and names[k] else str(k) for k in range(count))
-        given = {u for u in unit_list if u}
-        if len(given) > 1:
-            raise RapheError(f"LSL stream {name!r} mixes units ({', '.join(sorted(given))}); raphe needs one")
-        self.units = given.pop() if given else units
-        self.stats = StreamStats()
-        self._pending: list[tuple[list, list]] = []
-        self._next_sample_num = 0
-        self._first_stamp: float | None = None  # the LSL time of sample 0, on the samples' own timeline
-        self._message_num = 0
-
-    def wait(self, timeout_ms: int) -> bool:
-        if self._pending:
-            return True
-        chunk, stamps = self.inlet.pull_chunk(timeout=timeout_ms / 1000.0, min_samples=1)
-        if stamps:
-            self._pending.append((chunk, stamps))
-        return bool(stamps)
-
-    def receive_batch(self, timeout_ms: int = 100, limit: int = 4096) -> list:
-        if not self._pending:
-            self.wait(timeout_ms)
-        while len(self._pending) < limit:
-            chunk, stamps = self.inlet.pull_chunk(timeout=0.0)
-            if not stamps:
-                break
-            self._pending.append((chunk, stamps))
-        batch, self._pending = [self._block(chunk, stamps) for chunk, stamps in self._pending], []
-        return batch
-
-    def _block(self, chunk: list, stamps: list) -> ReceivedPacked:
-        samples = np.ascontiguousarray(np.asarray(chunk, dtype=np.float32).T)
-        n = samples.shape[1]
-        continuity = Continuity.START if self._first_stamp is None else Continuity.CONTINUOUS
-        lost = 0
-        if self._first_stamp is None:
-            self._first_stamp = stamps[0]
-        else:
-            # against the timeline the samples received so far span, not the last chunk's stamp
-            ahead = stamps[0] - (self._first_stamp + self._next_sample_num / self.sample_rate)
-            if ahead > self.GAP_S:
-                lost = int(round(ahead * self.sample_rate))
-                continuity = Continuity.GAP
-        self._next_sample_num += lost
-        self._message_num += 1
-        stats = self.stats
-        stats.messages += 1
-        stats.data_messages += 1
-        stats.acquisitions = 1
-        for k, channel_name in enumerate(self.channel_names):
-            c = stats.channels.setdefault((self.stream, k), ChannelStats(self.stream, k, channel_name,
-                                                                         self.sample_rate, self.units))
-            c.samples += n
-            c.blocks += 1
-            c.gaps += continuity is Continuity.GAP
-            c.lost_samples += lost
-            c.next_sample_num = self._next_sample_num + n
-        block = PackedBlock(self._message_num, self.stream, self._next_sample_num, self.sample_rate,
-                            tuple(range(len(self.channel_names))), self.channel_names, samples,
-                            int(stamps[0] * 1000))
-        self._next_sample_num += n
-        return ReceivedPacked(block, [continuity] * len(self.channel_names), samples, self.units)
-
-    def close(self) -> None:
-        self.inlet.close_stream()

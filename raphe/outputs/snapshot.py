@@ -1,10 +1,13 @@
-"""What the live browser view shows (`raphe serve --web`), built from the service a few times a second.
+"""What the live browser view shows (`raphe serve --web`), built from the service a few times a second
+(the server that hands it to browsers is ``raphe.outputs.web``).
 
 A snapshot holds the stream's header (counters, per-stage latency, seconds since data last came),
 one row per cell (decision, posterior and its parts, rate, novelty, drops), and details for the
 cells the browsers ask about (else the first ``DEFAULT_DETAILS``): the posterior of each evidence
-stream over recorded time, the mean window against the class averages, the ISI histogram. Cells
-are independent of the terminal table's: both read the same service.
+stream over recorded time, the mean window the posterior took against the class averages and the
+mean of the windows rejected as novel, the histogram of the intervals the firing model read (the
+same windows and intervals as `classify --report`). Each row is drawn from the cell's
+:class:`~raphe.classifier.runtime.cells.CellState`, as the terminal table's.
 
 Each cell's posterior history is sampled here, when a snapshot finds the cell changed, and kept to
 the last ``HISTORY`` points: memory is bounded however long the service runs, at the price of a
@@ -15,23 +18,36 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from typing import Protocol
 
 import numpy as np
 
-from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, leanings, top_class
-from raphe.streamer.web import WebView
+from raphe.classifier.runtime.cells import Cell
+from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.posterior import PosteriorConfig
 
-from .live import Channel, Service
-from .why import CLASS_ISI_RANGES, scaled_class_means
+from .report import CLASS_ISI_RANGES, ISI_EDGES, scaled_class_means
+from .web import WebView
 
 SNAPSHOT_S = 0.5
 HISTORY = 600
 DEFAULT_DETAILS = 8
 # A stream that has sent nothing for this long is shown as lost.
 LOST_AFTER_S = 2.0
-# ISI histogram bins (s), log-spaced as in `classify --report`.
-ISI_EDGES = np.logspace(np.log10(0.004), np.log10(10.0), 41)
 PARTS = ("joint", "waveform", "firing")
+
+
+class Watched(Protocol):
+    """What the view reads of a live service (``raphe.pipelines.live.Service`` meets it)."""
+
+    model: Model
+    posterior: PosteriorConfig
+    spikes: int
+    last_data_at: float | None
+
+    def counters(self) -> dict: ...
+
+    def cells(self) -> list[tuple[Cell, int]]: ...
 
 
 def rounded(values, digits: int = 4) -> list[float]:
@@ -42,7 +58,7 @@ def rounded(values, digits: int = 4) -> list[float]:
 class LiveView:
     """Snapshots of ``service`` for ``web``; call ``tick(seconds)`` as often as you like."""
 
-    def __init__(self, service: Service, web: WebView, title: str):
+    def __init__(self, service: Watched, web: WebView, title: str):
         self.service = service
         self.web = web
         self.title = title
@@ -70,10 +86,9 @@ class LiveView:
         self.build_s += time.perf_counter() - started
         self.snapshots += 1
 
-    def _sample_history(self) -> None:
+    def _sample_history(self, cells: list[Cell]) -> None:
         keep = {}
-        for key, channel in self.service.channels.items():
-            cell = channel.cell
+        for cell in cells:
             ident = (cell.id, cell.acquisition)
             history = self._history.get(ident)
             if history is None:
@@ -88,47 +103,40 @@ class LiveView:
 
     def snapshot(self, seconds: float, final: bool = False) -> dict:
         service = self.service
-        self._sample_history()
+        cells = service.cells()
+        self._sample_history([cell for cell, _ in cells])
         idle = None if service.last_data_at is None else time.monotonic() - service.last_data_at
-        counters = service.counters()
         stages = {name: {"n": s["n"], "p50_us": round(1e6 * s["p50_s"], 1), "p99_us": round(1e6 * s["p99_s"], 1)}
                   for name, s in service.timings.summary().items() if s["n"]}
         header = {"title": self.title, "seconds": round(seconds, 2), "spikes": service.spikes,
-                  "counters": counters, "stages": stages, "idle_s": None if idle is None else round(idle, 2),
+                  "counters": service.counters(), "stages": stages, "idle_s": None if idle is None else round(idle, 2),
                   "lost": idle is not None and idle > LOST_AFTER_S, "ended": final, **self._model_header}
-        keys = sorted(service.channels)
-        rows = [self._row(service.channels[k]) for k in keys]
+        rows = [self._row(cell, drops) for cell, drops in cells]
         asked = self.web.asked()
-        default = [service.channels[k].cell.id for k in keys[:DEFAULT_DETAILS]]
-        details = {service.channels[k].cell.id: self._details(service.channels[k]) for k in keys
-                   if service.channels[k].cell.id in asked or service.channels[k].cell.id in default}
+        default = [cell.id for cell, _ in cells[:DEFAULT_DETAILS]]
+        details = {cell.id: self._details(cell) for cell, _ in cells if cell.id in asked or cell.id in default}
         return {"header": header, "cells": rows, "details": details, "default_details": default}
 
-    def _row(self, channel: Channel) -> dict:
-        cell = channel.cell
-        wire = self.service.subscriber.stats.channels.get((cell.stream, cell.channel_num))
-        decision = cell.decision
-        return {"cell": cell.id, "name": cell.channel_name, "acquisition": cell.acquisition,
-                "spikes": cell.n_spikes, "rate_hz": round(cell.rate_hz, 3), "recorded_s": round(cell.seconds, 2),
-                "decision": decision, "decided": decision not in (UNDECIDED, NOT_CLASSIFIABLE),
-                "posterior": rounded(cell.posterior.posterior),
-                "parts": {p: rounded(cell.posterior.parts[p]) for p in PARTS},
-                "top": top_class(cell.classes, cell.posterior.posterior),
-                "leanings": leanings(cell.classes, cell.posterior.parts),
-                "spikes_to_decision": cell.posterior.spikes_to_decision if decision == cell.posterior.decision
-                else None, "seconds_to_decision": cell.seconds_to_decision, "novel": cell.n_novel,
-                "dropped_windows": self.service.dropped(channel), "lost_samples": wire.lost_samples if wire else 0,
-                "reasons": cell.reasons}
+    @staticmethod
+    def _row(cell: Cell, drops: int) -> dict:
+        state = cell.state()
+        return {"cell": state.cell, "name": state.channel_name, "acquisition": state.acquisition,
+                "spikes": state.n_spikes, "rate_hz": round(state.rate_hz, 3), "recorded_s": round(state.recorded_s, 2),
+                "decision": state.decision, "decided": state.decided, "withdrawn": state.withdrawn,
+                "has_evidence": state.has_evidence, "posterior": rounded(state.posterior),
+                "parts": {p: rounded(state.parts[p]) for p in PARTS}, "top": state.top, "leanings": state.leanings,
+                "spikes_to_decision": state.spikes_to_decision, "seconds_to_decision": state.seconds_to_decision,
+                "novel": state.n_novel, "drops": drops, "reasons": list(state.reasons), "hints": list(state.hints)}
 
-    def _details(self, channel: Channel) -> dict:
-        cell = channel.cell
+    def _details(self, cell: Cell) -> dict:
         history = self._history.get((cell.id, cell.acquisition), ())
         columns = list(zip(*history)) if history else [[] for _ in range(1 + len(PARTS))]
-        mean = cell.mean_window
+        mean, novel = cell.mean_window, cell.novel_mean_window
         intervals = cell.train.recent_intervals()
         counts = np.histogram(np.clip(intervals, ISI_EDGES[0], ISI_EDGES[-1]), ISI_EDGES)[0]
         return {"history": {"recorded_s": list(columns[0]), **{p: list(c) for p, c in zip(PARTS, columns[1:])}},
                 "mean_window": None if mean is None else rounded(mean, 3),
+                "novel_mean_window": None if novel is None else rounded(novel, 3),
                 "class_means": {} if mean is None else {c: rounded(w, 3) for c, w in
                                                         scaled_class_means(self.service.model, mean).items()},
                 "isi_counts": counts.tolist(), "n_isi": int(len(intervals))}

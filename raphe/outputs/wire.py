@@ -1,5 +1,5 @@
-"""raphe's own outputs (wire-protocol.md, "raphe's outputs"): POSTERIOR messages and Event Broadcaster
-spike events, each on its own PUB socket, never on the data socket.
+"""raphe's outputs on the wire (docs/wire-protocol.md, "raphe's outputs"): POSTERIOR messages and
+Event Broadcaster spike events, each on its own socket, never on the data socket.
 
 POSTERIOR: two frames, the envelope ``POSTERIOR`` (no NUL) and a JSON header; there is no payload
 frame. Events: two frames, a little-endian uint16 type code (1 = spike) and a JSON object, which the
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 import time
-from dataclasses import dataclass
 
 import orjson
 import zmq
@@ -19,78 +18,44 @@ import zmq
 from raphe.core.errors import RapheError
 from raphe.core.specs import EVENTS_ENDPOINT, POSTERIOR_ENDPOINT
 
-from .publisher import EndpointError
-from .security import Curve, authenticator, serve_securely
+from raphe.streamer.publisher import EndpointError, bind
+from raphe.streamer.security import Curve, authenticator, serve_securely
+
+from .update import SpikeUpdate
 
 POSTERIOR_ENVELOPE = b"POSTERIOR"
 # 2: ``posterior`` is the deciding one (joint by default); ``evidence``, ``n_isi``,
 # ``waveform_posterior``, ``firing_posterior`` and ``seconds_to_decision`` added.
-POSTERIOR_SCHEMA_VERSION = 2
+# 3: ``has_evidence``, ``hints`` and ``withdrawn`` (a class the cell no longer holds) added.
+POSTERIOR_SCHEMA_VERSION = 3
 SPIKE_EVENT = struct.pack("<H", 1)
 NOBLOCK = int(zmq.NOBLOCK)
 
 
-@dataclass(frozen=True, slots=True)
-class SpikeUpdate:
-    """One classified spike of one cell and the cell's state after it: what every output says.
+def posterior_content(update: SpikeUpdate) -> dict:
+    """The ``content`` of the POSTERIOR message (and of the log's ``spike`` record)."""
+    s = update.state
+    return {"stream": s.stream, "channel_num": s.channel_num, "channel_name": s.channel_name, "cell": s.cell,
+            "acquisition": s.acquisition, "sample_num": update.sample_num,
+            "source_message_num": update.source_message_num, "sample_rate": update.sample_rate,
+            "amplitude": update.amplitude, "threshold": update.threshold, "n_spikes": s.n_spikes,
+            "novel": update.novel, "n_novel": s.n_novel, "classes": s.classes,
+            "spike_probabilities": update.spike_probabilities, "posterior": s.posterior,
+            "has_evidence": s.has_evidence, "decision": s.decision, "withdrawn": s.withdrawn,
+            "reasons": s.reasons, "hints": s.hints, "spikes_to_decision": s.spikes_to_decision,
+            "mean_spike_probability": s.mean_spike_probability, "model": update.model, "evidence": s.evidence,
+            "waveform_posterior": s.parts["waveform"], "firing_posterior": s.parts["firing"], "n_isi": s.n_isi,
+            "seconds_to_decision": s.seconds_to_decision}
 
-    Plain values only (lists of floats per class), so the streamer knows nothing of the classifier.
-    ``source_message_num`` is the DATA message that completed the spike's window. ``novel``: this
-    window looks like nothing the model was trained on (it did not move the posterior); ``reasons``:
-    why the cell is not classifiable, when ``decision`` says so. ``posterior`` is the one that decides
-    (``evidence``: both, waveform or firing); the waveform's and the firing's alone come beside it.
-    """
 
-    stream: str
-    channel_num: int
-    channel_name: str
-    cell: str
-    acquisition: int
-    sample_num: int
-    source_message_num: int
-    sample_rate: float
-    amplitude: float
-    threshold: float
-    n_spikes: int
-    novel: bool
-    n_novel: int
-    classes: list[str]
-    spike_probabilities: list[float]
-    posterior: list[float]
-    decision: str
-    reasons: list[str]
-    spikes_to_decision: int | None
-    mean_spike_probability: list[float]
-    model: dict
-    evidence: str = "waveform"
-    waveform_posterior: list[float] | None = None
-    firing_posterior: list[float] | None = None
-    n_isi: int = 0
-    seconds_to_decision: float | None = None
-
-    def posterior_content(self) -> dict:
-        """The ``content`` of the POSTERIOR message (and of the log's ``spike`` record)."""
-        return {"stream": self.stream, "channel_num": self.channel_num, "channel_name": self.channel_name,
-                "cell": self.cell, "acquisition": self.acquisition, "sample_num": self.sample_num,
-                "source_message_num": self.source_message_num, "sample_rate": self.sample_rate,
-                "amplitude": self.amplitude, "threshold": self.threshold, "n_spikes": self.n_spikes,
-                "novel": self.novel, "n_novel": self.n_novel, "classes": self.classes,
-                "spike_probabilities": self.spike_probabilities, "posterior": self.posterior,
-                "decision": self.decision, "reasons": self.reasons, "spikes_to_decision": self.spikes_to_decision,
-                "mean_spike_probability": self.mean_spike_probability, "model": self.model,
-                "evidence": self.evidence, "waveform_posterior": self.waveform_posterior,
-                "firing_posterior": self.firing_posterior, "n_isi": self.n_isi,
-                "seconds_to_decision": self.seconds_to_decision}
-
-    def spike_event(self) -> dict:
-        """The Event Broadcaster spike object; ``sorted_id`` is 1 + the decided class, 0 while undecided."""
-        sorted_id = self.classes.index(self.decision) + 1 if self.decision in self.classes else 0
-        return {"event_type": "spike", "stream": self.stream, "source_node": 0, "electrode": self.channel_name,
-                "num_channels": 1, "sample_rate": self.sample_rate, "sample_number": self.sample_num,
-                "sorted_id": sorted_id, "amp1": self.amplitude, "cell": self.cell,
-                "channel_num": self.channel_num, "classes": self.classes,
-                "spike_probabilities": self.spike_probabilities, "posterior": self.posterior,
-                "decision": self.decision, "novel": self.novel, "n_spikes": self.n_spikes}
+def spike_event(update: SpikeUpdate) -> dict:
+    """The Event Broadcaster spike object; ``sorted_id`` is 1 + the decided class, 0 while undecided."""
+    s = update.state
+    return {"event_type": "spike", "stream": s.stream, "source_node": 0, "electrode": s.channel_name,
+            "num_channels": 1, "sample_rate": update.sample_rate, "sample_number": update.sample_num,
+            "sorted_id": s.decided_index, "amp1": update.amplitude, "cell": s.cell, "channel_num": s.channel_num,
+            "classes": s.classes, "spike_probabilities": update.spike_probabilities, "posterior": s.posterior,
+            "decision": s.decision, "withdrawn": s.withdrawn, "novel": update.novel, "n_spikes": s.n_spikes}
 
 
 def posterior_frames(message_num: int, content: bytes) -> list[bytes]:
@@ -102,7 +67,8 @@ def posterior_frames(message_num: int, content: bytes) -> list[bytes]:
 
 def serialized(update: SpikeUpdate) -> tuple[bytes, bytes]:
     """The POSTERIOR content and the spike event of ``update``, each serialized once."""
-    return orjson.dumps(update.posterior_content()), orjson.dumps(update.spike_event())
+    return (orjson.dumps(posterior_content(update), option=orjson.OPT_SERIALIZE_NUMPY),
+            orjson.dumps(spike_event(update), option=orjson.OPT_SERIALIZE_NUMPY))
 
 
 def decode_posterior(frames: list[bytes]) -> dict:
@@ -158,24 +124,13 @@ class Outputs:
         self._sockets.append(socket)
         if curve is not None:
             serve_securely(socket, curve)
-        try:
-            socket.bind(endpoint)
-        except zmq.ZMQError as exc:
-            raise EndpointError(f"cannot bind {endpoint}: {exc.strerror}") from None
-        return socket, socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        return socket, bind(socket, endpoint)
 
     def __enter__(self) -> Outputs:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-    def publish(self, update: SpikeUpdate) -> bytes:
-        """One POSTERIOR message and one spike event for ``update``; returns the POSTERIOR content as
-        serialized (a JSON object), for a log to reuse rather than serialize again."""
-        content, event = serialized(update)
-        self.publish_serialized(content, event)
-        return content
 
     def publish_serialized(self, content: bytes, event: bytes) -> None:
         """One POSTERIOR message around ``content`` and one spike event of ``event``, both already

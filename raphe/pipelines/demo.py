@@ -16,20 +16,23 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from raphe.classifier.runtime.cells import CellState
 from raphe.classifier.runtime.model import Model
-from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, leanings, top_class
+from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED
 from raphe.classifier.synthetic import template as synthetic
 from raphe.core.specs import SEED_WINDOW
+from raphe.outputs.report import draw_intervals, draw_posteriors, draw_shape
+from raphe.outputs.snapshot import LiveView
+from raphe.outputs.tables import COMPACT_TABLE
+from raphe.outputs.web import WebView
+from raphe.outputs.wire import Outputs
 from raphe.replay.player import replay
 from raphe.replay.recording import Channel, Recording
-from raphe.streamer.outputs import Outputs
 from raphe.streamer.publisher import Publisher
 
-from raphe.streamer.web import WebView
-
-from .live import COMPACT_TABLE, Service, serve
-from .live_view import LiveView
-from .why import draw_intervals, draw_posteriors, draw_shape
+from .live import Service, subscribe
+from .wiring import ServeOptions, Sinks
+from .loop import serve
 
 SAMPLE_RATE = SEED_WINDOW.sample_rate_hz  # the seed's recordings: no resampling needed
 STREAM = "demo-rig"
@@ -87,7 +90,8 @@ def run_demo(console: Console, model: Model, seconds: float, seed: int, report: 
     done = threading.Event()
     with Publisher("tcp://127.0.0.1:*", lossless=True) as publisher, \
             Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
-        service = Service(publisher.endpoint, model, {}, model.posterior_config(), outputs, keep_history=True)
+        service = Service(subscribe(publisher.endpoint), model, model.posterior_config(), Sinks(outputs),
+                          ServeOptions(keep_history=True))
 
         def publish() -> None:
             publisher.wait_for_subscribers(1)
@@ -105,69 +109,75 @@ def run_demo(console: Console, model: Model, seconds: float, seed: int, report: 
         finally:
             service.close()
         rig.join(timeout=5)
-    cells = [service.channels.get((STREAM, i)) for i in range(len(truths))]
-    wrong = summary(console, truths, [c.cell if c else None for c in cells])
-    write_report(report, truths, [c.cell if c else None for c in cells], model)
+    channels = [service.channels.get((STREAM, i)) for i in range(len(truths))]
+    cells = [c.cell if c else None for c in channels]
+    states = [c.cell.state(final=True) if c else None for c in channels]
+    wrong = summary(console, truths, states)
+    write_report(report, truths, cells, states, model)
     console.print(f"report: {report}")
     complete = done.is_set() and service.subscriber.stats.lost_messages == 0
     return 0 if complete and wrong == 0 else 1
 
 
-def summary(console: Console, truths: list[Truth], cells: list) -> int:
+def summary(console: Console, truths: list[Truth], states: list[CellState | None]) -> int:
     """Print truth against decision per cell; return how many decisions are wrong."""
     table = Table(title="decisions against the truth", title_justify="left", **COMPACT_TABLE)
     for column in ("cell", "truth", "UDI", "Hz", "spikes", "decision", "at", "s", "posterior", "w/f", ""):
         table.add_column(column, no_wrap=True)
-    table.caption = ("*: atypical SER; UDI in ms; at, s: spikes and recorded seconds to the decision; w/f: where "
-                     "the shapes and the firing point")
-    table.caption_justify = "left"
+    why = []
     right = wrong = leaning_right = abstained = 0
-    for i, (truth, cell) in enumerate(zip(truths, cells)):
+    for i, (truth, state) in enumerate(zip(truths, states)):
         label = truth.cell.label + ("*" if truth.cell.atypical else "")
-        decision = cell.decision if cell else UNDECIDED  # what the service says, abstentions included
+        decision = state.decision if state else UNDECIDED  # what the service says, abstentions included
         ok = decision == truth.cell.label
         right += ok
-        wrong += decision in cell.classes and not ok if cell else False
+        wrong += bool(state) and state.decided and not ok
         abstained += decision == NOT_CLASSIFIABLE
-        leaning_right += bool(cell) and decision == UNDECIDED and \
-            cell.classes[int(cell.posterior.posterior.argmax())] == truth.cell.label
-        posterior = top_class(cell.classes, cell.posterior.posterior) if cell else "-"
+        leaning_right += bool(state) and decision == UNDECIDED and state.has_evidence and \
+            state.classes[int(state.posterior.argmax())] == truth.cell.label
+        if state and state.explanation:
+            why.append(f"cell{i + 1}: {state.explanation}")
         table.add_row(f"cell{i + 1}", label, f"{truth.udi_ms:.2f}", f"{truth.cell.rate_hz:.1f}",
-                      str(cell.n_spikes if cell else 0), decision,
-                      str(cell.summary()["spikes_to_decision"] or "-") if cell else "-",
-                      f"{cell.seconds_to_decision:.1f}" if cell and cell.seconds_to_decision is not None else "-",
-                      posterior, leanings(cell.classes, cell.posterior.parts) if cell else "-",
+                      str(state.n_spikes if state else 0), decision,
+                      str(state.spikes_to_decision or "-") if state else "-",
+                      f"{state.seconds_to_decision:.1f}" if state and state.seconds_to_decision is not None else "-",
+                      state.top if state else "-", state.leanings if state else "-",
                       "[green]right[/]" if ok else "[yellow]abstained[/]" if decision in (UNDECIDED, NOT_CLASSIFIABLE)
                       else "[red]wrong[/]")
+    table.caption = ("*: atypical SER; UDI in ms; at, s: spikes and recorded seconds to the decision; w/f: where "
+                     "the shapes and the firing point" + "".join(f"\n{line}" for line in why))
+    table.caption_justify = "left"
     console.print(table)
     undecided = len(truths) - right - wrong - abstained
     console.print(f"{right} of {len(truths)} cells decided rightly, {wrong} wrongly, {undecided} undecided "
                   f"(the most probable class of {leaning_right} of them is right; an undecided cell's posterior "
                   "has not reached the decision threshold, because its spikes are ambiguous to the model)"
-                  + (f", {abstained} not classifiable (most of its windows look like nothing the model was "
-                     "trained on)" if abstained else ""), soft_wrap=True)
+                  + (f", {abstained} not classifiable (the reason is below its table)" if abstained else ""),
+                  soft_wrap=True)
     return wrong
 
 
-def write_report(path: Path, truths: list[Truth], cells: list, model: Model) -> None:
-    """Per cell, why it ended as it did (``raphe.pipelines.why``'s panels): its mean window against
-    the class averages shaded by the saliency of that mean window, its intervals, and each evidence
-    stream's posterior over time."""
+def write_report(path: Path, truths: list[Truth], cells: list, states: list, model: Model) -> None:
+    """Per cell, why it ended as it did (``raphe.outputs.report``'s panels): the mean of the windows
+    the posterior took against the class averages, shaded by the saliency of that mean window, and
+    the mean of the novel ones; the intervals the firing model read; each evidence stream's
+    posterior over time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(truths), 3, figsize=(14, 2.4 * len(truths)), squeeze=False)
-    for row, (truth, cell) in enumerate(zip(truths, cells)):
+    for row, (truth, cell, state) in enumerate(zip(truths, cells, states)):
         shape, intervals, post = axes[row]
         label = truth.cell.label + (" atypical" if truth.cell.atypical else "")
-        decision = cell.decision if cell else UNDECIDED
-        if cell is not None and cell.mean_window is not None:
-            # the service keeps no windows, only their sum: the mean window stands for them
-            draw_shape(shape, cell, cell.mean_window[np.newaxis].astype(np.float32), model)
-            times = (np.array([s for s, _ in cell.history]) - cell.origin) / cell.sample_rate
-            draw_intervals(intervals, cell, times)
+        decision = state.decision if state else UNDECIDED
+        if cell is not None:
+            # the service keeps no windows, only their sums: the mean window stands for them
+            mean = cell.mean_window
+            draw_shape(shape, cell, np.empty((0, model.n_points), np.float32) if mean is None
+                       else mean[np.newaxis].astype(np.float32), model)
+            draw_intervals(intervals, cell)
             draw_posteriors(post, cell)
         shape.set_title(f"cell{row + 1}: {label}, UDI {truth.udi_ms:.2f} ms (red: what drove the call)", fontsize=9)
         intervals.set_title("inter-spike intervals (s)", fontsize=9)

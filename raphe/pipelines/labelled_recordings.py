@@ -26,7 +26,6 @@ import numpy as np
 from raphe.classifier.runtime import windows as ws
 from raphe.core.errors import RapheError
 from raphe.detector.config import DetectorConfig
-from raphe.detector.plausibility import SignalChecks
 from raphe.replay.recording import RECORDING_SUFFIXES, Channel, Recording
 
 from .offline import CURRENT_UNITS, detect_recording
@@ -134,14 +133,13 @@ def entry_windows(entry: Entry, config: DetectorConfig) -> tuple[np.ndarray, np.
     runtime's signal checks; empty if it is)."""
     recording = Recording(entry.path)
     channel = current_channel(recording, entry.channel)
-    checks = SignalChecks(recording.sample_rate, config, [channel.units])
-    events, _ = detect_recording(recording, [channel], config, checks=checks)
+    events, rows = detect_recording(recording, [channel], config)
     first = recording.sweeps[0].sample_num
     seconds = (events.records["sample_num"] - first) / recording.sample_rate
     keep = (seconds >= entry.start_s) & (seconds < entry.stop_s)
     cell = f"{entry.name}:{channel.num}"
     return (events.windows[keep], seconds[keep] - entry.start_s, cell, entry.day or recording_day(recording),
-            checks.reasons(0))
+            rows.checks.reasons(0))
 
 
 def load_labelled(path: Path, channel: str | None = None,

@@ -6,15 +6,47 @@ It runs the live path's receive loop with the subscriber alone: no detector, no 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.table import Table
 
 from raphe.streamer.security import Curve
-from raphe.streamer.subscriber import StreamStats, Subscriber
+from raphe.streamer.subscriber import Received, ReceivedPacked, StreamStats, Subscriber
 
 from .loop import run_loop
+
+
+@dataclass
+class Pace:
+    """How fast each channel's samples arrive, on the stream's own clock: the recorded time its
+    blocks after the first cover, over the wall time from the first block's arrival to the last's."""
+
+    first: dict[tuple[str, int], tuple[float, int]] = field(default_factory=dict)
+    last: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def seen(self, message, stats: StreamStats) -> None:
+        """``message`` (as the subscriber handed it on) has just arrived."""
+        if isinstance(message, Received):
+            keys = [(message.block.stream, message.block.channel_num)]
+        elif isinstance(message, ReceivedPacked):
+            keys = [(message.block.stream, num) for num in message.block.channel_nums]
+        else:
+            return
+        now = time.monotonic()
+        for key in keys:
+            if key not in self.first:
+                self.first[key] = (now, stats.channels[key].samples)
+            else:
+                self.last[key] = now
+
+    def speed(self, key: tuple[str, int], samples: int, sample_rate: float) -> float | None:
+        """× real time, or None before two blocks of the channel have arrived."""
+        if key not in self.last or self.last[key] <= self.first[key][0]:
+            return None
+        started, first_samples = self.first[key]
+        return (samples - first_samples) / sample_rate / (self.last[key] - started)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,17 +57,14 @@ class ListenResult:
     def summary(self) -> dict:
         """What `raphe listen --json` prints: the stream's counters and each channel's."""
         s = self.stats
-        return {"seconds": self.seconds, "messages": s.messages, "data_messages": s.data_messages,
-                "lost_messages": s.lost_messages,
-                "lost_samples": sum(c.lost_samples for c in s.channels.values()), "duplicates": s.duplicates,
-                "acquisitions": s.acquisitions, "events": s.events, "malformed": dict(s.malformed),
+        return {"seconds": self.seconds, **s.counters(),
                 "channels": [{"stream": c.stream, "channel_num": c.channel_num, "channel_name": c.channel_name,
                               "units": c.units, "sample_rate": c.sample_rate, "samples": c.samples,
                               "blocks": c.blocks, "gaps": c.gaps, "lost_samples": c.lost_samples}
                              for c in s.channels.values()]}
 
 
-def stats_table(stats: StreamStats, seconds: float, endpoint: str) -> Table:
+def stats_table(stats: StreamStats, seconds: float, endpoint: str, pace: Pace) -> Table:
     """The per-channel table, with the stream-wide counters in its caption."""
     table = Table(title=f"raphe listen {endpoint}", title_justify="left")
     for column in ("stream", "ch", "name", "units", "Hz", "samples", "blocks", "x real time", "gaps",
@@ -43,9 +72,10 @@ def stats_table(stats: StreamStats, seconds: float, endpoint: str) -> Table:
         table.add_column(column, justify="left" if column in ("stream", "name", "units") else "right")
     for key in sorted(stats.channels):
         c = stats.channels[key]
-        realtime = c.samples / (seconds * c.sample_rate) if seconds > 0 else 0.0
+        speed = pace.speed(key, c.samples, c.sample_rate)
         table.add_row(c.stream, str(c.channel_num), c.channel_name, c.units or "?", f"{c.sample_rate:g}",
-                      f"{c.samples:,}", f"{c.blocks:,}", f"{realtime:.2f}", str(c.gaps), f"{c.lost_samples:,}")
+                      f"{c.samples:,}", f"{c.blocks:,}", "-" if speed is None else f"{speed:.2f}", str(c.gaps),
+                      f"{c.lost_samples:,}")
     malformed = ", ".join(f"{k} {n}" for k, n in sorted(stats.malformed.items())) or "0"
     table.caption = (f"messages {stats.messages:,} · lost messages {stats.lost_messages:,} · "
                      f"acquisitions {stats.acquisitions} · TTL events {stats.events:,} · malformed {malformed} · "
@@ -69,9 +99,17 @@ def listen(endpoint: str, *, duration_s: float | None = None, idle_s: float | No
     curve : connect with CURVE (see ``raphe.streamer.security``).
     """
     console = console or Console()
+    pace = Pace()
     with Subscriber(endpoint, units=units, scale=scale, curve=curve) as sub:
-        seconds = run_loop(lambda timeout_ms: sub.receive(timeout_ms=timeout_ms) is not None,
-                           lambda s: stats_table(sub.stats, s, endpoint), console=console,
+
+        def step(timeout_ms: int) -> bool:
+            message = sub.receive(timeout_ms=timeout_ms)
+            if message is None:
+                return False
+            pace.seen(message, sub.stats)
+            return True
+
+        seconds = run_loop(step, lambda s: stats_table(sub.stats, s, endpoint, pace), console=console,
                            duration_s=duration_s, idle_s=idle_s, stop=stop)
-    console.print(stats_table(sub.stats, seconds, endpoint))
+    console.print(stats_table(sub.stats, seconds, endpoint, pace))
     return ListenResult(sub.stats, seconds)

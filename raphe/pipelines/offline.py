@@ -8,69 +8,66 @@ one line unless channels are named.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from raphe.classifier.runtime.cells import Cell
+from raphe.classifier.runtime.cells import Cell, CellState
 from raphe.classifier.runtime.model import Model
-from raphe.classifier.runtime.posterior import PosteriorConfig, leanings, top_class
+from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.core.errors import RapheError
-from raphe.core.staged import staged
 from raphe.detector.config import DetectorConfig
-from raphe.detector.online import Detector, Events
-from raphe.detector.plausibility import SignalChecks
+from raphe.detector.online import Events
+from raphe.outputs.nwb import NwbMetadata, write_nwb
+from raphe.outputs.report import write_reports
 from raphe.replay.player import block_samples
 from raphe.replay.recording import RECORDING_SUFFIXES, Channel, Recording
 
-from .nwb import Subject, write_nwb
-from .why import write_reports
+from . import bank
+from .bank import Rows
 
 CURRENT_UNITS = ("pA",)
-CSV_COLUMNS = ["recording", "stream", "channel_num", "channel_name", "recorded_s", "n_spikes", "n_novel", "rate_hz",
-               "n_isi", "evidence", "decision", "spikes_to_decision", "seconds_to_decision"]
-PARTS = ("waveform", "firing", "joint")
 
 
 def detect_recording(recording: Recording, channels: list[Channel], config: DetectorConfig,
-                     block_ms: float = 1000.0, checks: SignalChecks | None = None) -> tuple[Events, Detector]:
-    """Events of ``channels`` over every sweep, fed in blocks of ``block_ms`` on the file's sample
-    counter, so that the pauses between sweeps are gaps to the detector as they are on the wire.
-    The events do not depend on the block size (the detector is block-invariant); the default of
-    1 s keeps the cost of each call from Python small against the work inside it.
-    ``records["channel"]`` is the position in ``channels``; ``checks`` (a row per channel, in that
-    order), if given, see the same blocks and events."""
-    detector = Detector(len(channels), recording.sample_rate, config)
+                     block_ms: float = 1000.0, cells: list[Cell] | None = None) -> tuple[Events, Rows]:
+    """Events of ``channels`` over every sweep, fed to the channel bank in blocks of ``block_ms`` on
+    the file's sample counter, so that the pauses between sweeps are gaps to the detector as they
+    are on the wire. The events do not depend on the block size (the detector is block-invariant);
+    the default of 1 s keeps the cost of each call from Python small against the work inside it.
+    ``records["channel"]`` is the position in ``channels``; the bank's rows (detector and signal
+    checks, a row per channel in that order) come back beside them. ``cells``, if given (one per
+    channel), are told of the samples and given the checks' verdicts as `raphe serve` gives them,
+    the last at the end of the recording."""
+    rows = bank.new_rows(recording.sample_rate, config, [c.units for c in channels])
     step = block_samples(recording.sample_rate, block_ms)
     records, windows = [], []
-    rows = np.arange(len(channels))
+    row_index = np.arange(len(channels))
+    told = list(cells) if cells is not None else [None] * len(channels)
     for sweep in recording.sweeps:
         data = np.stack([sweep.traces[c.num] for c in channels])
         for offset in range(0, sweep.num_samples, step):
-            start, block = sweep.sample_num + offset, data[:, offset:offset + step]
-            events = detector.process(block, start)
+            events = bank.feed(rows, data[:, offset:offset + step], row_index, sweep.sample_num + offset, told)
             records.append(events.records)
             windows.append(events.windows)
-            if checks is not None:
-                checks.add_block(detector.row_stats, rows, np.full(len(rows), start), block.shape[1])
-                for k in np.unique(events.records["channel"]):
-                    checks.add_events(int(k), events.records["sample_num"][events.records["channel"] == k])
-    return Events(np.concatenate(records), np.concatenate(windows)), detector
+    if cells is not None:
+        last = recording.sweeps[-1]
+        bank.conclude(rows, row_index, cells, last.sample_num + last.num_samples)
+    return Events(np.concatenate(records), np.concatenate(windows)), rows
 
 
 @dataclass
 class Classified:
-    """A recording's cells after every spike, and the spikes themselves: their events (windows
-    included), class probabilities and novelty, in detection order."""
+    """A recording's cells after every spike, their final states, and the spikes themselves: their
+    events (windows included), class probabilities and novelty, in detection order."""
 
     cells: list[Cell]
+    states: list[CellState]
     channels: list[Channel]
-    detector: Detector
+    rows: Rows
     events: Events
     probabilities: np.ndarray
     novel: np.ndarray
@@ -83,24 +80,18 @@ def classify_recording(recording: Recording, channels: list[Channel], model: Mod
     """One :class:`Cell` per channel, after every spike of the recording, classified in batches.
 
     The spikes are exactly those a live `raphe serve` finds in a replay of the file (the detector
-    gives the same events for any block size), and each cell's posterior takes them in the same order.
+    gives the same events for any block size), and each cell takes them, and the checks' verdicts,
+    in the same order at the same samples.
     """
-    checks = SignalChecks(recording.sample_rate, config, [c.units for c in channels])
-    events, detector = detect_recording(recording, channels, config, block_ms, checks)
-    probabilities = model.predict(events.windows) if len(events) else np.empty((0, len(model.classes)))
-    novel = model.novel(events.windows)
     cells = [Cell(recording.name, c.num, c.name, recording.sample_rate, model.classes, posterior, keep_history)
              for c in channels]
-    for k, cell in enumerate(cells):
-        cell.samples = recording.total_samples
-        cell.origin = recording.sweeps[0].sample_num
-        for before, sweep in zip(recording.sweeps, recording.sweeps[1:]):
-            if sweep.sample_num != before.sample_num + before.num_samples:  # a gap to the detector, as on the wire
-                cell.train.gap(sweep.sample_num / recording.sample_rate)
-        cell.signal_reasons = checks.reasons(k)
+    events, rows = detect_recording(recording, channels, config, block_ms, cells)
+    probabilities = model.predict(events.windows) if len(events) else np.empty((0, len(model.classes)))
+    novel = model.novel(events.windows)
     for record, p, window, new in zip(events.records, probabilities, events.windows, novel):
         cells[record["channel"]].add_spike(int(record["sample_num"]), p, window, bool(new))
-    return Classified(cells, list(channels), detector, events, probabilities, novel, posterior.describe())
+    states = [cell.state(final=True) for cell in cells]
+    return Classified(cells, states, list(channels), rows, events, probabilities, novel, posterior.describe())
 
 
 @dataclass
@@ -113,44 +104,6 @@ class ClassifyResult:
     skipped: list[str] = field(default_factory=list)
     samples: int = 0
     interrupted: bool = False
-
-    def table(self) -> Table:
-        """The people's view: one line per cell."""
-        table = Table(title="raphe classify", title_justify="left")
-        for column in ("recording", "channel", "spikes", "novel", "rate Hz", "posterior", "w/f", "decision",
-                       "spikes to decision", "mean spike p"):
-            table.add_column(column, justify="right" if column in ("spikes", "novel", "rate Hz", "spikes to decision")
-                             else "left")
-        why = []
-        for row in self.rows:
-            posterior = [row["posterior"][c] for c in self.classes]
-            mean = [row["mean_spike_probability"][c] for c in self.classes]
-            table.add_row(Path(row["recording"]).name, f"{row['channel_num']} {row['channel_name']}",
-                          str(row["n_spikes"]), str(row["n_novel"]), f"{row['rate_hz']:.2f}",
-                          top_class(self.classes, posterior), leanings(self.classes, row["parts"]), row["decision"],
-                          str(row["spikes_to_decision"] or "-"),
-                          top_class(self.classes, mean))
-            why += [f"{Path(row['recording']).name} {row['channel_num']}: {reason}" for reason in row["reasons"]]
-        if why:
-            table.caption = "not classifiable:\n" + "\n".join(why)
-            table.caption_justify = "left"
-        return table
-
-    def write_csv(self, path: str | Path) -> None:
-        """One row per cell; the deciding posterior, each part's and the mean spike probability one column
-        per class. Written atomically."""
-        columns = (CSV_COLUMNS + [f"posterior_{c}" for c in self.classes]
-                   + [f"{part}_posterior_{c}" for part in PARTS for c in self.classes]
-                   + [f"mean_spike_probability_{c}" for c in self.classes] + ["reasons"])
-        with staged(path) as partial, partial.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(columns)
-            for row in self.rows:
-                writer.writerow([row[c] if row[c] is not None else "" for c in CSV_COLUMNS]
-                                + [f"{row['posterior'][c]:.6g}" for c in self.classes]
-                                + [f"{row['parts'][part][c]:.6g}" for part in PARTS for c in self.classes]
-                                + [f"{row['mean_spike_probability'][c]:.6g}" for c in self.classes]
-                                + ["; ".join(row["reasons"])])
 
 
 def recording_files(paths: list[str | Path]) -> list[Path]:
@@ -175,13 +128,14 @@ class FileJob:
     posterior: PosteriorConfig
     channels: tuple[str, ...] | None
     nwb_dir: str | None = None
-    subject: Subject = Subject()
+    nwb_metadata: NwbMetadata = NwbMetadata()
     report_dir: str | None = None
 
 
 @dataclass(frozen=True)
 class FileOutcome:
-    """One file's cells (``rows``), or why it gave none: ``skipped`` or ``failed`` holds the line to show."""
+    """One file's cells (``rows``), and the line to show where it was ``skipped`` or something
+    ``failed`` (reading it: no rows; writing its NWB file or figures: its rows are kept)."""
 
     path: str
     rows: list[dict]
@@ -209,20 +163,35 @@ def classify_file(job: FileJob) -> FileOutcome:
                                                      "name channels with --channels")
         classified = classify_recording(recording, chosen, model, config, job.posterior,
                                         keep_history=job.nwb_dir is not None or job.report_dir is not None)
-        if job.nwb_dir is not None:
-            write_nwb(Path(job.nwb_dir) / f"{recording.name}.nwb", recording, classified, model, job.subject)
-        if job.report_dir is not None:
-            write_reports(Path(job.report_dir), recording, classified, model)
     except RapheError as exc:
         return FileOutcome(job.path, [], failed=str(exc))
-    return FileOutcome(job.path, [{"recording": job.path, **cell.summary()} for cell in classified.cells],
-                       recording.total_samples * len(chosen))
+    rows = [{"recording": job.path, **state.as_dict()} for state in classified.states]
+    failed = write_file_outputs(job, recording, classified, model)
+    return FileOutcome(job.path, rows, recording.total_samples * len(chosen), failed=failed)
+
+
+def write_file_outputs(job: FileJob, recording: Recording, classified: Classified, model: Model) -> str:
+    """The file's NWB results and report figures, where asked for; the line saying what could not be
+    written (its cells' rows are kept all the same), or empty."""
+    problems = []
+    if job.nwb_dir is not None:
+        path = Path(job.nwb_dir) / f"{recording.name}.nwb"
+        try:
+            write_nwb(path, recording, classified, model, job.nwb_metadata)
+        except (RapheError, OSError, ValueError, TypeError) as exc:
+            problems.append(f"{path}: not written ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})")
+    if job.report_dir is not None:
+        try:
+            write_reports(Path(job.report_dir), recording, classified, model)
+        except (RapheError, OSError, ValueError) as exc:
+            problems.append(f"{job.report_dir}: the report of {recording.name} not drawn ({str(exc).splitlines()[0]})")
+    return "; ".join(problems)
 
 
 def classify_paths(paths: list[str | Path], model: Model, detector_settings: dict, posterior: PosteriorConfig,
                    channels: list[str] | None = None, on_row=None, console: Console | None = None,
                    jobs: int = 1, scheduler: str | None = None, nwb_dir: str | Path | None = None,
-                   subject: Subject = Subject(), report_dir: str | Path | None = None) -> ClassifyResult:
+                   nwb_metadata: NwbMetadata = NwbMetadata(), report_dir: str | Path | None = None) -> ClassifyResult:
     """Classify every cell of every file; ``on_row`` gets each cell's row as soon as its file is done.
 
     Parameters
@@ -235,7 +204,7 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
         in this process). scheduler : a Dask scheduler's address (``tcp://host:8786``): the files go
         to its workers instead, one interpreter per worker.
     nwb_dir : also write each recording's results to ``nwb_dir/<name>.nwb`` (see ``raphe.pipelines.nwb``),
-        with ``subject`` as the animal's metadata.
+        with ``nwb_metadata`` as the animal's and the session's metadata.
     report_dir : also draw why each cell ended as it did, ``report_dir/<name>-<channel>.png`` (see
         ``raphe.pipelines.why``).
 
@@ -254,7 +223,7 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
             raise RapheError(f"--nwb and --report name each file by its recording's name, and "
                              f"{', '.join(twice[:3])} occur more than once: classify those folders separately")
     todo = [FileJob(str(f), str(model.path), detector_settings, posterior, tuple(channels) if channels else None,
-                    None if nwb_dir is None else str(nwb_dir), subject,
+                    None if nwb_dir is None else str(nwb_dir), nwb_metadata,
                     None if report_dir is None else str(report_dir)) for f in files]
     _WORKER_MODELS.setdefault(str(model.path), model)
     outcomes: dict[str, FileOutcome] = {}

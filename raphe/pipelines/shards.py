@@ -27,15 +27,18 @@ import zmq
 from rich.console import Console, Group
 from rich.text import Text
 
+from raphe.classifier.runtime.cells import CellState
 from raphe.classifier.runtime.model import Model
 from raphe.core.errors import RapheError
-from raphe.streamer.outputs import Outputs, SpikeUpdate, serialized
+from raphe.outputs.log import RecordLog
+from raphe.outputs.tables import cells_table, timings_table
+from raphe.outputs.wire import Outputs
 from raphe.streamer.security import Curve
+from raphe.streamer.subscriber import StreamStats
 
-from .live import Service, cells_table, settle_collector
-from .loop import run_loop
-from .records import RecordLog
-from .timings import timings_table
+from .live import Service, subscribe
+from .wiring import ServeOptions, Sinks
+from .loop import run_loop, settle_collector
 
 # How long the coordinator waits for the workers' summaries once they have been told to stop.
 FINISH_S = 60.0
@@ -67,7 +70,8 @@ class WorkerSpec:
 
 
 class Forwarder:
-    """A worker's outputs and log, in one: everything goes to the coordinator on a PUSH socket."""
+    """A worker's wire and log, in one (it meets ``raphe.outputs.update``'s ``Publishing`` and
+    ``RecordWriting``): everything goes to the coordinator on a PUSH socket."""
 
     def __init__(self, endpoint: str, worker: int):
         self._context = zmq.Context()
@@ -78,10 +82,8 @@ class Forwarder:
         self.worker = str(worker).encode()
         self.dropped = {"posterior": 0, "events": 0}  # the coordinator's sockets drop, and count
 
-    def publish(self, update: SpikeUpdate) -> bytes:
-        content, event = serialized(update)
+    def publish_serialized(self, content: bytes, event: bytes) -> None:
         self._push.send_multipart([SPIKE, self.worker, content, event])
-        return content
 
     def write(self, record: bytes) -> None:
         self._push.send_multipart([RECORD, self.worker, record])
@@ -100,9 +102,10 @@ def run_worker(spec: WorkerSpec) -> None:
     try:
         model = Model(spec.model)
         posterior = model.posterior_config(spec.threshold, spec.min_spikes, spec.evidence)
-        service = Service(spec.connect, model, spec.detector_settings, posterior, forwarder,
-                          forwarder if spec.logging else None, spec.units, spec.scale, max_cells=spec.max_cells,
-                          forget_after_s=spec.forget_after_s, curve=spec.curve, shard=spec.shard)
+        options = ServeOptions(spec.detector_settings, max_cells=spec.max_cells, forget_after_s=spec.forget_after_s,
+                               shard=spec.shard)
+        service = Service(subscribe(spec.connect, spec.units, spec.scale, spec.curve), model, posterior,
+                          Sinks(forwarder, forwarder if spec.logging else None), options)
     except RapheError as exc:
         forwarder.send(FAILED, {"error": str(exc)})
         forwarder.close()
@@ -111,14 +114,14 @@ def run_worker(spec: WorkerSpec) -> None:
     forwarder.send(READY, {})
 
     def status(seconds: float) -> Text:
-        forwarder.send(STATUS, {"rows": service.table_rows(), "counters": service.counters(), "spikes": service.spikes})
+        forwarder.send(STATUS, {"cells": service.cell_records(), "counters": service.counters(), "spikes": service.spikes})
         return Text("")
 
     try:
         seconds = run_loop(service.step, status, console=Console(file=io.StringIO()), duration_s=spec.duration_s,
                            idle_s=spec.idle_s)
         service.finish()
-        forwarder.send(FINAL, {**service.summary(seconds), "rows": service.table_rows()})
+        forwarder.send(FINAL, service.summary(seconds))
     finally:
         service.close()
         forwarder.close()
@@ -178,9 +181,7 @@ class Coordinator:
         message), with the service's own summed over the workers and the outputs' drops."""
         parts = [self.status[k]["counters"] for k in sorted(self.status)]
         if not parts:
-            return {"messages": 0, "data_messages": 0, "lost_messages": 0, "lost_samples": 0, "duplicates": 0,
-                    "acquisitions": 0, "malformed": {}, "events": 0, "outputs_dropped": dict(self.outputs.dropped),
-                    "cells": 0, "refused_blocks": 0, "forgotten_cells": 0, "workers": self.n}
+            parts = [{**StreamStats().counters(), "cells": 0, "refused_blocks": 0, "forgotten_cells": 0}]
         merged = dict(parts[0])
         for key in ("cells", "refused_blocks", "forgotten_cells"):
             merged[key] = sum(p[key] for p in parts)
@@ -189,12 +190,14 @@ class Coordinator:
         merged["workers"] = self.n
         return merged
 
-    def rows(self) -> list[list[str]]:
-        rows = [row for k in sorted(self.status) for row in self.status[k]["rows"]]
-        return sorted(rows, key=lambda r: (r[0].rpartition(":")[0], int(r[0].rpartition(":")[2])))
+    def states(self) -> list[tuple[CellState, int]]:
+        """Every worker's cells, in (stream, channel) order, with their drops."""
+        rows = sorted((row for k in sorted(self.status) for row in self.status[k]["cells"]),
+                      key=lambda row: (row["stream"], row["channel_num"]))
+        return [(CellState.from_dict(row), row["dropped_windows"] + row["lost_samples"]) for row in rows]
 
     def table(self, seconds: float):
-        return cells_table(self.rows(), self.counters(), self.spikes, seconds, self.title, self.evidence)
+        return cells_table(self.states(), self.counters(), self.spikes, seconds, self.title, self.evidence)
 
     def summary(self, seconds: float) -> dict:
         cells = sorted((c for f in self.finals.values() for c in f["cells"]), key=lambda c: (c["stream"],

@@ -10,7 +10,6 @@ import bisect
 from dataclasses import dataclass, field
 
 import numpy as np
-from rich.table import Table
 
 LOW_S, HIGH_S, PER_DECADE = 1e-7, 1e2, 20
 EDGES = np.logspace(np.log10(LOW_S), np.log10(HIGH_S), int(np.log10(HIGH_S / LOW_S)) * PER_DECADE + 1)
@@ -32,17 +31,18 @@ class Histogram:
         self.total_s += seconds
         self.max_s = max(self.max_s, seconds)
 
-    def percentile(self, q: float) -> float:
-        """The upper edge of the bin holding the q-th percentile (0 < q <= 100); the max if beyond."""
+    def percentile(self, q: float) -> float | None:
+        """The upper edge of the bin holding the q-th percentile (0 < q <= 100); the max if beyond;
+        None without a sample (JSON has no NaN)."""
         n = self.n
         if n == 0:
-            return float("nan")
+            return None
         index = int(np.searchsorted(np.cumsum(self.counts), q / 100.0 * n))
         return float(min(EDGES[min(index, len(EDGES) - 1)], self.max_s))
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, float | None]:
         n = self.n
-        return {"n": n, "mean_s": self.total_s / n if n else float("nan"), "p50_s": self.percentile(50),
+        return {"n": n, "mean_s": self.total_s / n if n else None, "p50_s": self.percentile(50),
                 "p95_s": self.percentile(95), "p99_s": self.percentile(99), "max_s": self.max_s}
 
 
@@ -59,16 +59,3 @@ class StageTimings:
 
     def summary(self) -> dict[str, dict[str, float]]:
         return {name: h.summary() for name, h in self.stages.items()}
-
-
-def timings_table(timings: StageTimings | dict, title: str = "per-stage time (µs; percentiles to within 6%)") -> Table:
-    """The stages' percentiles in µs, as printed when a service stops (from the timings, or their
-    ``summary()`` as a worker of a sharded service sends it)."""
-    table = Table(title=title, title_justify="left")
-    for column in ("stage", "n", "p50", "p95", "p99", "max"):
-        table.add_column(column, justify="left" if column == "stage" else "right")
-    summary = timings if isinstance(timings, dict) else timings.summary()
-    for stage, s in summary.items():
-        if s["n"]:
-            table.add_row(stage, f"{s['n']:,}", *(f"{1e6 * s[k]:,.1f}" for k in ("p50_s", "p95_s", "p99_s", "max_s")))
-    return table

@@ -75,7 +75,7 @@ def test_novel_spikes_stay_out_of_the_train_and_a_restart_starts_it_afresh():
     cell.origin = 7
     cell.restart(1000.0)
     assert cell.train.n_isi == 0 and cell.train.features() is None and cell.origin == 0
-    assert cell.decided_at_s is None and np.allclose(cell.posterior.parts["firing"], 0.5)
+    assert cell.state().spikes_to_decision is None and np.allclose(cell.posterior.parts["firing"], 0.5)
 
 
 def test_a_damaged_firing_model_file_is_one_clear_error(tmp_path):

@@ -19,14 +19,14 @@ from hypothesis import strategies as st
 from raphe.classifier.synthetic import template as synthetic
 from raphe.detector.online import Detector
 from raphe.pipelines.live import STEP_SAMPLES
-from raphe.pipelines.records import RecordLog
-from raphe.streamer.outputs import Outputs, SpikeUpdate
+from raphe.outputs.log import RecordLog
+from raphe.outputs.wire import Outputs, serialized
 from raphe.streamer.protocol import encode_data
 from raphe.streamer.publisher import Publisher
 from raphe.streamer.security import Curve, make_keys
 from raphe.streamer.subscriber import Subscriber
 from tests.helpers import (PosteriorReader, assert_one_line_error, drain_service as drain, free_port_pair, handshake,
-                           live_service, run_raphe)
+                           live_service, run_raphe, spike_update)
 
 
 def spiking_trace(seconds: float, seed: int = 3, rate: float = 40_000.0) -> np.ndarray:
@@ -137,7 +137,8 @@ def test_an_idle_cell_is_summarised_in_the_log_and_forgotten(tmp_path):
             pub.send_data("rig", 0, "gone", offset, 40_000.0, gone_trace[offset:offset + 400], "pA")
         drain(service)
         spikes = service.channels[("rig", 0)].cell.n_spikes
-        assert service.dropped(service.channels[("rig", 0)]) > 0
+        channel = service.channels[("rig", 0)]
+        assert channel.rows.dropped(channel.row) > 0
         deadline = time.monotonic() + 10
         offset = 40_000
         while ("rig", 0) in service.channels and time.monotonic() < deadline:
@@ -154,7 +155,7 @@ def test_an_idle_cell_is_summarised_in_the_log_and_forgotten(tmp_path):
         fresh = Detector(1, 40_000.0, service.detector_config)
         expected = fresh.process(again[np.newaxis], 40_000)
         assert back.cell.samples == len(again) and back.cell.n_spikes == len(expected) > 0
-        assert service.dropped(back) == sum(fresh.dropped(0).values())
+        assert back.rows.dropped(back.row) == sum(fresh.dropped(0).values())
     log.close()
     records = [json.loads(line) for line in (tmp_path / "cells.jsonl").read_text().splitlines()]
     gone = [r for r in records if r["kind"] == "summary" and r["cell"] == "rig:0"]
@@ -162,8 +163,7 @@ def test_an_idle_cell_is_summarised_in_the_log_and_forgotten(tmp_path):
 
 
 # One spike's update, as the service publishes it; its content does not matter to the sockets.
-UPDATE = SpikeUpdate("rig", 0, "A", "rig:0", 1, 0, 1, 40_000.0, -100.0, -50.0, 1, False, 0, ["SER", "NSER"],
-                     [0.5, 0.5], [0.5, 0.5], "undecided", [], None, [0.5, 0.5], {"name": "m"})
+UPDATE = serialized(spike_update(sample_rate=40_000.0))
 
 
 def slow_reader(endpoint: str) -> tuple[zmq.Context, zmq.Socket]:
@@ -183,7 +183,7 @@ def test_a_slow_posterior_subscriber_is_counted_not_silent():
     with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", hwm=10) as outputs:
         ctx, slow = slow_reader(outputs.posterior_endpoint)
         for _ in range(5000):
-            outputs.publish(UPDATE)
+            outputs.publish_serialized(*UPDATE)
         time.sleep(0.5)
         received = 0
         while slow.poll(100):
@@ -211,7 +211,7 @@ def test_lossless_outputs_wait_for_a_slow_subscriber_and_lose_nothing():
         reader = threading.Thread(target=read_slowly)
         reader.start()
         for _ in range(2000):
-            outputs.publish(UPDATE)
+            outputs.publish_serialized(*UPDATE)
         reader.join(30)
         slow.close(0)
         ctx.term()
@@ -307,7 +307,7 @@ def test_curve_on_the_outputs_admits_listed_clients_only(keys):
             got[name] = sub
         time.sleep(1.0)
         for _ in range(10):
-            outputs.publish(UPDATE)
+            outputs.publish_serialized(*UPDATE)
         counts = {}
         for name, sub in got.items():
             counts[name] = 0
@@ -365,7 +365,7 @@ def test_a_soak_of_100000_mixed_messages_through_serve(tmp_path):
     bad = [[b"DATA\x00", b"{not json", bytes(4)], [b"DATA\x00"], [b"NOPE\x00", b"{}", b""],
            [b"DATA\x00", header_of(sample_num=2**63), bytes(16)], [b"DATA\x00", b"[" * 2000 + b"]" * 2000, b""],
            [b"DATA\x00", header_of(), bytes(15)]]
-    kinds = ["json", "frames", "envelope", "number_range", "depth", "payload_size"]
+    kinds = ["json", "frames", "envelope", "number_range", "too_deep", "payload_size"]
     sent = valid = 0
     try:
         with Publisher(data, heartbeat=False, lossless=True) as pub:

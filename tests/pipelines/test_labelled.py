@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from raphe.core.errors import RapheError
-from raphe.pipelines.labelled import load_labelled
+from raphe.pipelines.labelled_recordings import load_labelled
 from raphe.replay.recording import Recording
 from tests.helpers import assert_one_line_error, require_abf_dir, run_raphe
 

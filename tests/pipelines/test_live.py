@@ -15,21 +15,22 @@ import zmq
 from rich.console import Console
 
 from raphe.classifier.runtime.model import Model
-from raphe.classifier.runtime.posterior import top_class
 from raphe.classifier.synthetic import template as synthetic
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
-from raphe.pipelines.live import Service
+from raphe.pipelines.live import Service, subscribe
+from raphe.pipelines.wiring import ServeOptions, Sinks
 from raphe.pipelines.offline import classify_recording
 from raphe.replay.recording import Recording
-from raphe.streamer.outputs import Outputs, decode_posterior
+from raphe.outputs.wire import Outputs, decode_posterior
 from raphe.streamer.publisher import Publisher
 
 from tests.helpers import assert_one_line_error, drain_service as drain, free_port_pair, live_service, run_raphe
 
 POSTERIOR_KEYS = {"stream", "channel_num", "channel_name", "cell", "sample_num", "source_message_num", "n_spikes",
                   "novel", "n_novel", "spike_probabilities", "posterior", "decision", "reasons", "classes", "model",
-                  "evidence", "waveform_posterior", "firing_posterior", "n_isi", "seconds_to_decision"}
+                  "evidence", "waveform_posterior", "firing_posterior", "n_isi", "seconds_to_decision", "has_evidence",
+                  "hints", "withdrawn"}
 EVENT_KEYS = {"event_type", "stream", "source_node", "electrode", "num_channels", "sample_rate", "sample_number",
               "sorted_id", "spike_probabilities", "posterior", "decision"}
 
@@ -118,7 +119,7 @@ def test_serve_gives_what_classify_gives_and_event_listener_receives_it(labelled
             np.testing.assert_allclose([c[key] for c in mine], [p[part] for _, p in cells[0].history],
                                        rtol=1e-5, atol=1e-9)
     for h in headers:
-        assert h["type"] == "posterior" and h["schema_version"] == 2 and isinstance(h["timestamp"], int)
+        assert h["type"] == "posterior" and h["schema_version"] == 3 and isinstance(h["timestamp"], int)
         content = h["content"]
         assert POSTERIOR_KEYS <= set(content)
         assert content["classes"] == ["SER", "NSER"] and sum(content["posterior"]) == pytest.approx(1.0)
@@ -170,9 +171,9 @@ def test_nan_samples_are_counted_and_the_cell_goes_on(live):
     send(pub, trace, 40_000.0)
     drain(service)
     channel = service.channels[("rig", 0)]
-    assert channel.detector.dropped(0)["non-finite"] == offline.dropped(0)["non-finite"] == 2
+    assert channel.rows.detector.dropped(channel.row)["non-finite"] == offline.dropped(0)["non-finite"] == 2
     assert channel.cell.n_spikes == len(expected) == len(clean) - 2
-    assert service.dropped(channel) == sum(offline.dropped(0).values())
+    assert channel.rows.dropped(channel.row) == sum(offline.dropped(0).values())
     assert np.isfinite(channel.cell.posterior.posterior).all()
 
 
@@ -213,7 +214,7 @@ def test_the_summary_for_programs_carries_the_stream_counters_and_each_cells_los
     summary = service.summary(2.0)
     counters, cell = summary["counters"], summary["cells"][-1]
     assert cell["cell"] == "rig:0" and (cell["gaps"], cell["lost_samples"]) == (1, 4_000)
-    assert cell["dropped_windows"] == service.dropped(service.channels[("rig", 0)])
+    assert cell["dropped_windows"] == service.channels[("rig", 0)].rows.dropped(service.channels[("rig", 0)].row)
     assert counters["lost_samples"] == 4_000 and counters["malformed"] == {"json": 1}
     assert counters["messages"] == service.subscriber.stats.messages and counters["acquisitions"] >= 1
     assert json.loads(json.dumps(summary)) == summary
@@ -231,8 +232,7 @@ def test_the_live_table_keeps_every_word_whole_in_80_columns(live):
     text = console.export_text()
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
     assert "demo-rig:0" in text and "demo-rig:1" in text and "not classifiable" in text
-    assert top_class(service.channels[("demo-rig", 0)].cell.classes,
-                     service.channels[("demo-rig", 0)].cell.posterior.posterior) in text
+    assert service.channels[("demo-rig", 0)].cell.state().top in text
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -268,8 +268,8 @@ def test_batched_and_one_by_one_ingest_give_the_same_cells_and_outputs():
     with Publisher("tcp://127.0.0.1:*", heartbeat=False, lossless=True) as pub, \
             Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as out_a, \
             Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as out_b:
-        services = [Service(pub.endpoint, model, {}, model.posterior_config(), out, keep_history=True, drain_limit=limit)
-                    for out, limit in ((out_a, 1), (out_b, 8192))]
+        services = [Service(subscribe(pub.endpoint), model, model.posterior_config(), Sinks(out),
+                            ServeOptions(keep_history=True, drain_limit=limit)) for out, limit in ((out_a, 1), (out_b, 8192))]
         heard = [[], []]
         stop = threading.Event()
         collectors = [collect(out.posterior_endpoint, into, stop) for out, into in zip((out_a, out_b), heard)]
@@ -303,7 +303,7 @@ def test_batched_and_one_by_one_ingest_give_the_same_cells_and_outputs():
             assert set(cells[0]) == set(cells[1]) and len(cells[0]) == 6
             for key in cells[0]:
                 a, b = cells[0][key], cells[1][key]
-                assert a.summary() == b.summary()
+                assert a.state(final=True).as_dict() == b.state(final=True).as_dict()
                 assert [s for s, _ in a.history] == [s for s, _ in b.history]
                 for part in ("waveform", "firing", "joint"):
                     np.testing.assert_array_equal([p[part] for _, p in a.history], [p[part] for _, p in b.history])
@@ -337,7 +337,8 @@ def test_packed_blocks_give_what_open_ephys_messages_give():
     for packed in (False, True):
         with Publisher("tcp://127.0.0.1:*", heartbeat=False, lossless=True) as pub, \
                 Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
-            service = Service(pub.endpoint, model, {}, model.posterior_config(), outputs, keep_history=True)
+            service = Service(subscribe(pub.endpoint), model, model.posterior_config(), Sinks(outputs),
+                              ServeOptions(keep_history=True))
             assert pub.wait_for_subscribers(1, timeout_s=10)
             if packed:  # sent before the replay starts: a ZeroMQ socket is not to be shared by two threads
                 bad = encode_block(10**6, "probe", 0, 40_000.0, np.zeros((2, 10), np.float32))
@@ -348,7 +349,8 @@ def test_packed_blocks_give_what_open_ephys_messages_give():
                 service.step(5)
             sender.join()
             try:
-                cells.append({key: (c.cell.summary(), c.cell.history) for key, c in service.channels.items()})
+                cells.append({key: (c.cell.state(final=True).as_dict(), c.cell.history)
+                              for key, c in service.channels.items()})
                 if packed:
                     assert service.subscriber.stats.malformed["payload_size"] == 1
                     assert service.subscriber.stats.data_messages == 200  # 2 s in 10 ms blocks

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from raphe.classifier.runtime.model import Model
-from tests.helpers import assert_one_line_error, require_abf_dir, run_raphe
+from tests.helpers import assert_one_line_error, require_abf_dir, run_raphe, unavailable
 
-pynwb = pytest.importorskip("pynwb")
-nwbinspector = pytest.importorskip("nwbinspector")
+try:
+    import nwbinspector
+    import pynwb
+except ImportError:
+    unavailable("pynwb and nwbinspector are not installed (make test installs them)", module_level=True)
 ERRORS = {"ERROR", "PYNWB_VALIDATION", "CRITICAL", "BEST_PRACTICE_VIOLATION"}
 
 
@@ -71,3 +74,41 @@ def test_an_existing_nwb_file_is_not_overwritten_and_a_missing_folder_is_refused
     assert (folder / f"{recordings[0].stem}.nwb").read_bytes() == b"the lab's own file"
     assert (folder / f"{recordings[1].stem}.nwb").is_file()
     assert_one_line_error(run_raphe("classify", recordings[0], "--nwb", tmp_path / "no" / "such"), "does not exist")
+
+
+def test_an_archive_with_quiet_recordings_is_written_whole_and_clean(tmp_path):
+    """Every shared recording through `classify --nwb --out`: recordings where no channel fires
+    are written too (empty, typed columns), every pA channel has its row, and every file is clean
+    under nwbinspector once the metadata it asks for is given."""
+    abf_dir = require_abf_dir()
+    out = tmp_path / "all.csv"
+    result = run_raphe("classify", abf_dir, "--nwb", tmp_path / "nwb", "--out", out, "--species", "Mus musculus",
+                       "--age", "P60D", "--subject-id", "mouse-7", "--sex", "M", "--experimenter", "Doe, Jane",
+                       "--institution", "University", "--lab", "Raphe lab", timeout=600)
+    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+    rows = out.read_text().splitlines()[1:]
+    pa_channels = 0
+    for path in sorted(abf_dir.glob("*.abf")):
+        from raphe.replay.recording import Recording
+
+        pa = [c for c in Recording(path).channels if c.units == "pA"]
+        pa_channels += len(pa)
+        if not pa:
+            continue
+        nwb_path = tmp_path / "nwb" / f"{path.stem}.nwb"
+        with pynwb.NWBHDF5IO(str(nwb_path), "r") as io:
+            nwbfile = io.read()
+            if nwbfile.units is None:  # no channel fired: the cells' rows stand in a table of their own
+                cells = nwbfile.processing["ecephys"]["cells"].to_dataframe()
+                assert len(cells) == len(pa) and set(cells["decision"]) <= {"undecided", "not classifiable"}
+            else:
+                units = nwbfile.units.to_dataframe()
+                assert len(units) == len(pa)
+                for _, unit in units.iterrows():
+                    assert np.asarray(unit["spike_windows"]).reshape(-1, 160).shape[0] == len(unit["spike_times"])
+        # the suggestions left are about storage, not content: a one-row table (one channel, nothing
+        # fired) and channel numbers that happen to be 0 and 1 "could be booleans"
+        messages = [m for m in nwbinspector.inspect_nwbfile(nwbfile_path=str(nwb_path))
+                    if m.check_function_name not in ("check_single_row", "check_column_binary_capability")]
+        assert not messages, (path.name, [(m.check_function_name, m.message) for m in messages])
+    assert len(rows) == pa_channels > 10

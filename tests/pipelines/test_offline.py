@@ -42,12 +42,13 @@ def test_no_shared_recording_is_decided_and_implausible_channels_say_why(abf_dir
     assert all(r["decision"] in ("undecided", "not classifiable") for r in rows.values())
     for key in [("130618-1-12", 0), ("17o05026_vc_stim", 0), ("f1", 0), ("f1", 1)]:
         assert rows[key]["decision"] == "not classifiable" and rows[key]["reasons"], key
-    assert any("crossed continuously" in r for r in rows[("130618-1-12", 0)]["reasons"])
+    assert any("sweeps" in r for r in rows[("130618-1-12", 0)]["reasons"])  # capacitive transients
+    assert any("events are positive" in h for h in rows[("File_axon_1", 0)]["hints"])
+    assert any("no spikes" in h for h in rows[("pclamp11_4ch", 0)]["hints"])
     assert any("sweeps" in r for r in rows[("17o05026_vc_stim", 0)]["reasons"])
     skipped = [line for line in result.stderr.splitlines() if "skipped, no channel in pA" in line]
     assert len(skipped) >= 8  # the mV, V and nA recordings say what they hold
-    forced = run_raphe("classify", abf_dir / "19114000.abf", "--channels", "0", "--json",
-                       "--polarity", "pos", "--threshold", "0")
+    forced = run_raphe("classify", abf_dir / "19114000.abf", "--channels", "0", "--json", "--polarity", "pos")
     row = json.loads(forced.stdout.splitlines()[0])
     assert row["decision"] == "not classifiable" and any("units are mV" in r for r in row["reasons"])
 
@@ -102,7 +103,7 @@ def test_the_report_draws_why_each_cell_ended_as_it_did(labelled_files, tmp_path
 
     from raphe.classifier.runtime.model import Model
     from raphe.pipelines.offline import detect_recording
-    from raphe.pipelines.why import occlusion_saliency
+    from raphe.outputs.report import occlusion_saliency
     from raphe.replay.recording import Recording
 
     out = tmp_path / "why"

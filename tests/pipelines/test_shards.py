@@ -14,7 +14,7 @@ import pytest
 
 from raphe.replay.player import replay
 from raphe.replay.recording import Channel, Recording
-from raphe.streamer.outputs import decode_posterior
+from raphe.outputs.wire import decode_posterior
 from raphe.streamer.publisher import Publisher
 from tests.helpers import PosteriorReader, assert_one_line_error, free_port_pair, run_raphe
 

@@ -19,7 +19,7 @@ import pytest
 from raphe.core.errors import RapheError
 from raphe.replay.player import replay
 from raphe.replay.recording import Recording
-from raphe.streamer.web import QUEUE, WebView
+from raphe.outputs.web import QUEUE, WebView
 from tests.helpers import (REPO, assert_one_line_error, drain_service, free_port_pair, live_service, run_raphe,
                            unavailable)
 
@@ -89,7 +89,7 @@ def test_a_browser_that_never_reads_never_slows_the_service():
 
 
 def test_snapshots_describe_every_cell_as_the_service_has_it(labelled_files):
-    from raphe.pipelines.live_view import DEFAULT_DETAILS, LiveView
+    from raphe.outputs.snapshot import DEFAULT_DETAILS, LiveView
 
     web = WebView("127.0.0.1:0")
     try:

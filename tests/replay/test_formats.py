@@ -161,7 +161,7 @@ def test_an_extracellular_nwb_series_gives_one_channel_per_electrode_in_mv(tmp_p
 
 
 def test_labelled_folders_of_mixed_formats_cut_the_same_windows(twin, tmp_path):
-    from raphe.pipelines.labelled import load_labelled
+    from raphe.pipelines.labelled_recordings import load_labelled
 
     abf, samples = twin
     root = tmp_path / "lab"

@@ -73,14 +73,15 @@ function renderRows(cells) {
     const kind = cell.decided ? "decided" : cell.decision === "not classifiable" ? "not-classifiable" : "undecided";
     const values = [cell.cell, cell.name, fmt(cell.spikes), cell.rate_hz.toFixed(1), cell.decision, cell.top,
       cell.leanings, fmt(cell.spikes_to_decision), cell.seconds_to_decision === null ? "-" :
-        cell.seconds_to_decision.toFixed(1), fmt(cell.novel), fmt(cell.dropped_windows + cell.lost_samples)];
+        cell.seconds_to_decision.toFixed(1), fmt(cell.novel), fmt(cell.drops)];
     values.forEach((v, i) => {
       const td = document.createElement("td");
       td.textContent = v;
       if (i === 4) td.className = "decision " + kind;
       tr.appendChild(td);
     });
-    if (cell.reasons.length) tr.title = cell.reasons.join("; ");
+    const why = cell.reasons.length ? cell.reasons : cell.hints;
+    if (why.length) tr.title = why.join("; ");
     tr.onclick = () => togglePin(cell.cell);
     return tr;
   });
@@ -128,6 +129,7 @@ function makeCard(id, header) {
       { label: "1 - threshold", stroke: "#999", width: 1, show: true }], { x: { time: false }, y: { range: [0, 1] } },
     plotsEl),
     shape: chart("mean window (ms) vs class averages", [{}, { label: "this cell", stroke: "#000", width: 2 },
+      { label: "rejected as novel", stroke: "#999", dash: [2, 3] },
       ...header.classes.map((c, i) => ({ label: `${c} average`, stroke: ["#1f77b4", "#ff7f0e", "#9467bd"][i % 3],
         dash: [5, 3] }))], { x: { time: false } }, plotsEl),
     isi: chart("intervals (s, log) vs textbook ranges", [{}, { label: "intervals", stroke: "#333",
@@ -159,13 +161,16 @@ function renderDetails(header, cells, details) {
     const row = byId.get(id);
     entry.card.querySelector("h2").textContent = row ?
       `${id} (${row.name}): ${row.decision} · ${row.top} · ${row.spikes} spikes, ${row.novel} novel` : id;
-    entry.card.querySelector(".reasons").textContent = row && row.reasons.length ? row.reasons.join("; ") : "";
+    entry.card.querySelector(".reasons").textContent = !row ? "" : row.reasons.length ?
+      "not classifiable: " + row.reasons.join("; ") : row.hints.join("; ");
     const t = d.history.recorded_s;
     const th = header.threshold;
     entry.posterior.setData([t, d.history.joint, d.history.waveform, d.history.firing,
       t.map(() => th), t.map(() => 1 - th)]);
-    if (d.mean_window) {
-      entry.shape.setData([header.window_ms, d.mean_window, ...header.classes.map((c) => d.class_means[c] || [])]);
+    if (d.mean_window || d.novel_mean_window) {
+      const none = header.window_ms.map(() => null);
+      entry.shape.setData([header.window_ms, d.mean_window || none, d.novel_mean_window || none,
+        ...header.classes.map((c) => d.class_means[c] || none)]);
     }
     const edges = header.isi_edges_s;
     const none = edges.slice(0, -1).map(() => null);  // the range series only name the shading
