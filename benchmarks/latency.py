@@ -135,8 +135,8 @@ def service(connect: str, posterior: str, events: str, out: str, deadline_s: flo
     import os
 
     from raphe.classifier.runtime.model import Model
-    from raphe.pipelines.live import Service, subscribe
-    from raphe.pipelines.wiring import ServeOptions, Sinks
+    from raphe.pipelines.live import Service
+    from raphe.pipelines.wiring import ServeOptions, Sinks, subscribe
     from raphe.pipelines.loop import settle_collector
     from raphe.outputs.snapshot import LiveView
     from raphe.outputs.wire import Outputs

@@ -106,25 +106,31 @@ class Detector:
         self._seg_len, self._seg_stride = segment_rule(config.noise_window_s, sample_rate)
         self._first_len, self._first_stride = segment_rule(min(FIRST_SEGMENT_S, config.noise_window_s), sample_rate)
         self._scratch = np.empty(max(self._seg_len, self._first_len), np.float64)
-        self.n_channels = 0
+        self.n_channels = self._capacity = 0
         self._allocate(n_channels)
         self._out_capacity = 0
         self._no_events = Events(np.empty(0, EVENT_DTYPE), np.empty((0, config.window.n_points), np.float32))
 
     def _allocate(self, n_channels: int) -> None:
-        """State for ``n_channels`` channels: the existing ones keep theirs, new ones start fresh."""
-        old, keep = self.n_channels, min(self.n_channels, n_channels)
-        seg_len = max(self._seg_len, self._first_len) if self._follows_baseline else 1
-        shapes = {"_ring": ((self._ring_size,), np.float32), "_state": ((8,), np.int64), "_prev": ((), np.float32),
-                  "_thresholds": ((), np.float32), "_pend_sample": ((self._pending,), np.int64),
-                  "_pend_frac": ((self._pending,), np.float64), "_pend_thr": ((self._pending,), np.float32),
-                  "_pend_dir": ((self._pending,), np.int8), "counts": ((4,), np.int64),
-                  "_seg": ((seg_len,), np.float32), "baseline": ((), np.float32), "sigma": ((), np.float32)}
-        for name, (shape, dtype) in shapes.items():
-            fresh = np.zeros((n_channels, *shape), dtype)
-            if keep:
-                fresh[:keep] = getattr(self, name)[:keep]
-            setattr(self, name, fresh)
+        """State for ``n_channels`` channels: the existing ones keep theirs, new ones start fresh.
+        Rows are allocated in doubling steps, so a service that adds channels one by one copies
+        each row's state a few times, not once per later channel (5,000 cells would copy ~10^11 bytes)."""
+        old = self.n_channels
+        if n_channels > self._capacity:
+            capacity = max(n_channels, 2 * self._capacity)
+            seg_len = max(self._seg_len, self._first_len) if self._follows_baseline else 1
+            shapes = {"_ring": ((self._ring_size,), np.float32), "_state": ((8,), np.int64),
+                      "_prev": ((), np.float32), "_thresholds": ((), np.float32),
+                      "_pend_sample": ((self._pending,), np.int64), "_pend_frac": ((self._pending,), np.float64),
+                      "_pend_thr": ((self._pending,), np.float32), "_pend_dir": ((self._pending,), np.int8),
+                      "counts": ((4,), np.int64), "_seg": ((seg_len,), np.float32), "baseline": ((), np.float32),
+                      "sigma": ((), np.float32)}
+            for name, (shape, dtype) in shapes.items():
+                fresh = np.zeros((capacity, *shape), dtype)
+                if old:
+                    fresh[:old] = getattr(self, name)[:old]
+                setattr(self, name, fresh)
+            self._capacity = capacity
         self._starts = np.zeros(n_channels, np.int64)
         self._all_rows = np.arange(n_channels, dtype=np.int64)
         self.n_channels = n_channels
@@ -140,7 +146,7 @@ class Detector:
         for name in ("_ring", "_state", "_prev", "_thresholds", "_pend_sample", "_pend_frac", "_pend_thr",
                      "_pend_dir", "counts", "_seg", "baseline", "sigma"):
             setattr(self, name, getattr(self, name)[channels])
-        self.n_channels = len(channels)
+        self.n_channels = self._capacity = len(channels)
         self._starts = np.zeros(self.n_channels, np.int64)
         self._all_rows = np.arange(self.n_channels, dtype=np.int64)
 
@@ -170,7 +176,7 @@ class Detector:
     @property
     def thresholds(self) -> np.ndarray:
         """The threshold now in force per channel (NaN while a baseline estimate is not ready)."""
-        return self._thresholds.copy()
+        return self._thresholds[:self.n_channels].copy()
 
     @property
     def pending(self) -> int:

@@ -117,5 +117,10 @@ class LslSource:
         self._next_sample_num += n
         return ReceivedPacked(block, [continuity] * len(self.channel_names), samples, self.units)
 
+    def forget_stream(self, stream: str) -> None:
+        """The service forgot the stream's cells (silent past ``--forget-after``): its channels'
+        counts start again if it sends again."""
+        self.stats.forget_stream(stream)
+
     def close(self) -> None:
         self.inlet.close_stream()

@@ -130,6 +130,7 @@ class StreamStats:
     acquisitions: int = 0
     malformed: Counter = field(default_factory=Counter)
     channels: dict[tuple[str, int], ChannelStats] = field(default_factory=dict)
+    forgotten_lost_samples: int = 0  # of the channels of forgotten streams
 
     @property
     def malformed_total(self) -> int:
@@ -137,9 +138,16 @@ class StreamStats:
 
     def counters(self) -> dict:
         """The stream-wide counters as `raphe listen --json` and `raphe serve --json` print them."""
+        lost = self.forgotten_lost_samples + sum(c.lost_samples for c in self.channels.values())
         return {"messages": self.messages, "data_messages": self.data_messages, "lost_messages": self.lost_messages,
-                "lost_samples": sum(c.lost_samples for c in self.channels.values()), "duplicates": self.duplicates,
-                "acquisitions": self.acquisitions, "malformed": dict(self.malformed), "events": self.events}
+                "lost_samples": lost, "duplicates": self.duplicates, "acquisitions": self.acquisitions,
+                "malformed": dict(self.malformed), "events": self.events}
+
+    def forget_stream(self, stream: str) -> None:
+        """Drop the channels of ``stream`` (their lost samples stay counted)."""
+        gone = [key for key in self.channels if key[0] == stream]
+        for key in gone:
+            self.forgotten_lost_samples += self.channels.pop(key).lost_samples
 
 
 class Subscriber:
@@ -318,6 +326,15 @@ class Subscriber:
         if exc.kind not in self._logged_kinds:
             self._logged_kinds.add(exc.kind)
             log.warning("skipping malformed message from %s: %s", self.endpoint, exc)
+
+    def forget_stream(self, stream: str) -> None:
+        """A stream whose cells the service forgot (silent past ``--forget-after``): its channels and
+        its slot among the ``Limits.streams`` are freed, so a long day of many streams goes on; if it
+        sends again it is a new stream."""
+        self.stats.forget_stream(stream)
+        self._streams.discard(stream)
+        self._stream_last.pop(stream, None)
+        self._packed_layouts.pop(stream, None)
 
     def _within_limits(self, message) -> None:
         """Refuse a message that would make the subscriber keep more streams or channels than its limits."""

@@ -94,8 +94,8 @@ def live_service(log=None, lsl=None, **service_options):
     ``log`` and ``lsl`` are sinks beside the wire, ``service_options`` its ``ServeOptions``."""
     from raphe.classifier.runtime.model import Model
     from raphe.outputs.wire import Outputs
-    from raphe.pipelines.live import Service, subscribe
-    from raphe.pipelines.wiring import ServeOptions, Sinks
+    from raphe.pipelines.live import Service
+    from raphe.pipelines.wiring import ServeOptions, Sinks, subscribe
     from raphe.streamer.publisher import Publisher
 
     model = Model()

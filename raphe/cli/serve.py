@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     from raphe.outputs.snapshot import LiveView
     from raphe.outputs.web import WebView
     from raphe.outputs.wire import Outputs
-    from raphe.pipelines.live import Service, subscribe
-    from raphe.pipelines.wiring import ServeOptions, Sinks
+    from raphe.pipelines.live import Service
+    from raphe.pipelines.wiring import ServeOptions, Sinks, subscribe
     from raphe.pipelines.loop import serve, settle_collector
     from raphe.streamer.security import check_exposure
 

@@ -30,8 +30,8 @@ from raphe.replay.player import replay
 from raphe.replay.recording import Channel, Recording
 from raphe.streamer.publisher import Publisher
 
-from .live import Service, subscribe
-from .wiring import ServeOptions, Sinks
+from .live import Service
+from .wiring import ServeOptions, Sinks, subscribe
 from .loop import serve
 
 SAMPLE_RATE = SEED_WINDOW.sample_rate_hz  # the seed's recordings: no resampling needed

@@ -30,8 +30,7 @@ from raphe.outputs.log import record, spike_record
 from raphe.outputs.tables import cells_table
 from raphe.outputs.update import SpikeUpdate
 from raphe.outputs.wire import serialized
-from raphe.streamer.security import Curve
-from raphe.streamer.subscriber import Continuity, ReceivedPacked, Subscriber
+from raphe.streamer.subscriber import Continuity, ReceivedPacked
 
 from . import bank
 from .bank import Channel, Rows
@@ -40,18 +39,11 @@ from .timings import StageTimings
 from .wiring import ServeOptions, Sinks
 
 STAGES = ("receive", "detect", "classify", "publish")
-# Messages queued by ZeroMQ before it drops: a second of a 384-channel probe in 10 ms blocks fits.
-RECEIVE_HWM = 100_000
 # A step handles at most STEP_SAMPLES of each channel: a channel of many small blocks is not held
 # back behind a huge one either.
 STEP_SAMPLES = 8 * MAX_PIECE_SAMPLES
 # How often idle cells are looked for (seconds): often enough for any --forget-after, rarely enough to cost nothing.
 FORGET_CHECK_S = 0.25
-
-
-def subscribe(connect: str, units: str | None = None, scale: float = 1.0, curve: Curve | None = None) -> Subscriber:
-    """The service's subscription to a rig's data endpoint (units and scale for channels without any)."""
-    return Subscriber(connect, units=units, scale=scale, hwm=RECEIVE_HWM, curve=curve)
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +286,7 @@ class Service:
             row = channel.row
         else:
             if channel is not None:  # a new rate: its row at the old one is free for another channel
-                channel.rows.free.append(channel.row)
+                self._free(channel)
             row = rows.add(piece.units)
         if channel is None:
             cell = Cell(stream, channel_num, piece.channel_name, piece.sample_rate, self.model.classes, self.posterior,
@@ -358,10 +350,21 @@ class Service:
             self._write("summary", {**self._cell_record(channel), "forgotten_after_idle_s": forget_after_s})
             if self.sinks.lsl is not None:
                 self.sinks.lsl.forget(channel.cell.id)
-            channel.rows.free.append(channel.row)
+            self._free(channel)
             self.forgotten += 1
         if idle:
             self._layouts.clear()
+            served = {stream for stream, _ in self.channels}
+            for stream in {stream for stream, _ in idle} - served:
+                self.subscriber.forget_stream(stream)
+
+    def _free(self, channel: Channel) -> None:
+        """``channel``'s row is free for another channel; rows of a stream at a rate no channel uses
+        any more go, so a stream that keeps changing its rate holds at most its channels' rows."""
+        rows = channel.rows
+        rows.free.append(channel.row)
+        if len(rows.free) == rows.detector.n_channels:
+            self.streams = {key: r for key, r in self.streams.items() if r is not rows}
 
     def counters(self) -> dict:
         """The stream's counters, as `raphe listen` gives them, and what the service itself refused or dropped."""

@@ -36,9 +36,9 @@ from raphe.outputs.wire import Outputs
 from raphe.streamer.security import Curve
 from raphe.streamer.subscriber import StreamStats
 
-from .live import Service, subscribe
-from .wiring import ServeOptions, Sinks
+from .live import Service
 from .loop import run_loop, settle_collector
+from .wiring import ServeOptions, Sinks, subscribe
 
 # How long the coordinator waits for the workers' summaries once they have been told to stop.
 FINISH_S = 60.0

@@ -1,4 +1,4 @@
-"""What a live service is built from besides its source, model and posterior: how it runs
+"""What a live service is built from besides its model and posterior: its source (:func:`subscribe`), how it runs
 (:class:`ServeOptions`) and where its updates go (:class:`Sinks`)."""
 
 from __future__ import annotations
@@ -7,9 +7,13 @@ from dataclasses import dataclass, field
 
 from raphe.core.specs import MAX_CELLS
 from raphe.outputs.update import Publishing, RecordWriting
+from raphe.streamer.security import Curve
+from raphe.streamer.subscriber import Subscriber
 
-# Messages drained per wake-up at most: a second of a 384-channel probe in 10 ms blocks fits.
+# Messages drained per wake-up at most, and queued by ZeroMQ before it drops: a second of a
+# 384-channel probe in 10 ms blocks fits in either.
 DRAIN_LIMIT = 8192
+RECEIVE_HWM = 100_000
 # The model is touched at least this often (seconds) between spikes: see Service._keep_warm.
 KEEP_WARM_S = 0.04
 
@@ -47,3 +51,8 @@ class Sinks:
     wire: Publishing
     log: RecordWriting | None = None
     lsl: object | None = None
+
+
+def subscribe(connect: str, units: str | None = None, scale: float = 1.0, curve: Curve | None = None) -> Subscriber:
+    """A service's subscription to a rig's data endpoint (units and scale for channels without any)."""
+    return Subscriber(connect, units=units, scale=scale, hwm=RECEIVE_HWM, curve=curve)

@@ -18,8 +18,8 @@ from raphe.classifier.runtime.model import Model
 from raphe.classifier.synthetic import template as synthetic
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
-from raphe.pipelines.live import Service, subscribe
-from raphe.pipelines.wiring import ServeOptions, Sinks
+from raphe.pipelines.live import Service
+from raphe.pipelines.wiring import ServeOptions, Sinks, subscribe
 from raphe.pipelines.offline import classify_recording
 from raphe.replay.recording import Recording
 from raphe.outputs.wire import Outputs, decode_posterior
