@@ -73,8 +73,9 @@ def spike_pool(case: Case, seed: int = 0) -> list[np.ndarray]:
     return traces
 
 
-def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
-    """Publish the case in real time from ``start_at_ns``; save each message's send time."""
+def rig(case: Case, out: str, bound, go) -> None:
+    """Bind an ephemeral port and tell ``bound`` its endpoint; once ``go`` is set, publish the case in
+    real time after ``START_DELAY_S``; save each message's send time."""
     from raphe.streamer.publisher import Publisher
 
     pool = spike_pool(case)
@@ -90,9 +91,10 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
     offsets = [(c * 7919) % (length - step) for c in range(case.channels)]
     channel_nums, channel_names = list(range(case.channels)), [f"ch{c}" for c in range(case.channels)]
     latest = 0
-    with Publisher(endpoint, heartbeat=False, hwm=10_000) as pub:
-        while time.monotonic_ns() < start_at_ns:
-            time.sleep(0.005)
+    with Publisher("tcp://127.0.0.1:*", heartbeat=False, hwm=10_000) as pub:
+        bound.put(pub.endpoint)
+        go.wait(120)
+        time.sleep(START_DELAY_S)
         for k in range(warm):  # lets every subscriber join before the measured messages
             pub.send_data("warmup", 0, "warmup", k * step, case.sample_rate, np.zeros(step, np.float32))
             time.sleep(WARMUP_S / warm)
@@ -127,11 +129,13 @@ def rig(endpoint: str, case: Case, out: str, start_at_ns: int) -> None:
         time.sleep(0.5)
 
 
-def service(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready, model_name: str,
-            keep_warm: bool = True, web_address: str | None = None, lsl: bool = False) -> None:
+def service(connect: str, out: str, deadline_s: float, bound, model_name: str, keep_warm: bool = True,
+            web: bool = False, lsl: bool = False) -> None:
     """raphe's live service until data stops for 1 s (or the deadline); save its counters and timings.
-    With ``web_address``, the live browser view is served and ticked as `raphe serve --web` does (the
-    table's refresh, every 0.25 s); with ``lsl``, every update is also pushed to LSL outlets."""
+    Its outputs (and its web view) bind ephemeral ports; ``bound`` is told the POSTERIOR endpoint and
+    the view's HOST:PORT once it serves. With ``web``, the live browser view is served and ticked as
+    `raphe serve --web` does (the table's refresh, every 0.25 s); with ``lsl``, every update is also
+    pushed to LSL outlets."""
     import os
 
     from raphe.classifier.runtime.model import Model
@@ -143,18 +147,18 @@ def service(connect: str, posterior: str, events: str, out: str, deadline_s: flo
     from raphe.outputs.web import WebView
 
     model = Model(model_name)
-    web = WebView(web_address) if web_address else None
+    view_server = WebView("127.0.0.1:0") if web else None
     outlets = None
     if lsl:
         from raphe.outputs.lsl import LslOutputs
 
         outlets = LslOutputs(f"raphe-bench-{os.getpid()}", model.classes)
-    with Outputs(posterior, events) as outputs:
+    with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
         svc = Service(subscribe(connect), model, model.posterior_config(), Sinks(outputs, lsl=outlets),
                       ServeOptions() if keep_warm else ServeOptions(keep_warm_s=None))
-        view = LiveView(svc, web, "bench") if web else None
+        view = LiveView(svc, view_server, "bench") if view_server else None
         settle_collector()  # as `raphe serve` does
-        ready.set()
+        bound.put((outputs.posterior_endpoint, view_server.url[len("http://"):].rstrip("/") if view_server else None))
         refresh = [time.monotonic()]
 
         def step(timeout_ms: int) -> bool:
@@ -174,13 +178,13 @@ def service(connect: str, posterior: str, events: str, out: str, deadline_s: flo
                    if view else {})}))
         finally:
             svc.close()
-            if web is not None:
-                web.close()
+            if view_server is not None:
+                view_server.close()
 
 
-def sharded(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready, model_name: str,
-            workers: int) -> None:
-    """`raphe serve --workers N` (the coordinator here, N workers spawned) until data stops for 1 s."""
+def sharded(connect: str, out: str, deadline_s: float, bound, model_name: str, workers: int) -> None:
+    """`raphe serve --workers N` (the coordinator here, N workers spawned) until data stops for 1 s;
+    ``bound`` is told the POSTERIOR endpoint once every worker serves."""
     import io
 
     from rich.console import Console
@@ -192,9 +196,10 @@ def sharded(connect: str, posterior: str, events: str, out: str, deadline_s: flo
     model = Model(model_name)
     spec = WorkerSpec(connect, str(model.path), 0.99, 5, None, {}, None, 1.0, 4096, None, None, deadline_s, 1.0,
                       False)
-    with Outputs(posterior, events) as outputs:
+    with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
         summary = serve_sharded(spec, workers, outputs, None, model.posterior_config().evidence,
-                                Console(file=io.StringIO()), "bench", on_ready=ready.set)
+                                Console(file=io.StringIO()), "bench",
+                                on_ready=lambda pids: bound.put((outputs.posterior_endpoint, None)))
     counters = summary["counters"]
     Path(out).write_text(json.dumps({
         "timings": summary["timings"][0], "spikes": summary["spikes"], "messages": counters["data_messages"],
@@ -217,15 +222,15 @@ def browser(address: str, deadline_s: float) -> None:
             time.sleep(0.05)
 
 
-def echo(connect: str, posterior: str, events: str, out: str, deadline_s: float, ready) -> None:
+def echo(connect: str, out: str, deadline_s: float, bound) -> None:
     """Answer every DATA message at once with a POSTERIOR-shaped message naming it: no detection,
     no classification, the same sockets and the same header parsing to find ``message_num``."""
     ctx = zmq.Context()
     sub, pub = ctx.socket(zmq.SUB), ctx.socket(zmq.PUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"")
     sub.connect(connect)
-    pub.bind(posterior)
-    ready.set()
+    pub.bind("tcp://127.0.0.1:*")
+    bound.put((pub.getsockopt_string(zmq.LAST_ENDPOINT), None))
     count = 0
 
     def step(timeout_ms: int) -> bool:
@@ -286,52 +291,34 @@ def reader(endpoint: str, out: str, deadline_s: float, ready) -> None:
     np.savez(out, received=np.array(stamps, np.int64), source=np.array(sources, np.int64))
 
 
-def free_endpoint() -> str:
-    ctx = zmq.Context()
-    sock = ctx.socket(zmq.PUB)
-    sock.bind("tcp://127.0.0.1:*")
-    endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-    sock.close(0)
-    ctx.term()
-    return endpoint
-
-
-def free_address() -> str:
-    """HOST:PORT of a TCP port free on loopback now (for the web view's server)."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{probe.getsockname()[1]}"
-
-
 def run(case: Case, baseline: bool = False) -> dict:
     """Run ``case`` through raphe (or, with ``baseline``, the echo); latencies and counters."""
     spawn = multiprocessing.get_context("spawn")
-    data, posterior, events = free_endpoint(), free_endpoint(), free_endpoint()
     deadline = case.seconds + START_DELAY_S + WARMUP_S + 30
     with tempfile.TemporaryDirectory(prefix="raphe-bench-") as tmp:
         paths = {k: str(Path(tmp) / k) for k in ("rig.npz", "service.json", "reader.npz")}
-        served, heard = spawn.Event(), spawn.Event()
-        web = free_address() if case.web else None
+        # each process binds an ephemeral port and says which: none is picked free and bound later,
+        # when another process may have taken it
+        bound, go, heard = spawn.Queue(), spawn.Event(), spawn.Event()
+        source = spawn.Process(target=rig, args=(case, paths["rig.npz"], bound, go))
+        source.start()
+        data = bound.get(timeout=60)
         if case.workers > 1:
-            middle = spawn.Process(target=sharded, args=(data, posterior, events, paths["service.json"], deadline,
-                                                         served, case.model, case.workers))
+            middle = spawn.Process(target=sharded, args=(data, paths["service.json"], deadline, bound, case.model,
+                                                         case.workers))
         else:
             middle = spawn.Process(target=echo if baseline else service,
-                                   args=(data, posterior, events, paths["service.json"], deadline, served)
-                                   + (() if baseline else (case.model, case.keep_warm, web, case.lsl)))
-        listener = spawn.Process(target=reader, args=(posterior, paths["reader.npz"], deadline, heard))
+                                   args=(data, paths["service.json"], deadline, bound)
+                                   + (() if baseline else (case.model, case.keep_warm, case.web, case.lsl)))
         middle.start()
-        served.wait(60)
+        posterior, web = bound.get(timeout=120)
+        listener = spawn.Process(target=reader, args=(posterior, paths["reader.npz"], deadline, heard))
         listener.start()
         heard.wait(60)
         page = spawn.Process(target=browser, args=(web, deadline)) if web else None
         if page is not None:
             page.start()
-        source = spawn.Process(target=rig, args=(data, case, paths["rig.npz"],
-                                                 time.monotonic_ns() + int(START_DELAY_S * 1e9)))
-        source.start()
+        go.set()
         for p in (source, middle, listener, *([page] if page else [])):
             p.join(deadline + 30)
         sent = np.load(paths["rig.npz"])

@@ -5,6 +5,7 @@ POSTERIOR messages, and where the real recordings are."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -73,6 +74,17 @@ def free_port_pair() -> int:
         raise RuntimeError("no free port pair")
     finally:
         ctx.term()
+
+
+def serving_endpoints(server: subprocess.Popen) -> tuple[str, str]:
+    """The POSTERIOR and spike-event endpoints a `raphe serve` subprocess (stderr piped, text) bound
+    with ``tcp://127.0.0.1:*``, read from its "serving" line: a port picked free and bound later may
+    be taken meanwhile by another process."""
+    for line in server.stderr:
+        found = re.search(r"posteriors on (tcp://\S+), spike events on (tcp://[^\s;]+)", line)
+        if found:
+            return found.group(1), found.group(2)
+    raise AssertionError("raphe serve ended before it served")
 
 
 def handshake(pub, sub, attempts: int = 200) -> int:

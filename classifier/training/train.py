@@ -19,6 +19,7 @@ import numpy as np
 from rich.console import Console
 
 from raphe.core.errors import RapheError
+from raphe.core.native import native_stderr_silenced
 from raphe.core.specs import MAX_WINDOWS_PER_CELL, MODEL_FORMAT, SEED_WINDOW
 from raphe.detector.config import DetectorConfig
 
@@ -150,7 +151,9 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", module="tensorflow")
     try:
-        import tensorflow as tf
+        with native_stderr_silenced():  # its C++ logging speaks on loading whatever the level
+            import keras  # noqa: F401  (loads its own backend once, as chatty)
+            import tensorflow as tf
     except ImportError:
         raise RapheError("training needs TensorFlow: pip install 'raphe[train]' (make test installs it)") from None
     tf.get_logger().setLevel("ERROR")
@@ -174,7 +177,6 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
         start, classes, source = rebuilt_members(config.start_from, config.kernels)
         windows = windows.in_classes(classes)
         console.print(f"fine-tuning the members of {source.name} (learning rate {config.rate:g})")
-    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
     keras.utils.set_random_seed(config.seed)
     # multi-threaded CPU kernels otherwise sum in an order that depends on the machine's load, and
@@ -182,6 +184,7 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     tf.config.experimental.enable_op_determinism()
     data = cap_per_cell(windows, config.max_per_cell, rng)
     part, unit = split(data, config.held_out, rng)
+    out.mkdir(parents=True, exist_ok=True)  # only once the data can be split: a refusal leaves no folder
     X = data.X[..., np.newaxis]
     n_classes = len(data.classes)
     train_mask = part == 0

@@ -39,7 +39,7 @@ def add_arguments(p: Parser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from raphe.core.staged import check_writable
+    from raphe.core.staged import check_folder, check_writable
     from raphe.outputs.nwb import NwbMetadata
     from raphe.outputs.results import write_cells_csv
     from raphe.outputs.tables import classify_table
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if args.nwb:
         nwb_folder(args.nwb)
     if args.report:
-        output_folder(args.report, "the report's figures")
+        check_folder(args.report, "the report's figures")
     on_row = (lambda row: print(json.dumps(row), flush=True)) if args.json else None
     result = classify_paths(args.paths, model, detector_settings(args), posterior, args.channels, on_row,
                             jobs=args.jobs, scheduler=args.scheduler, nwb_dir=args.nwb,
@@ -74,21 +74,8 @@ def nwb_folder(folder: str) -> None:
     import importlib.util
 
     from raphe.core.errors import RapheError
+    from raphe.core.staged import check_folder
 
     if importlib.util.find_spec("pynwb") is None:
         raise RapheError("--nwb needs pynwb: pip install 'raphe[nwb]' (make test installs it)")
-    output_folder(folder, "the NWB files")
-
-
-def output_folder(folder: str, what: str) -> None:
-    """Refuse, before any work, a folder for ``what`` that cannot be made; make it."""
-    from pathlib import Path
-
-    from raphe.core.errors import RapheError
-
-    path = Path(folder)
-    if not path.parent.is_dir():
-        raise RapheError(f"{folder}: its folder {path.parent} does not exist")
-    if path.exists() and not path.is_dir():
-        raise RapheError(f"{folder}: is a file, not a folder for {what}")
-    path.mkdir(exist_ok=True)
+    check_folder(folder, "the NWB files")

@@ -52,9 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from raphe.core.errors import RapheError
-    from raphe.core.staged import check_writable
     from raphe.detector.config import DetectorConfig
-    from raphe.outputs.log import RecordLog
     from raphe.outputs.snapshot import LiveView
     from raphe.outputs.web import WebView
     from raphe.outputs.wire import Outputs
@@ -78,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if warning:
         err.print(warning, highlight=False, markup=False)
     web = WebView(args.web) if args.web else None  # a port in use: one line before anything else starts
-    log = RecordLog(check_writable(args.log)) if args.log else None
+    log = open_log(args.log) if args.log else None
     lsl = lsl_outputs(args.lsl, model.classes) if args.lsl else None
     source = lsl_source(args.lsl_source, args.units, args.lsl_timeout) if args.lsl_source else None
     try:
@@ -92,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             settle_collector()
             try:
                 err.print(f"serving {source.endpoint if source else args.connect} with {model!r}; posteriors on {outputs.posterior_endpoint}, "
-                          f"spike events on {outputs.events_endpoint}" + (f"; live view on {web.url}" if web else ""))
+                          f"spike events on {outputs.events_endpoint}" + (f"; live view on {web.url}" if web else ""),
+                          soft_wrap=True)  # one line, whatever the terminal's width: scripts read the endpoints
                 live_view = LiveView(service, web, "raphe serve " + (source.endpoint if source else args.connect)) \
                     if web else None
                 seconds = serve(service, duration_s=args.duration, idle_s=args.idle, console=Console(stderr=args.json),
@@ -113,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
 def serve_in_workers(args: argparse.Namespace, model, evidence: str, settings: dict, connecting, outputs, log,
                      err) -> int:
-    """`serve --workers N`: the coordinator here, N workers spawned (see ``raphe.pipelines.shards``)."""
+    """`raphe serve --workers N`: the coordinator here, N workers spawned (see ``raphe.pipelines.shards``);
+    exit code 1 if a worker died while serving (the summary printed is the others')."""
     from rich.console import Console
 
     from raphe.pipelines.shards import WorkerSpec, serve_sharded
@@ -122,12 +122,25 @@ def serve_in_workers(args: argparse.Namespace, model, evidence: str, settings: d
                       settings, args.units, args.scale, args.max_cells, args.forget_after, connecting, args.duration,
                       args.idle, log is not None)
     summary = serve_sharded(spec, args.workers, outputs, log, evidence, Console(stderr=args.json),
-        f"raphe serve {args.connect} ({args.workers} workers)", on_ready=lambda: err.print(
-            f"serving {args.connect} with {model!r} in {args.workers} worker processes; posteriors on "
-            f"{outputs.posterior_endpoint}, spike events on {outputs.events_endpoint}"))
+        f"raphe serve {args.connect} ({args.workers} workers)", on_ready=lambda pids: err.print(
+            f"serving {args.connect} with {model!r} in {args.workers} worker processes (pids "
+            f"{', '.join(map(str, pids))}); posteriors on {outputs.posterior_endpoint}, spike events on "
+            f"{outputs.events_endpoint}", soft_wrap=True))
     if args.json:
         print(json.dumps(summary))
-    return 0
+    return 1 if summary["workers_lost"] else 0
+
+
+def open_log(path: str):
+    """The log, appended to; one line where it cannot be (a folder, a read-only file, ``/proc``)."""
+    from raphe.core.errors import RapheError
+    from raphe.core.staged import check_writable
+    from raphe.outputs.log import RecordLog
+
+    try:
+        return RecordLog(check_writable(path))
+    except OSError as exc:
+        raise RapheError(f"cannot write the log {path}: {exc.strerror or exc}") from None
 
 
 def lsl_outputs(name: str, classes: tuple[str, ...]):

@@ -40,9 +40,12 @@ class SpikeUpdate:
 
 
 class Publishing(Protocol):
-    """Where serialized updates go: raphe's two output sockets, or a worker's line to its coordinator."""
+    """Where serialized updates go: raphe's two output sockets, or a worker's line to its coordinator.
+    ``dropped`` counts per output the messages lost (summed over subscribers), ``dropped_by`` per
+    output and subscriber."""
 
     dropped: dict[str, int]
+    dropped_by: dict[str, dict[str, int]]
 
     def publish_serialized(self, content: bytes, event: bytes) -> None: ...
 

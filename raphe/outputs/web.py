@@ -33,6 +33,9 @@ QUEUE = 4
 KEEPALIVE_S = 5.0
 # How long closing waits for the browsers to read what is queued for them (the final state).
 CLOSE_WAIT_S = 1.0
+# How long a connection may keep a request unsent, or a write unread, before it is closed: each
+# connection holds a thread, and idle ones must not hold them forever.
+IDLE_S = 10.0
 # Cells a browser may ask details of at once: the page is for a glance, not for the whole probe.
 MAX_ASKED = 64
 
@@ -77,15 +80,26 @@ def for_browser(snapshot: dict, cells: list[str] | None) -> bytes:
                          "details": {c: details[c] for c in wanted if c in details}})
 
 
+class Server(ThreadingHTTPServer):
+    """A thread per connection, none kept at exit; room for a lab's browsers connecting at once (the
+    standard library's backlog of 5 makes the sixth wait for the kernel's retry, a second or more)."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+
 class WebView:
     """The server, listening from construction until ``close()``.
 
     Parameters
     ----------
     address : ``HOST:PORT``; port 0 takes a free one (the bound one is in ``url`` afterwards).
+    idle_s : how long a connection may send nothing of its request, or read nothing of what it is
+        sent, before it is closed and its thread ends (default 10 s; an event stream waiting for
+        the next snapshot is not idle).
     """
 
-    def __init__(self, address: str = "127.0.0.1:8765"):
+    def __init__(self, address: str = "127.0.0.1:8765", idle_s: float = IDLE_S):
         host, port = parse_address(address)
         self._lock = threading.Lock()
         self._browsers: list[Browser] = []
@@ -94,6 +108,8 @@ class WebView:
         view = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = idle_s  # on the connection's socket: a read or write blocked this long ends it
+
             def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
                 view._answer(self)
 
@@ -101,10 +117,9 @@ class WebView:
                 pass
 
         try:
-            self._server = ThreadingHTTPServer((host, port), Handler)
+            self._server = Server((host, port), Handler)
         except OSError as exc:
             raise RapheError(f"--web cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-        self._server.daemon_threads = True
         bound_host, bound_port = self._server.server_address[:2]
         self.url = f"http://{bound_host}:{bound_port}/"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},

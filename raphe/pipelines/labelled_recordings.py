@@ -5,7 +5,9 @@ Two ways to say which recording is which cell:
 - a folder of class folders, ``ROOT/CLASS/**/*.abf``: each file one cell of the folder's class;
 - a CSV manifest with the columns ``file, label`` and optionally ``channel, day, start_s, stop_s,
   exclude, udi_ms`` (``file`` relative to the manifest's folder; ``exclude`` true/1/yes leaves the
-  row out; other columns are ignored, so a `raphe synth` manifest is one).
+  row out; other columns are ignored, so a `raphe synth` manifest is one). A manifest names only
+  recordings in its folder and below, and one recording's channel under one label; a row repeated
+  exactly (as when manifests are joined) is used once, with a warning.
 
 Each recording goes through the detector with the rule the runtime uses (the seed's: −50 pA,
 1 ms before and 3 ms after the crossing, 160 points on the 40 kHz grid), so training sees exactly
@@ -18,6 +20,7 @@ else the file's recording date, else unknown (then splits are by cell).
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,8 +71,11 @@ def folder_entries(root: Path, channel: str | None = None) -> list[Entry]:
     return entries
 
 
-def read_manifest(path: Path, channel: str | None = None) -> list[Entry]:
-    """The rows of a manifest, checked: one line naming the row and the problem for a bad one.
+def read_manifest(path: Path, channel: str | None = None) -> tuple[list[Entry], list[str]]:
+    """The rows of a manifest, checked, and warnings worth a line each. One line naming the row and
+    the problem for a bad one: unreadable values, a recording outside the manifest's folder, one
+    recording's channel under two labels or described twice differently. A row repeated exactly is
+    used once, with a warning: it says nothing new, and counting it twice would weigh one cell as two.
     ``channel`` is the cell's channel where a row names none."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
@@ -82,7 +88,10 @@ def read_manifest(path: Path, channel: str | None = None) -> list[Entry]:
     if not rows or missing:
         raise RapheError(f"{path}: a manifest needs the columns {', '.join(MANIFEST_REQUIRED)} "
                          f"(optional: {', '.join(MANIFEST_OPTIONAL)}); {'missing ' + ', '.join(missing) if missing else 'no rows'}")
-    entries = []
+    folder = Path(os.path.normpath(path.parent.absolute()))
+    entries, warnings = [], []
+    seen: dict[tuple, tuple[int, Entry]] = {}  # (file, channel, span) -> its first row's line and entry
+    labels: dict[tuple, tuple[int, str]] = {}  # (file, channel) -> the first line naming it and its label
     for line, raw in enumerate(rows, start=2):
         if None in raw:
             raise RapheError(f"{path}, line {line}: more fields than the header has columns (a comma in a value "
@@ -92,7 +101,11 @@ def read_manifest(path: Path, channel: str | None = None) -> list[Entry]:
             continue
         if not row["file"] or not row["label"]:
             raise RapheError(f"{path}, line {line}: file and label must not be empty")
-        file = path.parent / row["file"]
+        # lexically, so that a lab's symbolic links inside the folder stay allowed
+        file = Path(os.path.normpath(folder / row["file"]))
+        if not file.is_relative_to(folder):
+            raise RapheError(f"{path}, line {line}: {row['file']} lies outside the manifest's folder {folder} "
+                             "(a manifest names the recordings beside it or below)")
         if not file.is_file():
             raise RapheError(f"{path}, line {line}: no such recording {row['file']}")
         try:
@@ -104,11 +117,30 @@ def read_manifest(path: Path, channel: str | None = None) -> list[Entry]:
         if not 0 <= start < stop:
             raise RapheError(f"{path}, line {line}: start_s must be ≥ 0 and before stop_s")
         cell_channel = row.get("channel") or channel
-        name = Path(row["file"]).with_suffix("").as_posix() + (f"@{start:g}-{stop:g}s" if row.get("start_s") or row.get("stop_s") else "")
-        entries.append(Entry(file, row["label"], name, cell_channel, row.get("day") or None, start, stop, udi))
+        name = file.relative_to(folder).with_suffix("").as_posix() + (f"@{start:g}-{stop:g}s" if row.get("start_s") or row.get("stop_s") else "")
+        entry = Entry(file, row["label"], name, cell_channel, row.get("day") or None, start, stop, udi)
+        recording = (file, cell_channel)
+        first_line, first_label = labels.setdefault(recording, (line, entry.label))
+        if first_label != entry.label:
+            raise RapheError(f"{path}, line {line}: {row['file']} (channel {cell_channel or 'its one'}) is labelled "
+                             f"{entry.label} here and {first_label} on line {first_line}; one recording, one class")
+        if (recording, start, stop) in seen:
+            first_line, first = seen[(recording, start, stop)]
+            if not same_entry(first, entry):
+                raise RapheError(f"{path}, line {line}: {row['file']} is described again, differently from line "
+                                 f"{first_line} (day or udi_ms); keep one row")
+            warnings.append(f"{path}, line {line}: the same row as line {first_line}; used once")
+            continue
+        seen[(recording, start, stop)] = (line, entry)
+        entries.append(entry)
     if not entries:
         raise RapheError(f"{path}: every row is excluded")
-    return entries
+    return entries, warnings
+
+
+def same_entry(a: Entry, b: Entry) -> bool:
+    """Whether two rows say the same (NaN, an unknown UDI, equal to itself)."""
+    return (a.day, a.label) == (b.day, b.label) and (a.udi_ms == b.udi_ms or (a.udi_ms != a.udi_ms and b.udi_ms != b.udi_ms))
 
 
 def recording_day(recording: Recording) -> str:
@@ -146,10 +178,10 @@ def load_labelled(path: Path, channel: str | None = None,
                   config: DetectorConfig | None = None) -> tuple[ws.WindowSet, list[str]]:
     """The window set of a labelled folder or manifest, and warnings worth a line each (cells that
     gave no window, classes with too few cells or days to judge a model by)."""
-    entries = read_manifest(path, channel) if path.suffix.lower() == ".csv" or not path.is_dir() \
-        else folder_entries(path, channel)
+    entries, warnings = read_manifest(path, channel) if path.suffix.lower() == ".csv" or not path.is_dir() \
+        else (folder_entries(path, channel), [])
     config = config or DetectorConfig()
-    X, times, labels, cells, days, udi, warnings = [], [], [], [], [], [], []
+    X, times, labels, cells, days, udi = [], [], [], [], [], []
     for entry in entries:
         windows, seconds, cell, day, reasons = entry_windows(entry, config)
         if reasons:

@@ -369,7 +369,9 @@ class Service:
     def counters(self) -> dict:
         """The stream's counters, as `raphe listen` gives them, and what the service itself refused or dropped."""
         s = self.subscriber.stats
-        return {**s.counters(), "outputs_dropped": dict(self.sinks.wire.dropped), "cells": len(self.channels),
+        return {**s.counters(), "outputs_dropped": dict(self.sinks.wire.dropped),
+                "outputs_dropped_by": {output: dict(by) for output, by in self.sinks.wire.dropped_by.items()},
+                "cells": len(self.channels),
                 "refused_blocks": self.refused_blocks, "forgotten_cells": self.forgotten}
 
     def summary(self, seconds: float) -> dict:

@@ -9,6 +9,10 @@ POSTERIOR messages and spike events on the one pair of output sockets, writes th
 draws one table from the workers' rows. Stopping (Ctrl-C, SIGTERM, SIGHUP, ``--duration``,
 ``--idle``) reaches every worker, which finishes its cells and sends its summary before it exits.
 
+The coordinator also supervises: a worker that dies (killed, crashed) leaves its channels unserved,
+so the coordinator, which looks at every worker between two of its steps (50 ms), says so in one
+line, stops the others, which send their summaries, and ends with the summary it has and exit code 1.
+
 What one process does not have to do twice is done N times here: every worker receives and
 decodes every message. Sharding pays where detection and classification, not receiving, limit.
 """
@@ -18,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import multiprocessing
+import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -43,6 +49,8 @@ from .wiring import ServeOptions, Sinks, subscribe
 # How long the coordinator waits for the workers' summaries once they have been told to stop.
 FINISH_S = 60.0
 SPIKE, RECORD, STATUS, FINAL, FAILED, READY = b"S", b"L", b"T", b"F", b"X", b"R"
+# How long a worker found exited may take to deliver the summary it sent before it went.
+GRACE_S = 0.5
 # How long the workers may take to start (spawn, imports, the model, the kernels' warm-up).
 START_S = 120.0
 
@@ -81,6 +89,7 @@ class Forwarder:
         self._push.connect(endpoint)
         self.worker = str(worker).encode()
         self.dropped = {"posterior": 0, "events": 0}  # the coordinator's sockets drop, and count
+        self.dropped_by: dict[str, dict[str, int]] = {"posterior": {}, "events": {}}
 
     def publish_serialized(self, content: bytes, event: bytes) -> None:
         self._push.send_multipart([SPIKE, self.worker, content, event])
@@ -140,13 +149,30 @@ class Coordinator:
         self.status: dict[int, dict] = {}
         self.finals: dict[int, dict] = {}
         self.failures: list[str] = []
+        self.lost: dict[int, str] = {}  # workers that died before their summary: what ended them
         self.ready: set[int] = set()
         self.spikes = 0
         self.stop = threading.Event()
 
     @property
     def done(self) -> bool:
-        return len(self.finals) + len(self.failures) >= self.n
+        return len(self.finals) + len(self.failures) + len(self.lost) >= self.n
+
+    def supervise(self, workers: list) -> None:
+        """Note every worker that has died without its summary (after taking what it sent before it
+        went), say so in one line, and stop the service."""
+        for k, worker in enumerate(workers):
+            if k in self.finals or k in self.lost or worker.is_alive():
+                continue
+            grace = time.monotonic() + GRACE_S
+            while k not in self.finals and time.monotonic() < grace:
+                self.step(50)
+            if k in self.finals:
+                continue
+            self.lost[k] = ended_by(worker.exitcode)
+            print(f"raphe serve: worker {k} (pid {worker.pid}) died ({self.lost[k]}); its channels (channel_num % "
+                  f"{self.n} == {k}) are no longer served: stopping the others", file=sys.stderr, flush=True)
+            self.stop.set()
 
     def step(self, timeout_ms: int) -> bool:
         """Publish, log or keep what the workers sent; True if anything came."""
@@ -187,6 +213,7 @@ class Coordinator:
             merged[key] = sum(p[key] for p in parts)
         merged["lost_messages"] = max(p["lost_messages"] for p in parts)
         merged["outputs_dropped"] = dict(self.outputs.dropped)
+        merged["outputs_dropped_by"] = self.outputs.dropped_by
         merged["workers"] = self.n
         return merged
 
@@ -203,6 +230,7 @@ class Coordinator:
         cells = sorted((c for f in self.finals.values() for c in f["cells"]), key=lambda c: (c["stream"],
                                                                                               c["channel_num"]))
         return {"seconds": seconds, "spikes": self.spikes, "counters": self.counters(), "workers": self.n,
+                "workers_lost": {str(k): why for k, why in sorted(self.lost.items())},
                 "timings": [self.finals[k]["timings"] for k in sorted(self.finals)], "cells": cells}
 
     def close(self) -> None:
@@ -212,9 +240,10 @@ class Coordinator:
 
 def serve_sharded(spec: WorkerSpec, n: int, outputs: Outputs, log: RecordLog | None, evidence: str,
                   console: Console, title: str, on_ready=None) -> dict:
-    """Serve with ``n`` workers until they stop (their ``--duration``/``--idle``) or a signal stops
-    this process, which then stops them; returns the merged summary. ``on_ready()`` is called once
-    every worker has subscribed."""
+    """Serve with ``n`` workers until they stop (their ``--duration``/``--idle``), a signal stops
+    this process, or a worker dies; then stop the others and return the merged summary (a dead
+    worker is named in its ``workers_lost``; its cells are not in it). ``on_ready(pids)`` is called
+    once every worker has subscribed."""
     coordinator = Coordinator(n, outputs, log, evidence, title)
     spawn = multiprocessing.get_context("spawn")
     workers = [spawn.Process(target=run_worker, args=(dataclasses.replace(spec, collector=coordinator.endpoint,
@@ -223,6 +252,12 @@ def serve_sharded(spec: WorkerSpec, n: int, outputs: Outputs, log: RecordLog | N
     for worker in workers:
         worker.start()
     started = time.monotonic()
+
+    def step(timeout_ms: int) -> bool:
+        got = coordinator.step(timeout_ms)
+        coordinator.supervise(workers)
+        return got
+
     try:
         while len(coordinator.ready) < n and not coordinator.failures and time.monotonic() - started < START_S \
                 and all(w.is_alive() for w in workers):
@@ -231,22 +266,14 @@ def serve_sharded(spec: WorkerSpec, n: int, outputs: Outputs, log: RecordLog | N
             coordinator.failures.append(f"only {len(coordinator.ready)} of {n} workers started")
         if not coordinator.failures:
             if on_ready is not None:
-                on_ready()
-            run_loop(coordinator.step, coordinator.table, console=console, stop=coordinator.stop)
-        for worker in workers:  # a signal stopped the coordinator: the workers stop too, and summarise
+                on_ready([w.pid for w in workers])
+            run_loop(step, coordinator.table, console=console, stop=coordinator.stop)
+        for worker in workers:  # the coordinator was stopped: the workers stop too, and summarise
             if worker.is_alive():
                 worker.terminate()
         deadline = time.monotonic() + FINISH_S
-        dead: set[int] = set()
         while not coordinator.done and time.monotonic() < deadline:
-            coordinator.step(100)
-            for k, worker in enumerate(workers):
-                if not worker.is_alive() and k not in coordinator.finals and k not in dead:
-                    coordinator.step(0)  # what it sent before it went
-                    if k not in coordinator.finals:
-                        dead.add(k)
-                        coordinator.failures.append(f"worker {k} stopped without its summary (exit code "
-                                                    f"{worker.exitcode})")
+            step(100)
         for worker in workers:
             worker.join(timeout=10)
     finally:
@@ -262,3 +289,10 @@ def serve_sharded(spec: WorkerSpec, n: int, outputs: Outputs, log: RecordLog | N
         timings_table(t, "per-stage time of worker 0 (µs; percentiles to within 6%; every worker's in --json)")
         for t in summary["timings"][:1]]))
     return summary
+
+
+def ended_by(exitcode: int | None) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if exitcode is not None and exitcode < 0:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    return f"exit code {exitcode}"

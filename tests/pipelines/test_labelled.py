@@ -62,14 +62,15 @@ def test_a_manifest_gives_days_udi_parts_and_exclusions(synth, tmp_path):
         assert set(data.day[mask]) == {row["day"]} and np.allclose(data.udi_ms[mask], float(row["udi_ms"]))
     first, second, third = rows[:3]
     manifest = tmp_path / "manifest.csv"
+    (tmp_path / "abf").symlink_to(out / "abf")  # a manifest names what lies beside it (links are the lab's)
     manifest.write_text("file,label,channel,day,start_s,stop_s,exclude,notes\n"
-                        f"{out / first['file']},{first['label']},0,monday,2,5,,seal lost at 5 s\n"
-                        f"{out / second['file']},{second['label']},,tuesday,,,yes,\n"
-                        f"{out / third['file']},{third['label']},,,,,,\n")
+                        f"{first['file']},{first['label']},0,monday,2,5,,seal lost at 5 s\n"
+                        f"{second['file']},{second['label']},,tuesday,,,yes,\n"
+                        f"{third['file']},{third['label']},,,,,,\n")
     part, _ = load_labelled(manifest)
     trimmed = part.subset(part.day == "monday")
     rest = part.subset(part.day != "monday")
-    assert len(set(part.cell.tolist())) == 2 and set(trimmed.cell.tolist()) == {f"{out / first['file']}"[:-4] + "@2-5s:0"}
+    assert len(set(part.cell.tolist())) == 2 and set(trimmed.cell.tolist()) == {first["file"][:-4] + "@2-5s:0"}
     # no day in the manifest: the file's recording date
     assert len(rest) == crossings(third) and set(rest.day.tolist()) == {Recording(out / third["file"]).recorded_on}
     whole = {w.tobytes() for w in data.X[data.cell == f"abf/{first['cell']}:0"]}
@@ -99,17 +100,19 @@ def test_train_and_evaluate_from_labelled_recordings(class_folders, synth, tmp_p
 def test_a_bad_manifest_is_one_line_and_exit_2(synth, tmp_path, content, fragment):
     out, rows = synth
     manifest = tmp_path / "bad.csv"
-    manifest.write_text(content.format(abf=out / rows[0]["file"]))
+    (tmp_path / "cell.abf").symlink_to(out / rows[0]["file"])
+    manifest.write_text(content.format(abf="cell.abf"))
     assert_one_line_error(run_raphe("evaluate", "default", manifest), fragment)
 
 
 def test_a_recording_of_several_current_channels_needs_its_channel_named(tmp_path):
     abf_dir = require_abf_dir()
     manifest = tmp_path / "cells.csv"
-    manifest.write_text(f"file,label\n{abf_dir / 'pclamp11_4ch.abf'},NSER\n")
+    (tmp_path / "pclamp11_4ch.abf").symlink_to(abf_dir / "pclamp11_4ch.abf")
+    manifest.write_text("file,label\npclamp11_4ch.abf,NSER\n")
     with pytest.raises(RapheError, match="4 channels in pA, so the cell's channel must be named"):
         load_labelled(manifest)
-    manifest.write_text(f"file,label,channel\n{abf_dir / 'pclamp11_4ch.abf'},NSER,IN 2\n")
+    manifest.write_text("file,label,channel\npclamp11_4ch.abf,NSER,IN 2\n")
     with pytest.raises(RapheError, match="no labelled recording gave a window"):
         load_labelled(manifest)  # the channel is found; it holds no spike
 
@@ -120,9 +123,11 @@ def test_a_channel_that_is_not_cell_attached_current_is_left_out_with_its_reason
     abf_dir = require_abf_dir()
     out, rows = synth
     manifest = tmp_path / "cells.csv"
+    (tmp_path / "abf").symlink_to(out / "abf")
+    (tmp_path / "f1.abf").symlink_to(abf_dir / "f1.abf")
     manifest.write_text("file,label,channel\n"
-                        f"{out / rows[0]['file']},{rows[0]['label']},0\n"
-                        f"{abf_dir / 'f1.abf'},NSER,2\n")  # channel 2 of f1 is a membrane potential in mV
+                        f"{rows[0]['file']},{rows[0]['label']},0\n"
+                        "f1.abf,NSER,2\n")  # channel 2 of f1 is a membrane potential in mV
     data, warnings = load_labelled(manifest)
     assert len(set(data.cell.tolist())) == 1 and len(data) == crossings(rows[0])
     assert any("f1:2: left out" in w and "mV" in w for w in warnings), warnings

@@ -16,7 +16,7 @@ from raphe.replay.player import replay
 from raphe.replay.recording import Channel, Recording
 from raphe.outputs.wire import decode_posterior
 from raphe.streamer.publisher import Publisher
-from tests.helpers import PosteriorReader, assert_one_line_error, free_port_pair, run_raphe
+from tests.helpers import PosteriorReader, assert_one_line_error, run_raphe, serving_endpoints
 
 RATE = 40_000.0
 
@@ -38,15 +38,14 @@ def rig():
 def serve_once(rig, tmp_path, workers: int, stop_after_s: float | None = None) -> tuple[dict, list[dict], list[dict]]:
     """serve (N workers) fed the rig losslessly; its --json summary, the POSTERIOR contents a client
     read, and the log's records. With ``stop_after_s``, SIGTERM that long into the replay."""
-    out_port = free_port_pair()
-    posterior = f"tcp://127.0.0.1:{out_port}"
     log = tmp_path / f"log-{workers}.jsonl"
     with Publisher("tcp://127.0.0.1:*", heartbeat=False, lossless=True) as pub:
         server = subprocess.Popen([sys.executable, "-m", "raphe", "serve", "--connect", pub.endpoint,
-                                   "--posterior-endpoint", posterior, "--events-endpoint",
-                                   f"tcp://127.0.0.1:{out_port + 1}", "--idle", "3", "--json", "--log", log,
+                                   "--posterior-endpoint", "tcp://127.0.0.1:*", "--events-endpoint",
+                                   "tcp://127.0.0.1:*", "--idle", "3", "--json", "--log", log,
                                    "--workers", str(workers)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
+        posterior, _ = serving_endpoints(server)
         reader = PosteriorReader(posterior)
         try:
             assert pub.wait_for_subscribers(workers, timeout_s=120), "the workers never subscribed"
