@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 EVERYTHING := $(VENV)/.installed-everything
+DOCS := $(VENV)/.installed-docs
 
-.PHONY: setup setup-runtime demo test browser bench default-model default-firing default-model-recipe cross-generator \
+.PHONY: setup setup-runtime demo test docs browser bench default-model default-firing default-model-recipe cross-generator \
 	classic-firing compare-families clean
 
 setup: $(EVERYTHING)
@@ -34,10 +35,20 @@ $(EVERYTHING): pyproject.toml Makefile $(RUNTIME)
 demo: $(RUNTIME)
 	$(BIN)/raphe demo
 
-# The tests, then every benchmark once in quick mode so that the suite cannot rot (no time is asserted).
-test: $(EVERYTHING) browser
+# The documentation site, the tests, then every benchmark once in quick mode so that the suite cannot rot (no
+# time is asserted).
+test: $(EVERYTHING) browser docs
 	$(BIN)/python -m pytest
 	$(BIN)/raphe bench --quick --out build/bench-quick
+
+# The documentation site (mkdocs.yml, docs/) into build/site, strictly: a broken link, an anchor that is not
+# there, a page missing from the nav or a docstring that cannot be rendered fails the build.
+$(DOCS): pyproject.toml Makefile $(RUNTIME)
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $@
+
+docs: $(DOCS)
+	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
 
 # The live view's test drives a real headless Chromium: Debian's, installed here where it is missing
 # and this user may install it (elsewhere the test says why it cannot run; under CI it fails).
@@ -183,7 +194,7 @@ cross-generator: $(EVERYTHING)
 
 # The joint posterior without the synthetic firing's exceptions (about 15 minutes after
 # default-firing): the same firing recipe on textbook trains (--firing classic, seeds 11, 13, 12),
-# the shipped ensemble's copy calibrated with it, judged with each evidence; README "Default model".
+# the shipped ensemble's copy calibrated with it, judged with each evidence; docs/default-model.md.
 CLASSIC := build/classic-firing
 classic-firing: $(EVERYTHING)
 	test -d $(MODEL_BUILD)/model || $(MAKE) --no-print-directory default-model

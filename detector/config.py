@@ -12,6 +12,8 @@ from raphe.core.specs import SEED_WINDOW, WindowSpec
 POLARITY_NAMES = ("neg", "pos", "both")
 # A channel's first noise segment: a threshold that follows the baseline exists this soon.
 FIRST_SEGMENT_S = 0.05
+# The seed's threshold: -50 pA.
+SEED_THRESHOLD = -50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ class DetectorConfig:
         a channel's first segment is ``FIRST_SEGMENT_S``, or ``noise_window_s`` if that is shorter).
     """
 
-    threshold: float = -50.0
+    threshold: float = SEED_THRESHOLD
     relative: bool = True
     adaptive_k: float | None = None
     polarity: str = "neg"
@@ -75,3 +77,14 @@ class DetectorConfig:
     def follows_baseline(self) -> bool:
         """Whether the threshold is measured from the channel's running baseline (relative or adaptive)."""
         return self.relative or self.adaptive_k is not None
+
+
+def rule_settings(threshold: float | None = None, absolute: bool = False, adaptive: float | None = None,
+                  polarity: str = "neg", refractory_ms: float = 2.0) -> dict:
+    """DetectorConfig keywords (the window aside) as the command line and the API take them: without
+    a threshold, the seed's 50 from the baseline on the side of the spikes (-50 for downward and
+    both, +50 for upward spikes)."""
+    if threshold is None:
+        threshold = -SEED_THRESHOLD if polarity == "pos" else SEED_THRESHOLD
+    return {"threshold": threshold, "relative": not absolute, "adaptive_k": adaptive, "polarity": polarity,
+            "refractory_ms": refractory_ms}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from raphe.core.errors import RapheError
+from raphe.streamer.protocol import Limits
 
 
 # What a recording's header may say, whatever the format: beyond these it is corrupt or not a
@@ -43,13 +44,18 @@ def checked_rate(path, rate: float) -> float:
 
 def check_contents(path, contents: Contents) -> None:
     """The one validation of what any reader made of a file's header, used wherever a recording is
-    opened: its sample rate, its channel count, and at least one sample."""
+    opened: its sample rate, its channel count, at least one sample, and sweeps that end within the
+    wire's sample counter (a corrupt start time, read as a float, may lie anywhere)."""
     checked_rate(path, contents.sample_rate)
     if not 1 <= len(contents.channels) <= MAX_CHANNELS:
         raise RecordingError(f"{path}: the header gives {len(contents.channels)} channels "
                              f"(raphe reads 1..{MAX_CHANNELS})")
     if not contents.sweeps or contents.sweeps[0].num_samples == 0:
         raise RecordingError(f"{path}: holds no samples")
+    last = contents.sweeps[-1]
+    if last.sample_num + last.num_samples >= Limits().counter:
+        raise RecordingError(f"{path}: the header places sweep {last.index} at sample {last.sample_num}, beyond "
+                             "the sample counter (a corrupt header?)")
 
 
 @dataclass(frozen=True, slots=True)

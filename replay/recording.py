@@ -1,9 +1,9 @@
 """One recording: its channels, its sweeps and where each sweep starts (``replay.contents``).
 
 ABF files (``.abf``) are read here with pyabf, every sweep starting where pyabf puts its first
-sample (``absoluteTime=True``); AxoGraph (``.axgd``, ``.axgx``, through neo) and NWB (``.nwb``,
-through pynwb) files by ``replay.formats``. Whatever the format, a recording is the same to
-replay, classify and train.
+sample (``absoluteTime=True``); AxoGraph (``.axgd``, ``.axgx``), Spike2 (``.smr``, ``.smrx``) and
+WinWCP (``.wcp``) files through neo, and NWB (``.nwb``) files through pynwb, by ``replay.formats``.
+Whatever the format, a recording is the same to replay, classify and train.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import numpy as np
 import pyabf
 
 from .contents import Channel, Contents, RecordingError, Sweep, check_contents, checked_rate, placed
-from .formats import AXOGRAPH_SUFFIXES, NWB_SUFFIXES, read_axograph, read_nwb
+from .formats import (AXOGRAPH_SUFFIXES, NWB_SUFFIXES, SPIKE2_SUFFIXES, WINWCP_SUFFIXES, read_axograph, read_nwb,
+                      read_spike2, read_winwcp)
 
 # The ABF2 section map: 18 entries of (block, bytes per entry, entries) from byte 76, in this order.
 ABF2_SECTIONS = ("protocol", "ADC", "DAC", "epoch", "ADC per DAC", "epoch per DAC", "user list", "stats region",
@@ -35,17 +36,19 @@ OPERATION_MODES = {
 }
 
 
-RECORDING_SUFFIXES = (".abf", *AXOGRAPH_SUFFIXES, *NWB_SUFFIXES)
+RECORDING_SUFFIXES = (".abf", *AXOGRAPH_SUFFIXES, *NWB_SUFFIXES, *SPIKE2_SUFFIXES, *WINWCP_SUFFIXES)
 __all__ = ["Channel", "Recording", "RecordingError", "Sweep", "RECORDING_SUFFIXES"]
 
 
 class Recording:
-    """An ABF1 or ABF2 file (any acquisition mode), an AxoGraph or an NWB file, any number of channels.
+    """An ABF1 or ABF2 file (any acquisition mode), an AxoGraph, NWB, Spike2 or WinWCP file, any number
+    of channels.
 
     Attributes
     ----------
     path, name : the file and its stem (the stream name on the wire)
-    format, mode : e.g. ``ABF 2.6.0.0``, ``AxoGraph``, ``NWB (icephys)``; gap-free, episodic, ...
+    format, mode : e.g. ``ABF 2.6.0.0``, ``AxoGraph``, ``NWB (icephys)``, ``Spike2``, ``WinWCP``;
+        gap-free, episodic, ...
     abf_version : the ABF header's version (None for other formats)
     sample_rate : float, per channel, in Hz
     channels : list of :class:`Channel`
@@ -69,15 +72,21 @@ class Recording:
     def from_traces(cls, name: str, sample_rate: float, channels: list[Channel],
                     traces: list[np.ndarray]) -> Recording:
         """A gap-free recording held in memory (a simulated rig), one float32 trace per channel."""
+        return cls.from_sweeps(name, sample_rate, channels,
+                               [Sweep(0, 0, tuple(np.asarray(t, dtype=np.float32) for t in traces))])
+
+    @classmethod
+    def from_sweeps(cls, name: str, sample_rate: float, channels: list[Channel], sweeps: list[Sweep]) -> Recording:
+        """A recording held in memory, its sweeps on its own sample counter (episodic when several)."""
         recording = cls.__new__(cls)
         recording.path = Path(name)
         recording.name = name
         recording.format = "in memory"
         recording.abf_version = None
-        recording.mode = "gap-free"
+        recording.mode = "episodic" if len(sweeps) > 1 else "gap-free"
         recording.sample_rate = float(sample_rate)
         recording.channels = list(channels)
-        recording.sweeps = [Sweep(0, 0, tuple(np.asarray(t, dtype=np.float32) for t in traces))]
+        recording.sweeps = list(sweeps)
         recording.started_at = recording.recorded_on = None
         return recording
 
@@ -161,6 +170,10 @@ def read_contents(path: Path) -> Contents:
         contents = read_axograph(path)
     elif suffix in NWB_SUFFIXES:
         contents = read_nwb(path)
+    elif suffix in SPIKE2_SUFFIXES:
+        contents = read_spike2(path)
+    elif suffix in WINWCP_SUFFIXES:
+        contents = read_winwcp(path)
     elif suffix in (".abf", ""):
         contents = read_abf(path)
     else:

@@ -29,6 +29,8 @@ ALLOWED = {
     "pipelines": {"core", "detector", "streamer", "replay", "classifier.runtime", "classifier.synthetic", "outputs"},
     "cli": {"core", "detector", "streamer", "replay", "classifier.runtime", "classifier.training",
             "classifier.evaluation", "classifier.synthetic", "pipelines", "outputs"},
+    # the Python API: a room of its own beside the commands, which only the package itself opens
+    "api": {"core", "detector", "replay", "classifier.runtime", "pipelines", "outputs"},
 }
 
 
@@ -169,7 +171,14 @@ def test_importing_a_part_loads_only_what_it_uses(module, forbidden):
     assert result.stdout.split() == []
 
 
+def test_only_the_package_opens_the_api(graph):
+    assert {name for name, targets in graph.items() if "raphe.api" in targets} == {"raphe"}
+
+
 def test_the_public_api_loads_on_first_use():
-    code = "import raphe\nprint(raphe.Recording.__module__, raphe.Model.__module__)"
+    code = ("import sys, raphe\nprint('raphe.api' in sys.modules, *(getattr(raphe, name).__module__ "
+            "for name in raphe.__all__))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert result.stdout.split() == ["raphe.replay.recording", "raphe.classifier.runtime.model"], result.stderr
+    assert result.stdout.split() == ["False", "raphe.api", "raphe.classifier.runtime.model", "raphe.core.errors",
+                                     "raphe.replay.recording", "raphe.api", "raphe.api", "raphe.api",
+                                     "raphe.api"], result.stderr

@@ -12,7 +12,7 @@ Features (``FEATURES``), each over the intervals in the window: log mean rate, C
 1996), LV (Shinomoto et al. 2003), the log 10th, 50th and 90th percentile ISI, the share of burst
 intervals (< 20 ms), the share of pauses (> 3 x the median) and the log number of intervals.
 
-Firing is strong evidence, not a rule (README "What firing can and cannot tell"): slow, regular
+Firing is strong evidence, not a rule (docs/classifier.md, "What firing can and cannot tell"): slow, regular
 5-HT-negative cells exist, and some 5-HT cells burst; the joint posterior weighs it by a factor
 fitted on held-out cells of both generators.
 """

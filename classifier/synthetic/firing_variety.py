@@ -85,7 +85,7 @@ def apply(pattern: Pattern, times: np.ndarray, duration_s: float) -> np.ndarray:
     if pattern.drift_depth:
         # a rate multiplied by m(t) is the same train on a clock that runs m(t) times faster
         # the clock is not renormalised: where it runs fast the train ends before the recording does,
-        # where slow its last spikes fall past the end (README "Synthetic firing"; the shipped data
+        # where slow its last spikes fall past the end (docs/synthetic-data.md, "Synthetic firing"; the shipped data
         # were made so)
         grid = np.linspace(0.0, 2.0 * duration_s, 4096)
         m = np.exp(pattern.drift_depth * np.sin(2 * np.pi * grid / pattern.drift_period_s + pattern.drift_phase))

@@ -7,7 +7,7 @@ import argparse
 import math
 
 from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES
-from raphe.detector.config import DetectorConfig
+from raphe.detector.config import DetectorConfig, rule_settings
 
 DETECTOR_DEFAULTS = DetectorConfig()
 
@@ -65,11 +65,7 @@ def add_detector_options(p: Parser) -> None:
 
 def detector_settings(args: argparse.Namespace) -> dict:
     """The detector options as DetectorConfig keywords (the window comes with the model)."""
-    threshold = args.threshold
-    if threshold is None:
-        threshold = -DETECTOR_DEFAULTS.threshold if args.polarity == "pos" else DETECTOR_DEFAULTS.threshold
-    return {"threshold": threshold, "relative": not args.absolute, "adaptive_k": args.adaptive,
-            "polarity": args.polarity, "refractory_ms": args.refractory_ms}
+    return rule_settings(args.threshold, args.absolute, args.adaptive, args.polarity, args.refractory_ms)
 
 
 def add_model_options(p: Parser) -> None:

@@ -33,7 +33,7 @@ def add_arguments(p: Parser) -> None:
                    help="each recording day draws its sample rate from these (default: --rate for every day)")
     p.add_argument("--firing", choices=["varied", "classic"], default="varied",
                    help="varied: the textbook's firing with its exceptions (slow regular NSER, bursting and "
-                        "irregular SER cells, rate drift, missed and extra detections; README \"Synthetic "
+                        "irregular SER cells, rate drift, missed and extra detections; docs/synthetic-data.md \"Synthetic "
                         "firing\"); classic: without them, as earlier versions (default %(default)s)")
 
 

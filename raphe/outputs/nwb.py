@@ -45,7 +45,7 @@ class NwbMetadata:
 
 def session_start(recording: Recording) -> datetime.datetime:
     """The recording's start from its header; ABF keeps the rig's local time without a zone, so it is
-    stored as if UTC (the clock reading is kept; the README says so). Without one: the file's
+    stored as if UTC (the clock reading is kept; docs/formats.md says so). Without one: the file's
     modification time, which is about when the recording ended (for samples held in memory, now)."""
     if recording.started_at is None:
         path = Path(recording.path)

@@ -106,6 +106,18 @@ class ClassifyResult:
     interrupted: bool = False
 
 
+def chosen_channels(recording: Recording, channels) -> list[Channel]:
+    """The channels named (indices or names), or else every channel in pA (cell-attached current)."""
+    return recording.select(list(channels)) if channels else [c for c in recording.channels
+                                                              if c.units in CURRENT_UNITS]
+
+
+def no_current(recording: Recording, label: str, naming: str) -> str:
+    """The line for a recording with no channel in pA: what it holds, and how to name channels."""
+    units = ", ".join(sorted({c.units for c in recording.channels}))
+    return f"{label}: skipped, no channel in pA (it has {units}); name channels with {naming}"
+
+
 def recording_files(paths: list[str | Path]) -> list[Path]:
     """Files as given, folders searched recursively for recordings (``RECORDING_SUFFIXES``, any
     case), in a stable order."""
@@ -155,12 +167,9 @@ def classify_file(job: FileJob) -> FileOutcome:
     config = DetectorConfig(window=model.window, **job.detector_settings)
     try:
         recording = Recording(job.path)
-        chosen = recording.select(list(job.channels)) if job.channels else [
-            c for c in recording.channels if c.units in CURRENT_UNITS]
+        chosen = chosen_channels(recording, job.channels)
         if not chosen:
-            units = ", ".join(sorted({c.units for c in recording.channels}))
-            return FileOutcome(job.path, [], skipped=f"{job.path}: skipped, no channel in pA (it has {units}); "
-                                                     "name channels with --channels")
+            return FileOutcome(job.path, [], skipped=no_current(recording, job.path, "--channels"))
         classified = classify_recording(recording, chosen, model, config, job.posterior,
                                         keep_history=job.nwb_dir is not None or job.report_dir is not None)
     except RapheError as exc:

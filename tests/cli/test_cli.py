@@ -180,7 +180,7 @@ def test_detect_fixed_and_adaptive_on_a_current_recording(abf_dir, tmp_path):
     assert run_raphe("detect", path, "--polarity", "pos", "--adaptive", "50", "--out", out).returncode == 0
     rows = [line.split(",") for line in out.read_text().splitlines()[1:]]
     # No estimate exists during the first 50 ms noise segment, so a transient there may be missed.
-    assert 130 <= len(rows) <= 145  # the README counts "about 138"
+    assert 130 <= len(rows) <= 145  # the recording's README counts "about 138"
     assert all(float(r[5]) > float(r[4]) > 5 for r in rows)  # peaks beyond thresholds well above noise
     assert len({r[4] for r in rows}) > 1  # the threshold in force is reported per event
 

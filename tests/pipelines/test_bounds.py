@@ -12,7 +12,7 @@ from raphe.pipelines.live import FORGET_CHECK_S
 from tests.helpers import drain_service, live_service
 
 # What one cell may cost at most (detector row, signal checks, cell, wire counters), at 40 kHz
-# with the default threshold from the baseline: the README states it.
+# with the default threshold from the baseline: docs/bad-input.md states it.
 BYTES_PER_CELL = 64 * 1024
 
 

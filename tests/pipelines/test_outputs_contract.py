@@ -29,9 +29,9 @@ from raphe.outputs.results import write_cells_csv
 from raphe.outputs.snapshot import LiveView
 from raphe.outputs.web import WebView
 from raphe.outputs.wire import Outputs, decode_posterior
-from raphe.pipelines.live import Service, subscribe
+from raphe.pipelines.live import Service
 from raphe.pipelines.offline import classify_recording
-from raphe.pipelines.wiring import ServeOptions, Sinks
+from raphe.pipelines.wiring import ServeOptions, Sinks, subscribe
 from raphe.replay.player import replay
 from raphe.replay.recording import Channel, Recording
 from raphe.streamer.publisher import Publisher

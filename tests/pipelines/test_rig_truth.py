@@ -14,9 +14,9 @@ from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED
 from raphe.classifier.synthetic import template as synthetic
 from raphe.detector.config import DetectorConfig
 from raphe.outputs.wire import Outputs, decode_posterior
-from raphe.pipelines.live import Service, subscribe
+from raphe.pipelines.live import Service
 from raphe.pipelines.offline import classify_recording
-from raphe.pipelines.wiring import ServeOptions, Sinks
+from raphe.pipelines.wiring import ServeOptions, Sinks, subscribe
 from raphe.replay.player import replay
 from raphe.replay.recording import Channel, Recording
 from raphe.streamer.publisher import Publisher

@@ -179,7 +179,7 @@ def test_labelled_folders_of_mixed_formats_cut_the_same_windows(twin, tmp_path):
 
 
 def test_unknown_and_damaged_files_are_one_line(tmp_path):
-    for name, content, fragment in (("cell.smr", b"\x00" * 100, "unknown recording format '.smr'"),
+    for name, content, fragment in (("cell.xyz", b"\x00" * 100, "unknown recording format '.xyz'"),
                                     ("cell.nwb", b"not hdf5 at all" * 10, "not a readable NWB file"),
                                     ("cell.axgx", b"axgx" + b"\x00" * 50, "not a readable AxoGraph file")):
         path = tmp_path / name
