@@ -39,7 +39,7 @@ demo: $(RUNTIME)
 # time is asserted).
 test: $(EVERYTHING) browser docs
 	$(BIN)/python -m pytest
-	$(BIN)/raphe bench --quick --out build/bench-quick
+	$(BIN)/raphe bench --quick --out-dir build/bench-quick
 
 # The documentation site (mkdocs.yml, docs/) into build/site, strictly: a broken link, an anchor that is not
 # there, a page missing from the nav or a docstring that cannot be rendered fails the build.
@@ -72,43 +72,43 @@ RATES := --rates 20000 25000 40000 50000
 # exactly those windows); the firing model learns from trains with their exceptions (varied).
 SYNTH := synth --no-abf --firing classic $(RATES)
 FIRING_SYNTH := synth --no-abf --firing varied $(RATES)
-SYNTH_TRAIN_T := $(SYNTH) --generator template --cells 160 --days 8 --seed 1 --out $(MODEL_BUILD)/train-template
-SYNTH_TRAIN_B := $(SYNTH) --generator biophysical --cells 160 --days 8 --seed 1 --out $(MODEL_BUILD)/train-biophysical
-SYNTH_CAL_T := $(SYNTH) --generator template --cells 100 --days 4 --seed 3 --out $(MODEL_BUILD)/calibration-template
-SYNTH_CAL_B := $(SYNTH) --generator biophysical --cells 100 --days 4 --seed 3 --out $(MODEL_BUILD)/calibration-biophysical
-SYNTH_TEST_T := $(SYNTH) --generator template --cells 200 --days 4 --seed 2 --out $(MODEL_BUILD)/test-template
-SYNTH_TEST_B := $(SYNTH) --generator biophysical --cells 200 --days 4 --seed 2 --out $(MODEL_BUILD)/test-biophysical
-TRAIN := train $(MODEL_BUILD)/train-template $(MODEL_BUILD)/train-biophysical --out $(MODEL_BUILD)/model \
+SYNTH_TRAIN_T := $(SYNTH) --generator template --cells 160 --days 8 --seed 1 --out-dir $(MODEL_BUILD)/train-template
+SYNTH_TRAIN_B := $(SYNTH) --generator biophysical --cells 160 --days 8 --seed 1 --out-dir $(MODEL_BUILD)/train-biophysical
+SYNTH_CAL_T := $(SYNTH) --generator template --cells 100 --days 4 --seed 3 --out-dir $(MODEL_BUILD)/calibration-template
+SYNTH_CAL_B := $(SYNTH) --generator biophysical --cells 100 --days 4 --seed 3 --out-dir $(MODEL_BUILD)/calibration-biophysical
+SYNTH_TEST_T := $(SYNTH) --generator template --cells 200 --days 4 --seed 2 --out-dir $(MODEL_BUILD)/test-template
+SYNTH_TEST_B := $(SYNTH) --generator biophysical --cells 200 --days 4 --seed 2 --out-dir $(MODEL_BUILD)/test-biophysical
+TRAIN := train $(MODEL_BUILD)/train-template $(MODEL_BUILD)/train-biophysical --out-dir $(MODEL_BUILD)/model \
 	--name raphe-default --max-per-cell 100 --seed 1
 DISTILL := distill $(MODEL_BUILD)/model/raphe-default-float32.tflite $(MODEL_BUILD)/train-template \
-	$(MODEL_BUILD)/train-biophysical --out $(MODEL_BUILD)/model --name raphe-student --max-per-cell 100 --seed 1
+	$(MODEL_BUILD)/train-biophysical --out-dir $(MODEL_BUILD)/model --name raphe-student --max-per-cell 100 --seed 1
 CALIBRATE := calibrate $(MODEL_BUILD)/model $(MODEL_BUILD)/calibration-template $(MODEL_BUILD)/calibration-biophysical
 EVALUATE := evaluate $(MODEL_BUILD)/model $(MODEL_BUILD)/test-template $(MODEL_BUILD)/test-biophysical \
-	--out $(MODEL_BUILD)/report
+	--out-dir $(MODEL_BUILD)/report
 MATRIX := matrix --model ensemble=$(MODEL_BUILD)/model/raphe-default-dynamic.tflite \
 	--model student=$(MODEL_BUILD)/model/raphe-student-dynamic.tflite \
 	--data template=$(MODEL_BUILD)/test-template --data biophysical=$(MODEL_BUILD)/test-biophysical \
-	--out $(MODEL_BUILD)/matrix
-FIRING_TRAIN_T := $(FIRING_SYNTH) --generator template --cells 160 --days 8 --seed 11 --out $(MODEL_BUILD)/firing-train-template
+	--out-dir $(MODEL_BUILD)/matrix
+FIRING_TRAIN_T := $(FIRING_SYNTH) --generator template --cells 160 --days 8 --seed 11 --out-dir $(MODEL_BUILD)/firing-train-template
 FIRING_TRAIN_B := $(FIRING_SYNTH) --generator biophysical --cells 160 --days 8 --seed 11 \
-	--out $(MODEL_BUILD)/firing-train-biophysical
+	--out-dir $(MODEL_BUILD)/firing-train-biophysical
 FIRING_CAL_T := $(FIRING_SYNTH) --generator template --cells 100 --days 4 --seed 13 \
-	--out $(MODEL_BUILD)/firing-calibration-template
+	--out-dir $(MODEL_BUILD)/firing-calibration-template
 FIRING_CAL_B := $(FIRING_SYNTH) --generator biophysical --cells 100 --days 4 --seed 13 \
-	--out $(MODEL_BUILD)/firing-calibration-biophysical
-FIRING_TEST_T := $(FIRING_SYNTH) --generator template --cells 200 --days 4 --seed 12 --out $(MODEL_BUILD)/firing-test-template
+	--out-dir $(MODEL_BUILD)/firing-calibration-biophysical
+FIRING_TEST_T := $(FIRING_SYNTH) --generator template --cells 200 --days 4 --seed 12 --out-dir $(MODEL_BUILD)/firing-test-template
 FIRING_TEST_B := $(FIRING_SYNTH) --generator biophysical --cells 200 --days 4 --seed 12 \
-	--out $(MODEL_BUILD)/firing-test-biophysical
+	--out-dir $(MODEL_BUILD)/firing-test-biophysical
 FIRING_MODEL := firing-model $(MODEL_BUILD)/firing-train-template $(MODEL_BUILD)/firing-train-biophysical \
 	--out $(MODEL_BUILD)/model/raphe-firing.json --seed 1
 CALIBRATE_JOINT := calibrate $(MODEL_BUILD)/model $(MODEL_BUILD)/firing-calibration-template \
 	$(MODEL_BUILD)/firing-calibration-biophysical --firing $(MODEL_BUILD)/model/raphe-firing.json
 EVALUATE_JOINT := evaluate $(MODEL_BUILD)/model $(MODEL_BUILD)/firing-test-template $(MODEL_BUILD)/firing-test-biophysical \
-	--out $(MODEL_BUILD)/report
+	--out-dir $(MODEL_BUILD)/report
 MATRIX_JOINT := matrix --model ensemble=$(MODEL_BUILD)/model/raphe-default-dynamic.tflite \
 	--model student=$(MODEL_BUILD)/model/raphe-student-dynamic.tflite \
 	--data template=$(MODEL_BUILD)/firing-test-template --data biophysical=$(MODEL_BUILD)/firing-test-biophysical \
-	--evidence waveform firing both --out $(MODEL_BUILD)/matrix
+	--evidence waveform firing both --out-dir $(MODEL_BUILD)/matrix
 default-model: $(EVERYTHING)
 	rm -rf $(MODEL_BUILD)
 	$(BIN)/raphe $(SYNTH_TRAIN_T)
@@ -173,8 +173,8 @@ CROSS := build/cross-generator
 cross-generator: $(EVERYTHING)
 	test -d $(MODEL_BUILD)/firing-test-biophysical || $(MAKE) --no-print-directory default-model
 	rm -rf $(CROSS)
-	$(BIN)/raphe train $(MODEL_BUILD)/train-template --out $(CROSS)/template --name template --max-per-cell 100 --seed 1
-	$(BIN)/raphe train $(MODEL_BUILD)/train-biophysical --out $(CROSS)/biophysical --name biophysical \
+	$(BIN)/raphe train $(MODEL_BUILD)/train-template --out-dir $(CROSS)/template --name template --max-per-cell 100 --seed 1
+	$(BIN)/raphe train $(MODEL_BUILD)/train-biophysical --out-dir $(CROSS)/biophysical --name biophysical \
 		--max-per-cell 100 --seed 1
 	$(BIN)/raphe firing-model $(MODEL_BUILD)/firing-train-template --out $(CROSS)/template/template-firing.json --seed 1
 	$(BIN)/raphe firing-model $(MODEL_BUILD)/firing-train-biophysical \
@@ -188,7 +188,7 @@ cross-generator: $(EVERYTHING)
 		--model both=classifier/default/raphe-default-dynamic.tflite \
 		--model both-student=classifier/default/raphe-student-dynamic.tflite \
 		--data template=$(MODEL_BUILD)/firing-test-template --data biophysical=$(MODEL_BUILD)/firing-test-biophysical \
-		--evidence waveform both --out $(CROSS)/matrix
+		--evidence waveform both --out-dir $(CROSS)/matrix
 	cp $(CROSS)/matrix/matrix.md classifier/default/cross-generator.md
 	cp $(CROSS)/matrix/tradeoff.png classifier/default/cross-generator-tradeoff.png
 
@@ -212,13 +212,13 @@ classic-firing: $(EVERYTHING)
 		--firing $(CLASSIC)/model/classic-firing.json
 	$(BIN)/raphe matrix --model classic=$(CLASSIC)/model/raphe-default-dynamic.tflite \
 		--data template=$(CLASSIC)/firing-test-template --data biophysical=$(CLASSIC)/firing-test-biophysical \
-		--evidence waveform firing both --out $(CLASSIC)/matrix
+		--evidence waveform firing both --out-dir $(CLASSIC)/matrix
 
 # The comparison of model families (about 11 minutes after default-firing, whose test cells it reads:
 # 400 cells of both generators with varied firing, 10 repeated cell-level splits).
 compare-families: $(EVERYTHING)
 	test -d $(MODEL_BUILD)/firing-test-biophysical || $(MAKE) --no-print-directory default-model
-	$(BIN)/raphe compare $(MODEL_BUILD)/firing-test-template $(MODEL_BUILD)/firing-test-biophysical --out build/compare
+	$(BIN)/raphe compare $(MODEL_BUILD)/firing-test-template $(MODEL_BUILD)/firing-test-biophysical --out-dir build/compare
 	cp build/compare/report.md classifier/default/compare.md
 	cp build/compare/confusion-firing.png build/compare/confusion-waveform.png classifier/default/
 

@@ -13,14 +13,17 @@ from raphe.core.errors import RapheError
 
 from . import (bench, calibrate, classify, compare, crossval, demo, detect, distill, evaluate, export, firing_model,
                info, keys, listen, matrix, replay, serve, synth, train)
-from .options import Parser
+from .options import Parser, with_config
 
 COMMANDS = (info, replay, listen, detect, serve, classify, bench, synth, train, firing_model, crossval, distill, evaluate,
             matrix, compare, calibrate, export, keys, demo)
 
 
 def build_parser() -> Parser:
+    from raphe import __version__
+
     parser = Parser(prog="raphe", description="Real-time identification of serotonergic neurons.")
+    parser.add_argument("--version", action="version", version=f"raphe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in COMMANDS:
         name = command.__name__.rsplit(".", 1)[1].replace("_", "-")
@@ -31,8 +34,18 @@ def build_parser() -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:  # a bare `raphe` asks what it can do
+        parser.print_help()
+        return 0
+    try:
+        expanded = with_config(argv)
+    except RapheError as exc:
+        print(f"raphe {argv[0]}: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(expanded)
+    args.argv = argv
     logging.basicConfig(level=logging.WARNING, format="raphe: %(message)s")
     try:
         return args.run(args)

@@ -21,7 +21,7 @@ QUICK_BENCHMARK_OPTIONS = ["--benchmark-min-rounds=1", "--benchmark-max-time=0.0
 
 def add_arguments(p: Parser) -> None:
     p.add_argument("--quick", action="store_true", help="short cases and few rounds (what CI runs)")
-    p.add_argument("--out", default="build/bench", help="folder for summary.md, results.json, latency.png "
+    p.add_argument("--out-dir", dest="out", default="build/bench", help="folder for summary.md, results.json, latency.png "
                                                          "(default %(default)s)")
     p.add_argument("-k", dest="select", metavar="EXPR", help="only the benchmarks whose names match (pytest -k)")
 

@@ -13,7 +13,9 @@ EXAMPLE = "raphe calibrate my-model/ held-out-cells/"
 
 def add_arguments(p: Parser) -> None:
     p.add_argument("model", help="a model's .tflite or .json, or a folder of models")
-    p.add_argument("data", nargs="+", help="labelled window sets of cells the model never saw")
+    p.add_argument("data", nargs="+", help="labelled cells the model never saw: window sets (.npz, synth folders, "
+                                           "CSV class folders) or labelled recordings (class folders of "
+                                           "recordings, CSV manifests)")
     p.add_argument("--firing", metavar="JSON",
                    help="a firing model (raphe firing-model): also fit the joint posterior of waveform and "
                         "firing evidence on these cells, and put the firing model beside the model")

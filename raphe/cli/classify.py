@@ -29,7 +29,7 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--experimenter", help="NWB: who recorded, e.g. 'Last, First' (nwbinspector asks for it)")
     p.add_argument("--institution", help="NWB: where it was recorded (nwbinspector asks for it)")
     p.add_argument("--lab", help="NWB: the lab (nwbinspector asks for it)")
-    p.add_argument("--report", metavar="DIR", help="also draw why each cell ended as it did: DIR/<name>-<channel>.png "
+    p.add_argument("--report-dir", dest="report", metavar="DIR", help="also draw why each cell ended as it did: DIR/<name>-<channel>.png "
                                                    "(its window against the class averages with an occlusion "
                                                    "saliency, its intervals, each evidence stream over time)")
     add_model_options(p)

@@ -11,13 +11,13 @@ from .train import add_recipe_options, recipe_config
 
 HELP = ("Cross-validate the training recipe by day (else by cell) on labelled cells, train the final model "
         "with the posterior fitted on every held-out cell, and report how much the data supports.")
-EXAMPLE = "raphe crossval cells/ --out lab-model/ --folds 5"
+EXAMPLE = "raphe crossval cells/ --out-dir lab-model/ --folds 5"
 
 
 def add_arguments(p: Parser) -> None:
     p.add_argument("data", nargs="+", help="labelled recordings (class folders of recordings, a CSV manifest) "
                                            "or window sets")
-    p.add_argument("--out", required=True, help="folder for report.md, crossval.json, final/ and folds/")
+    p.add_argument("--out-dir", dest="out", required=True, help="folder for report.md, crossval.json, final/ and folds/")
     p.add_argument("--folds", type=positive_int, default=5, help="folds at most (default 5; fewer where there "
                                                                  "are fewer days, or cells of a class)")
     add_recipe_options(p)

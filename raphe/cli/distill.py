@@ -11,13 +11,13 @@ from raphe.core.specs import MAX_WINDOWS_PER_CELL
 from .options import Parser, add_labelled_options, load_windows, positive_int
 
 HELP = "Train one network of the seed's architecture on an ensemble's outputs; export it like the ensemble."
-EXAMPLE = "raphe distill my-model/lab-model-float32.tflite synthetic/ --out my-model/ --name lab-student"
+EXAMPLE = "raphe distill my-model/lab-model-float32.tflite synthetic/ --out-dir my-model/ --name lab-student"
 
 
 def add_arguments(p: Parser) -> None:
     p.add_argument("teacher", help="the ensemble's .tflite or .json (its float32 export is the most faithful)")
     p.add_argument("data", nargs="+", help="the window sets the teacher was trained on")
-    p.add_argument("--out", required=True, help="folder for NAME-{float32,dynamic,int8}.tflite and their .json")
+    p.add_argument("--out-dir", dest="out", required=True, help="folder for NAME-{float32,dynamic,int8}.tflite and their .json")
     p.add_argument("--name", default="student", help="model name (default student)")
     p.add_argument("--kernel", type=positive_int, default=20, help="the student's kernel size (default 20)")
     p.add_argument("--epochs", type=positive_int, default=25, help="at most this many epochs (default 25)")

@@ -7,7 +7,7 @@ import argparse
 from .options import Parser
 
 HELP = "Judge every model on every labelled data set: the cross-generator matrix, with intervals and trade-off."
-EXAMPLE = "raphe matrix --model both=model/m-dynamic.tflite --data template=test-t/ --data biophysical=test-b/ --out m/"
+EXAMPLE = "raphe matrix --model both=model/m-dynamic.tflite --data template=test-t/ --data biophysical=test-b/ --out-dir m/"
 
 
 def named(text: str) -> tuple[str, str]:
@@ -22,7 +22,7 @@ def add_arguments(p: Parser) -> None:
                    help="a model's .tflite or .json, named for the table (repeat for each model)")
     p.add_argument("--data", type=named, action="append", required=True, metavar="NAME=DATA",
                    help="a labelled window set of held-out days (.npz, `raphe synth` folder), named (repeat)")
-    p.add_argument("--out", help="folder for matrix.md, matrix.json and tradeoff.png")
+    p.add_argument("--out-dir", dest="out", help="folder for matrix.md, matrix.json and tradeoff.png")
     p.add_argument("--evidence", nargs="+", choices=["both", "waveform", "firing"], default=[],
                    help="judge each model with each of these posteriors (default: each model's own)")
 

@@ -13,7 +13,11 @@ DETECTOR_DEFAULTS = DetectorConfig()
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line, not a usage block followed by the error."""
+    """argparse, but a usage error is one line, not a usage block followed by the error, and an
+    option is only ever its whole name (``--out`` is never taken for ``--out-dir``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> None:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -158,3 +162,48 @@ def curves(args: argparse.Namespace):
     serving = Curve(Path(secret), Path(clients) if clients else None)
     connecting = Curve(Path(secret), server_file=Path(rig_key)) if rig_key else None
     return serving, connecting
+
+
+def with_config(argv: list[str]) -> list[str]:
+    """``argv`` with the options of ``serve --config FILE`` put before those of the command line,
+    which thus override them. FILE is TOML: keys are the long options without their dashes
+    (``connect = "tcp://rig:5556"``, ``lossless-outputs = true``, ``scale = 2000``); a list gives
+    an option several values; ``false`` leaves a flag out."""
+    import tomllib
+    from pathlib import Path
+
+    from raphe.core.errors import RapheError
+
+    if not argv or argv[0] != "serve":
+        return argv
+    rest, path = [], None
+    items = iter(argv[1:])
+    for item in items:
+        if item == "--config":
+            path = next(items, None)
+            if path is None:
+                raise RapheError("--config needs a file")
+        elif item.startswith("--config="):
+            path = item.partition("=")[2]
+        else:
+            rest.append(item)
+    if path is None:
+        return argv
+    try:
+        settings = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise RapheError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RapheError(f"{path}: not a TOML file ({exc})") from None
+    tokens = []
+    for key, value in settings.items():
+        option = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            tokens += [option] if value else []
+        elif isinstance(value, (str, int, float)):
+            tokens += [option, str(value)]
+        elif isinstance(value, list) and all(isinstance(v, (str, int, float)) for v in value):
+            tokens += [option, *map(str, value)]
+        else:
+            raise RapheError(f"{path}: {key} must be a string, a number, true/false or a list of them")
+    return [argv[0], *tokens, *rest]

@@ -46,6 +46,10 @@ def add_arguments(p: Parser) -> None:
                    help="serve with N worker processes, each owning the channels whose number %% N is its own "
                         "(default 1: this process; not with --web, --lsl or --lsl-source)")
     p.add_argument("--json", action="store_true", help="print the final cells and timings as one JSON object")
+    p.add_argument("--config", metavar="FILE",
+                   help="a TOML file of the rig's standing options, keys as the options without their dashes "
+                        "(connect = \"tcp://rig:5556\", units = \"pA\", scale = 2000, model = \"lab.tflite\"); "
+                        "options on the command line override it")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,14 +10,14 @@ from raphe.core.specs import SEED_WINDOW
 from .options import Parser, fraction, positive_float, positive_int
 
 HELP = "Generate labelled synthetic SER/NSER recordings (ABF), a manifest and a window set."
-EXAMPLE = "raphe synth --cells 40 --days 4 --seed 1 --out synthetic/"
+EXAMPLE = "raphe synth --cells 40 --days 4 --seed 1 --out-dir synthetic/"
 
 
 def add_arguments(p: Parser) -> None:
     p.add_argument("--cells", type=positive_int, required=True, help="number of cells")
     p.add_argument("--days", type=positive_int, default=1, help="recording days, each with its own rig noise (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed; also names the days (default 0)")
-    p.add_argument("--out", required=True, help="a new or empty folder")
+    p.add_argument("--out-dir", dest="out", required=True, help="a new or empty folder")
     p.add_argument("--rate", type=positive_float, default=SEED_WINDOW.sample_rate_hz,
                    help="sample rate in Hz (default %(default)g)")
     p.add_argument("--duration", type=positive_float, default=60.0, help="seconds per recording (default 60)")

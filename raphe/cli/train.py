@@ -11,7 +11,7 @@ from raphe.core.specs import MAX_WINDOWS_PER_CELL
 from .options import Parser, add_labelled_options, load_windows, positive_int
 
 HELP = "Train the CNN ensemble on labelled windows; export float32, dynamic-range and int8 .tflite."
-EXAMPLE = "raphe train synthetic/ --out my-model/ --name lab-model"
+EXAMPLE = "raphe train synthetic/ --out-dir my-model/ --name lab-model"
 
 
 def kernel_range(text: str) -> tuple[int, ...]:
@@ -31,7 +31,7 @@ def kernel_range(text: str) -> tuple[int, ...]:
 def add_arguments(p: Parser) -> None:
     p.add_argument("data", nargs="+", help="labelled data: window sets (.npz, `raphe synth` folders, class folders of CSVs) "
                         "or labelled recordings (class folders of recordings, a CSV manifest)")
-    p.add_argument("--out", required=True, help="folder for NAME-{float32,dynamic,int8}.tflite and their .json")
+    p.add_argument("--out-dir", dest="out", required=True, help="folder for NAME-{float32,dynamic,int8}.tflite and their .json")
     add_recipe_options(p)
     add_labelled_options(p)
 
@@ -47,9 +47,9 @@ def add_recipe_options(p: Parser) -> None:
                    help="windows kept per cell (default %(default)d)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--start-from", metavar="MODEL",
-                   help="fine-tune the members of a trained model (default: the shipped one; or a model's "
-                        ".tflite whose float32 variant lies beside it) instead of training from random weights, "
-                        "at a tenth of the learning rate")
+                   help="fine-tune the members of a trained model at a tenth of the learning rate: 'default' "
+                        "(the shipped one) or a model's .tflite whose float32 variant lies beside it (without "
+                        "it: training from random weights)")
 
 
 def recipe_config(args: argparse.Namespace):

@@ -1,4 +1,4 @@
-"""`raphe classify --report DIR`: why each cell ended as it did, one figure per cell; its panels
+"""`raphe classify --report-dir DIR`: why each cell ended as it did, one figure per cell; its panels
 also draw the demo's figure.
 
 Four panels per cell (``DIR/<recording>-<channel>.png``), under a title with its decision and the

@@ -6,7 +6,7 @@ one row per cell (decision, posterior and its parts, rate, novelty, drops), and 
 cells the browsers ask about (else the first ``DEFAULT_DETAILS``): the posterior of each evidence
 stream over recorded time, the mean window the posterior took against the class averages and the
 mean of the windows rejected as novel, the histogram of the intervals the firing model read (the
-same windows and intervals as `classify --report`). Each row is drawn from the cell's
+same windows and intervals as `classify --report-dir`). Each row is drawn from the cell's
 :class:`~raphe.classifier.runtime.cells.CellState`, as the terminal table's.
 
 Each cell's posterior history is sampled here, when a snapshot finds the cell changed, and kept to

@@ -229,7 +229,7 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
         stems = [f.stem for f in files]
         twice = sorted({stem for stem in stems if stems.count(stem) > 1})
         if twice:
-            raise RapheError(f"--nwb and --report name each file by its recording's name, and "
+            raise RapheError(f"--nwb and --report-dir name each file by its recording's name, and "
                              f"{', '.join(twice[:3])} occur more than once: classify those folders separately")
     todo = [FileJob(str(f), str(model.path), detector_settings, posterior, tuple(channels) if channels else None,
                     None if nwb_dir is None else str(nwb_dir), nwb_metadata,

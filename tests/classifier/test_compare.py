@@ -21,7 +21,7 @@ def test_every_family_is_trained_and_reported(tmp_path):
     data = tmp_path / "cells"
     synthesize(data, cells=24, days=2, seed=51, duration_s=20.0, write_abf=False)
     out = tmp_path / "comparison"
-    result = run_raphe("compare", data, "--out", out, "--splits", "2", "--epochs", "2", "--isis", "8", "16",
+    result = run_raphe("compare", data, "--out-dir", out, "--splits", "2", "--epochs", "2", "--isis", "8", "16",
                        timeout=900)
     assert result.returncode == 0, result.stderr
     report = (out / "report.md").read_text()

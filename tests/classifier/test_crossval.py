@@ -63,7 +63,7 @@ def lab(tmp_path_factory):
 
 def test_crossval_from_labelled_recordings_writes_a_trusted_model_and_its_report(lab, tmp_path):
     out = tmp_path / "lab-model"
-    result = run_raphe("crossval", lab / "manifest.csv", "--out", out, "--kernels", "20", "--epochs", "2",
+    result = run_raphe("crossval", lab / "manifest.csv", "--out-dir", out, "--kernels", "20", "--epochs", "2",
                        "--folds", "3", timeout=900)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "crossval.json").read_text())
@@ -95,7 +95,7 @@ def test_crossval_from_labelled_recordings_writes_a_trusted_model_and_its_report
 def test_crossval_refuses_a_folder_that_is_not_empty(lab, tmp_path):
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("")
-    assert_one_line_error(run_raphe("crossval", lab / "manifest.csv", "--out", tmp_path / "taken"), "not an empty folder")
+    assert_one_line_error(run_raphe("crossval", lab / "manifest.csv", "--out-dir", tmp_path / "taken"), "not an empty folder")
 
 
 def test_crossval_needs_four_cells_of_each_class(lab, tmp_path):
@@ -103,7 +103,7 @@ def test_crossval_needs_four_cells_of_each_class(lab, tmp_path):
     for label, name in (("SER", "a"), ("NSER", "b")):
         (root / label).mkdir(parents=True)
         shutil.copy(next((lab / "abf").glob("*.abf")), root / label / f"{name}.abf")
-    result = run_raphe("crossval", root, "--out", tmp_path / "m", "--kernels", "20", "--epochs", "1")
+    result = run_raphe("crossval", root, "--out-dir", tmp_path / "m", "--kernels", "20", "--epochs", "1")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "at least 4 cells of each" in lines[-1] and all(line.startswith("warning: ") for line in lines[:-1])

@@ -25,7 +25,7 @@ def sources(tmp_path_factory):
 
 
 def test_a_template_model_judged_on_both_generators(sources, tmp_path):
-    trained = run_raphe("train", sources / "template-train", "--out", tmp_path / "m", "--name", "t", "--kernels", "20",
+    trained = run_raphe("train", sources / "template-train", "--out-dir", tmp_path / "m", "--name", "t", "--kernels", "20",
                         "--epochs", "2", "--max-per-cell", "60", timeout=600)
     assert trained.returncode == 0, trained.stderr
     model = tmp_path / "m" / "t-dynamic.tflite"
@@ -33,7 +33,7 @@ def test_a_template_model_judged_on_both_generators(sources, tmp_path):
     assert calibrated.returncode == 0 and "margin" in calibrated.stderr, calibrated.stderr
     out = tmp_path / "report"
     result = run_raphe("matrix", "--model", f"template={model}", "--data", f"template={sources / 'template-test'}",
-                       "--data", f"biophysical={sources / 'biophysical-test'}", "--out", out)
+                       "--data", f"biophysical={sources / 'biophysical-test'}", "--out-dir", out)
     assert result.returncode == 0, result.stderr
     assert "| figure | template on template | template on biophysical |" in result.stdout
     matrix = json.loads((out / "matrix.json").read_text())
@@ -77,7 +77,7 @@ def test_a_firing_model_joins_the_posterior_and_every_evidence_is_judged(sources
     assert Model(model).posterior_config().evidence == "both"  # calibrated with firing, it decides jointly
     out = tmp_path / "report"
     result = run_raphe("matrix", "--model", f"s={model}", "--data", f"biophysical={sources / 'biophysical-test'}",
-                       "--evidence", "waveform", "firing", "both", "--out", out)
+                       "--evidence", "waveform", "firing", "both", "--out-dir", out)
     assert result.returncode == 0, result.stderr
     entries = json.loads((out / "matrix.json").read_text())["entries"]
     assert [e["model"] for e in entries] == ["s (waveform)", "s (firing)", "s (both)"]

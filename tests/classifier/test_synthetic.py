@@ -103,7 +103,7 @@ def test_detector_finds_the_generated_spikes():
 @pytest.mark.parametrize("generator", ["template", "biophysical"])
 def test_synth_writes_recordings_manifest_and_windows(tmp_path, generator):
     out = tmp_path / "synth"
-    result = run_raphe("synth", "--cells", "4", "--days", "2", "--seed", "7", "--duration", "8", "--out", str(out),
+    result = run_raphe("synth", "--cells", "4", "--days", "2", "--seed", "7", "--duration", "8", "--out-dir", str(out),
                        "--generator", generator, "--rates", "20000", "25000", "40000")
     assert result.returncode == 0, result.stderr
     with (out / "manifest.csv").open() as fh:
@@ -134,7 +134,7 @@ def test_synth_writes_recordings_manifest_and_windows(tmp_path, generator):
 def test_synth_is_reproducible_and_seeds_name_their_days(tmp_path):
     for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
         assert run_raphe("synth", "--cells", "3", "--days", "3", "--seed", seed, "--duration", "3",
-                         "--no-abf", "--out", str(tmp_path / name)).returncode == 0
+                         "--no-abf", "--out-dir", str(tmp_path / name)).returncode == 0
     a, b, c = (windows.load(tmp_path / n) for n in "abc")
     np.testing.assert_array_equal(a.X, b.X)
     assert not set(a.day) & set(c.day)
@@ -147,14 +147,14 @@ def test_noise_masks_are_cut_from_real_recordings(tmp_path, abf_dir):
     assert len(masks) > 20
     assert all(abs(m.mean()) < 1.0 and m.size == 2000 for m in masks)
     out = tmp_path / "masked"
-    result = run_raphe("synth", "--cells", "2", "--seed", "1", "--duration", "3", "--no-abf", "--out", str(out),
+    result = run_raphe("synth", "--cells", "2", "--seed", "1", "--duration", "3", "--no-abf", "--out-dir", str(out),
                        "--noise-from", *map(str, paths))
     assert result.returncode == 0, result.stderr
     assert len(windows.load(out)) > 0
 
 
 def test_noise_masks_need_current_channels(tmp_path, abf_dir):
-    result = run_raphe("synth", "--cells", "2", "--out", str(tmp_path / "x"),
+    result = run_raphe("synth", "--cells", "2", "--out-dir", str(tmp_path / "x"),
                        "--noise-from", str(abf_dir / "19114000.abf"))
     assert_one_line_error(result, "no spike-free current")
 
@@ -168,7 +168,7 @@ def test_an_interrupted_synth_leaves_nothing_and_a_rerun_works(tmp_path):
     out = tmp_path / "big"
     # SIGINT back to its default in the child: a suite started in the background by a shell without
     # job control inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt
-    process = subprocess.Popen([sys.executable, "-m", "raphe", "synth", "--cells", "400", "--out", str(out)],
+    process = subprocess.Popen([sys.executable, "-m", "raphe", "synth", "--cells", "400", "--out-dir", str(out)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
@@ -179,12 +179,12 @@ def test_an_interrupted_synth_leaves_nothing_and_a_rerun_works(tmp_path):
     process.communicate(timeout=60)
     assert process.returncode == 130
     assert list(tmp_path.iterdir()) == []
-    result = run_raphe("synth", "--cells", "2", "--duration", "2", "--out", str(out), "--no-abf")
+    result = run_raphe("synth", "--cells", "2", "--duration", "2", "--out-dir", str(out), "--no-abf")
     assert result.returncode == 0, result.stderr
     assert (out / "windows.npz").is_file()
 
 
 def test_synth_refuses_a_non_empty_folder(tmp_path):
     (tmp_path / "keep.txt").write_text("data")
-    assert_one_line_error(run_raphe("synth", "--cells", "2", "--out", str(tmp_path)), "not empty")
+    assert_one_line_error(run_raphe("synth", "--cells", "2", "--out-dir", str(tmp_path)), "not empty")
     assert (tmp_path / "keep.txt").read_text() == "data"

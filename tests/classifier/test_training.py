@@ -132,7 +132,7 @@ def test_three_classes_from_csv_folders(tiny_data, tmp_path):
 def test_evaluate_cli_writes_report_and_figures(tiny_model, tiny_data, tmp_path):
     windows.save_npz(tiny_data, tmp_path / "w.npz")
     out = tmp_path / "report"
-    result = run_raphe("evaluate", tiny_model.models["float32"].parent, tmp_path / "w.npz", "--out", out)
+    result = run_raphe("evaluate", tiny_model.models["float32"].parent, tmp_path / "w.npz", "--out-dir", out)
     assert result.returncode == 0, result.stderr
     assert "| spike |" in result.stdout and "Wilson" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
@@ -145,7 +145,7 @@ def test_evaluate_cli_writes_report_and_figures(tiny_model, tiny_data, tmp_path)
 
 def test_train_cli_records_its_recipe(tiny_data, tmp_path):
     windows.save_npz(tiny_data, tmp_path / "w.npz")
-    result = run_raphe("train", tmp_path / "w.npz", "--out", tmp_path / "m", "--name", "cli", "--kernels", "20",
+    result = run_raphe("train", tmp_path / "w.npz", "--out-dir", tmp_path / "m", "--name", "cli", "--kernels", "20",
                        "--epochs", "1", timeout=600)
     assert result.returncode == 0, result.stderr
     meta = json.loads((tmp_path / "m" / "cli-dynamic.json").read_text())
@@ -182,7 +182,7 @@ def test_training_refuses_one_class(tmp_path):
     data = windows.make(np.random.default_rng(0).normal(size=(20, 160)), ["SER"] * 20,
                         [f"c{i % 4}" for i in range(20)], ["d"] * 20)
     windows.save_npz(data, tmp_path / "one.npz")
-    assert_one_line_error(run_raphe("train", tmp_path / "one.npz", "--out", tmp_path / "m"), "at least 2 classes")
+    assert_one_line_error(run_raphe("train", tmp_path / "one.npz", "--out-dir", tmp_path / "m"), "at least 2 classes")
 
 
 def test_runtime_never_imports_tensorflow():
@@ -303,5 +303,5 @@ def test_fine_tuning_starts_from_the_shipped_model_and_a_bad_start_is_one_line(t
         shutil.copy(DEFAULT_MODEL.with_suffix(suffix), lonely / DEFAULT_MODEL.with_suffix(suffix).name)
     for extra, fragment in ((["--start-from", lonely / DEFAULT_MODEL.name], "no float32 variant"),
                             (["--start-from", "default", "--kernels", "40"], "--kernels [40] are not among them")):
-        result = run_raphe("train", tmp_path / "w.npz", "--out", tmp_path / "bad", "--epochs", "1", *extra, timeout=600)
+        result = run_raphe("train", tmp_path / "w.npz", "--out-dir", tmp_path / "bad", "--epochs", "1", *extra, timeout=600)
         assert_one_line_error(result, fragment)

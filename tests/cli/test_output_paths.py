@@ -16,7 +16,7 @@ def leftovers(folder) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
-@pytest.mark.parametrize("option", ["--out", "--nwb", "--report"])
+@pytest.mark.parametrize("option", ["--out", "--nwb", "--report-dir"])
 def test_classify_refuses_an_unwritable_output_before_the_work(abf_dir, option):
     target = "/proc/raphe-x.csv" if option == "--out" else "/proc/raphe-rx"
     result = run_raphe("classify", abf_dir / "2020_06_16_0000.abf", option, target)
@@ -32,7 +32,7 @@ def test_classify_refuses_a_folder_as_its_csv_and_leaves_no_partial(abf_dir, tmp
 def test_classify_refuses_a_file_as_its_report_folder(abf_dir, tmp_path):
     taken = tmp_path / "taken"
     taken.write_text("x")
-    assert_one_line_error(run_raphe("classify", abf_dir / "2020_06_16_0000.abf", "--report", taken), "is a file")
+    assert_one_line_error(run_raphe("classify", abf_dir / "2020_06_16_0000.abf", "--report-dir", taken), "is a file")
 
 
 @pytest.mark.parametrize("option,target", [("--out", "/proc/raphe-x.csv"), ("--windows", "/proc/raphe-w.npz"),
@@ -90,6 +90,6 @@ def test_train_refused_for_too_few_cells_leaves_no_folder(tmp_path):
                         classes=("SER", "NSER"), cell=np.repeat(["a", "b", "c", "d"], n // 4),
                         day=np.full(n, "d1"), udi_ms=np.full(n, np.nan))
     save_npz(windows, tmp_path / "w.npz")
-    result = run_raphe("train", tmp_path / "w.npz", "--out", tmp_path / "model", timeout=300)
+    result = run_raphe("train", tmp_path / "w.npz", "--out-dir", tmp_path / "model", timeout=300)
     assert_one_line_error(result, "splitting by cell needs at least 3 per class")
     assert not (tmp_path / "model").exists()

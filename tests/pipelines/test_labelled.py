@@ -80,7 +80,7 @@ def test_a_manifest_gives_days_udi_parts_and_exclusions(synth, tmp_path):
 def test_train_and_evaluate_from_labelled_recordings(class_folders, synth, tmp_path):
     """A real (tiny) training run from class folders, judged on the manifest of the same cells."""
     out, _ = synth
-    trained = run_raphe("train", class_folders, "--out", tmp_path / "lab-model", "--kernels", "20", "--epochs", "1",
+    trained = run_raphe("train", class_folders, "--out-dir", tmp_path / "lab-model", "--kernels", "20", "--epochs", "1",
                         "--name", "lab", timeout=600)
     assert trained.returncode == 0, trained.stderr
     meta = json.loads((tmp_path / "lab-model" / "lab-dynamic.json").read_text())

@@ -107,7 +107,7 @@ def test_the_report_draws_why_each_cell_ended_as_it_did(labelled_files, tmp_path
     from raphe.replay.recording import Recording
 
     out = tmp_path / "why"
-    result = run_raphe("classify", *labelled_files, "--report", out, "--json")
+    result = run_raphe("classify", *labelled_files, "--report-dir", out, "--json")
     assert result.returncode == 0, result.stderr
     figures = sorted(out.glob("*.png"))
     assert [f.name for f in figures] == sorted(f"{p.stem}-0.png" for p in labelled_files)
@@ -127,4 +127,4 @@ def test_the_report_draws_why_each_cell_ended_as_it_did(labelled_files, tmp_path
     assert np.abs(saliency[(t_ms > 0) & (t_ms < 1.5)]).max() > 3 * np.abs(saliency[t_ms < -0.5]).max()
     a_file = tmp_path / "taken"
     a_file.write_text("x")
-    assert_one_line_error(run_raphe("classify", labelled_files[0], "--report", a_file), "is a file")
+    assert_one_line_error(run_raphe("classify", labelled_files[0], "--report-dir", a_file), "is a file")
