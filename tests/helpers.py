@@ -171,3 +171,20 @@ def spike_update(channel_num: int = 0, sample_num: int = 0, decision: str = "und
                       n_spikes, 0, 5.0, 0, "both", even, {"waveform": even, "firing": even, "joint": even}, even,
                       decision, None, None, (), ())
     return SpikeUpdate(state, sample_num, 1, sample_rate, -80.0, -50.0, False, np.array([0.5, 0.5], np.float32), {})
+
+
+def replay_into(service, pub, recording) -> None:
+    """``recording`` replayed on ``pub`` as fast as the service takes it (10 ms blocks), the
+    service stepped until it has handled every message and then finished (summaries logged)."""
+    import math
+
+    from raphe.replay.player import replay
+
+    assert pub.wait_for_subscribers(1, timeout_s=10)
+    sender = threading.Thread(target=replay, args=(recording, pub), kwargs={"block_ms": 10.0, "speed": math.inf})
+    sender.start()
+    while sender.is_alive():
+        service.step(20)
+    sender.join()
+    drain_service(service)
+    service.finish()

@@ -11,9 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -32,10 +30,9 @@ from raphe.outputs.wire import Outputs, decode_posterior
 from raphe.pipelines.live import Service
 from raphe.pipelines.offline import classify_recording
 from raphe.pipelines.wiring import ServeOptions, Sinks, subscribe
-from raphe.replay.player import replay
 from raphe.replay.recording import Channel, Recording
 from raphe.streamer.publisher import Publisher
-from tests.helpers import PosteriorReader, drain_service, unavailable
+from tests.helpers import PosteriorReader, replay_into, unavailable
 
 RATE = 40_000.0
 
@@ -74,14 +71,7 @@ def served(rig, tmp_path_factory):
         view = LiveView(service, web, "contract")
         reader = PosteriorReader(outputs.posterior_endpoint)
         try:
-            assert pub.wait_for_subscribers(1, timeout_s=10)
-            sender = threading.Thread(target=replay, args=(rig, pub), kwargs={"block_ms": 10.0, "speed": math.inf})
-            sender.start()
-            while sender.is_alive():
-                service.step(20)
-            sender.join()
-            drain_service(service)
-            service.finish()
+            replay_into(service, pub, rig)
             snapshot = view.snapshot(8.0, final=True)
             console = Console(width=200, record=True, file=io.StringIO())
             console.print(service.table(8.0, "contract"))

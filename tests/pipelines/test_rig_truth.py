@@ -3,9 +3,6 @@ with, a drifting holding current does not throw cells away, and a stream in volt
 
 from __future__ import annotations
 
-import math
-import threading
-
 import numpy as np
 import pytest
 
@@ -17,10 +14,9 @@ from raphe.outputs.wire import Outputs, decode_posterior
 from raphe.pipelines.live import Service
 from raphe.pipelines.offline import classify_recording
 from raphe.pipelines.wiring import ServeOptions, Sinks, subscribe
-from raphe.replay.player import replay
 from raphe.replay.recording import Channel, Recording
 from raphe.streamer.publisher import Publisher
-from tests.helpers import PosteriorReader, drain_service
+from tests.helpers import PosteriorReader, drain_service, replay_into
 
 RATE = 40_000.0
 
@@ -38,15 +34,7 @@ def served(recording: Recording, model: Model) -> tuple[list[dict], dict]:
         service = Service(subscribe(pub.endpoint), model, model.posterior_config(), Sinks(outputs), ServeOptions())
         reader = PosteriorReader(outputs.posterior_endpoint)
         try:
-            assert pub.wait_for_subscribers(1, timeout_s=10)
-            sender = threading.Thread(target=replay, args=(recording, pub), kwargs={"block_ms": 10.0,
-                                                                                   "speed": math.inf})
-            sender.start()
-            while sender.is_alive():
-                service.step(20)
-            sender.join()
-            drain_service(service)
-            service.finish()
+            replay_into(service, pub, recording)
             final = {record["cell"]: record for record in service.cell_records(final=True)}
         finally:
             reader.stop()
