@@ -19,7 +19,7 @@ from raphe.core.errors import RapheError
 from raphe.core.specs import DATA_ENDPOINT
 
 from .heartbeat import HeartbeatServer, heartbeat_endpoint
-from .protocol import encode_block, encode_data, encode_ttl
+from .protocol import encode_block, encode_data
 from .security import Curve, authenticator, serve_securely
 
 LOSSLESS_LINGER_MS = 60_000
@@ -133,12 +133,6 @@ class Publisher:
         num = self._next_message_num()
         self.send_frames(encode_block(num, stream, sample_num, sample_rate, samples, channel_nums, channel_names,
                                       units))
-        return num
-
-    def send_ttl(self, stream: str, source_node: int, sample_num: int, line: int, state: int,
-                 word: int) -> int:
-        num = self._next_message_num()
-        self.send_frames(encode_ttl(num, stream, source_node, sample_num, line, state, word))
         return num
 
     def send_frames(self, frames: list[bytes]) -> None:
