@@ -119,7 +119,7 @@ def test_nwb_sweeps_and_electrodes_keep_their_place_and_replay_as_the_file_holds
     np.testing.assert_allclose(rec.sweeps[2].traces[1], samples[80_000:160_000], rtol=1e-6, atol=1e-4)
     from raphe.replay.player import replay
 
-    with Publisher("tcp://127.0.0.1:*", heartbeat=False) as pub:
+    with Publisher("tcp://127.0.0.1:*", heartbeat=False, lossless=True) as pub:
         sub = Subscriber(pub.endpoint)
         try:
             handshake(pub, sub)
