@@ -38,7 +38,8 @@ def reference_thresholds(x: np.ndarray, rate: float, config: DetectorConfig) -> 
     rule that follows the baseline, in plain numpy: consecutive segments of the finite samples, the
     first of FIRST_SEGMENT_S (or noise_window_s if shorter), the later of noise_window_s; a segment of
     n samples keeps every k-th finite one, k = ceil(n / MAX_MEDIAN_POINTS), n // k of them; its median
-    and MAD (float64) set the threshold from the sample after its last one on."""
+    and MAD (float64) set the threshold from the sample after its last one on (the first segment's
+    median counting only where it makes the threshold stricter than from zero)."""
     thresholds = np.full(len(x) + 1, np.nan, np.float32)
     finite = np.flatnonzero(np.isfinite(x))
     used, seconds = 0, min(FIRST_SEGMENT_S, config.noise_window_s)
@@ -52,6 +53,8 @@ def reference_thresholds(x: np.ndarray, rate: float, config: DetectorConfig) -> 
         segment = x[kept].astype(np.float64)
         med = np.median(segment)
         sigma = np.median(np.abs(segment - med)) / 0.6745
+        if used == 0:
+            med = min(med, 0.0) if config.polarity == "neg" else max(med, 0.0) if config.polarity == "pos" else 0.0
         if config.adaptive_k is None:
             value = med + config.threshold
         else:
@@ -354,3 +357,20 @@ def test_channels_added_and_reset_one_by_one(synthetic):
     again = one.process_rows(synthetic[1:2, :4000], np.array([1]), np.array([10 ** 9]))
     assert one.counts[1, DROPPED_GAP] == 0  # a reset channel has no pending window to lose
     assert len(again) == len(Detector(1, 40000.0, config).process(synthetic[1:2, :4000], 10 ** 9))
+
+
+def test_a_transient_in_the_first_segment_never_lets_the_noise_cross():
+    """The first 50 ms sit 20 pA high (a seal settling); the noise after them, dipping to -40 pA,
+    must not cross a threshold measured from that raised baseline (it did: -30 pA for 0.5 s)."""
+    rng = np.random.default_rng(2)
+    trace = rng.normal(0.0, 5.0, 40_000).astype(np.float32)
+    trace[:2000] += 20.0
+    trace[2000:] = np.clip(trace[2000:], -15.0, 15.0) - 25.0 * (np.arange(38_000) % 400 == 0)
+    assert len(Detector(1, 40_000.0, DetectorConfig()).process(trace[np.newaxis], 0)) == 0
+    for polarity, sign in (("neg", -1), ("pos", 1)):
+        raised = trace.copy()
+        raised[:2000] -= 40.0 * sign  # the transient on the other side only makes the threshold stricter
+        config = DetectorConfig(polarity=polarity, threshold=50.0 * sign)
+        detector = Detector(1, 40_000.0, config)
+        detector.process(raised[np.newaxis, :2001], 0)
+        assert abs(detector.thresholds[0]) >= 50.0
