@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.installed-runtime
 EVERYTHING := $(VENV)/.installed-everything
 DOCS := $(VENV)/.installed-docs
 
-.PHONY: setup setup-runtime demo test docs browser bench default-model default-firing default-model-recipe cross-generator \
+.PHONY: setup setup-runtime demo test docs browser bench default-model default-posterior default-model-recipe cross-generator \
 	classic-firing compare-families clean
 
 setup: $(EVERYTHING)
@@ -62,163 +62,130 @@ browser:
 bench: $(EVERYTHING)
 	$(BIN)/raphe bench
 
-# The recipe of the model shipped in classifier/default (about 25 minutes on 2 cores): train on
-# 160 cells of each generator (template and biophysical) over 8 days each (seed 1), every day at its
-# own sample rate; fit the cell posterior on 100 cells of each generator from 4 other days (seed 3);
-# judge it on 200 cells of each generator from 4 more days (seed 2).
+# The recipe of the model shipped in classifier/default (about 60 minutes on 2 cores). Three
+# generators, each written on its own principle (template, biophysical, compartmental). The shipped
+# ensemble (and its student) learn the shapes of 160 cells of template and biophysical over 8 days
+# each (seed 1); two more ensembles, by the same recipe, each leave another generator out (the
+# leave-one-generator-out folds). A firing model learns the trains of 160 cells of each of the two
+# (varied firing, seed 11). The posterior is fitted once for all the folds together on 100 cells of
+# each of the three generators from 4 other days (seed 13): every fold, on the cells of the generator
+# it never saw too, must hold, and each class's threshold is chosen by risk control; then everything
+# is judged on 200 cells of each generator from 4 more days (seed 12) and on their conflict cells.
 MODEL_BUILD := build/default-model
 RATES := --rates 20000 25000 40000 50000
-# The waveform model's data keep the firing of the version that built it (--firing classic gives
+# The waveform models' data keep the firing of the version that built them (--firing classic gives
 # exactly those windows); the firing model learns from trains with their exceptions (varied).
 SYNTH := synth --no-abf --firing classic $(RATES)
 FIRING_SYNTH := synth --no-abf --firing varied $(RATES)
-SYNTH_TRAIN_T := $(SYNTH) --generator template --cells 160 --days 8 --seed 1 --out-dir $(MODEL_BUILD)/train-template
-SYNTH_TRAIN_B := $(SYNTH) --generator biophysical --cells 160 --days 8 --seed 1 --out-dir $(MODEL_BUILD)/train-biophysical
-SYNTH_CAL_T := $(SYNTH) --generator template --cells 100 --days 4 --seed 3 --out-dir $(MODEL_BUILD)/calibration-template
-SYNTH_CAL_B := $(SYNTH) --generator biophysical --cells 100 --days 4 --seed 3 --out-dir $(MODEL_BUILD)/calibration-biophysical
-SYNTH_TEST_T := $(SYNTH) --generator template --cells 200 --days 4 --seed 2 --out-dir $(MODEL_BUILD)/test-template
-SYNTH_TEST_B := $(SYNTH) --generator biophysical --cells 200 --days 4 --seed 2 --out-dir $(MODEL_BUILD)/test-biophysical
+GENERATORS := template biophysical compartmental
+SHAPES = $(SYNTH) --generator $(1) --cells 160 --days 8 --seed 1 --out-dir $(MODEL_BUILD)/train-$(1)
+TRAINS = $(FIRING_SYNTH) --generator $(1) --cells 160 --days 8 --seed 11 --out-dir $(MODEL_BUILD)/firing-train-$(1)
+CALIBRATION_CELLS = $(FIRING_SYNTH) --generator $(1) --cells 100 --days 4 --seed 13 --out-dir $(MODEL_BUILD)/calibration-$(1)
+TEST_CELLS = $(FIRING_SYNTH) --generator $(1) --cells 200 --days 4 --seed 12 --out-dir $(MODEL_BUILD)/test-$(1)
 TRAIN := train $(MODEL_BUILD)/train-template $(MODEL_BUILD)/train-biophysical --out-dir $(MODEL_BUILD)/model \
 	--name raphe-default --max-per-cell 100 --seed 1
 DISTILL := distill $(MODEL_BUILD)/model/raphe-default-float32.tflite $(MODEL_BUILD)/train-template \
 	$(MODEL_BUILD)/train-biophysical --out-dir $(MODEL_BUILD)/model --name raphe-student --max-per-cell 100 --seed 1
-CALIBRATE := calibrate $(MODEL_BUILD)/model $(MODEL_BUILD)/calibration-template $(MODEL_BUILD)/calibration-biophysical
-EVALUATE := evaluate $(MODEL_BUILD)/model $(MODEL_BUILD)/test-template $(MODEL_BUILD)/test-biophysical \
-	--out-dir $(MODEL_BUILD)/report
-MATRIX := matrix --model ensemble=$(MODEL_BUILD)/model/raphe-default-dynamic.tflite \
-	--model student=$(MODEL_BUILD)/model/raphe-student-dynamic.tflite \
-	--data template=$(MODEL_BUILD)/test-template --data biophysical=$(MODEL_BUILD)/test-biophysical \
-	--out-dir $(MODEL_BUILD)/matrix
-FIRING_TRAIN_T := $(FIRING_SYNTH) --generator template --cells 160 --days 8 --seed 11 --out-dir $(MODEL_BUILD)/firing-train-template
-FIRING_TRAIN_B := $(FIRING_SYNTH) --generator biophysical --cells 160 --days 8 --seed 11 \
-	--out-dir $(MODEL_BUILD)/firing-train-biophysical
-FIRING_CAL_T := $(FIRING_SYNTH) --generator template --cells 100 --days 4 --seed 13 \
-	--out-dir $(MODEL_BUILD)/firing-calibration-template
-FIRING_CAL_B := $(FIRING_SYNTH) --generator biophysical --cells 100 --days 4 --seed 13 \
-	--out-dir $(MODEL_BUILD)/firing-calibration-biophysical
-FIRING_TEST_T := $(FIRING_SYNTH) --generator template --cells 200 --days 4 --seed 12 --out-dir $(MODEL_BUILD)/firing-test-template
-FIRING_TEST_B := $(FIRING_SYNTH) --generator biophysical --cells 200 --days 4 --seed 12 \
-	--out-dir $(MODEL_BUILD)/firing-test-biophysical
+FOLD_T := train $(MODEL_BUILD)/train-biophysical $(MODEL_BUILD)/train-compartmental \
+	--out-dir $(MODEL_BUILD)/without-template --name without-template --max-per-cell 100 --seed 1
+FOLD_B := train $(MODEL_BUILD)/train-template $(MODEL_BUILD)/train-compartmental \
+	--out-dir $(MODEL_BUILD)/without-biophysical --name without-biophysical --max-per-cell 100 --seed 1
 FIRING_MODEL := firing-model $(MODEL_BUILD)/firing-train-template $(MODEL_BUILD)/firing-train-biophysical \
 	--out $(MODEL_BUILD)/model/raphe-firing.json --seed 1
-CALIBRATE_JOINT := calibrate $(MODEL_BUILD)/model $(MODEL_BUILD)/firing-calibration-template \
-	$(MODEL_BUILD)/firing-calibration-biophysical --firing $(MODEL_BUILD)/model/raphe-firing.json
-EVALUATE_JOINT := evaluate $(MODEL_BUILD)/model $(MODEL_BUILD)/firing-test-template $(MODEL_BUILD)/firing-test-biophysical \
-	--out-dir $(MODEL_BUILD)/report
-MATRIX_JOINT := matrix --model ensemble=$(MODEL_BUILD)/model/raphe-default-dynamic.tflite \
+CALIBRATE := calibrate $(MODEL_BUILD)/model $(foreach g,$(GENERATORS),$(MODEL_BUILD)/calibration-$(g)) \
+	--firing $(MODEL_BUILD)/model/raphe-firing.json \
+	--across $(MODEL_BUILD)/without-template/without-template-dynamic.tflite \
+	$(MODEL_BUILD)/without-biophysical/without-biophysical-dynamic.tflite
+EVALUATE := evaluate $(MODEL_BUILD)/model $(foreach g,$(GENERATORS),$(MODEL_BUILD)/test-$(g)) --out-dir $(MODEL_BUILD)/report
+# The headline: every fold on the generator it never saw (and on those it did), each evidence, and
+# every generator's conflict cells.
+MATRIX := matrix --model without-compartmental=$(MODEL_BUILD)/model/raphe-default-dynamic.tflite \
+	--model without-template=$(MODEL_BUILD)/without-template/without-template-dynamic.tflite \
+	--model without-biophysical=$(MODEL_BUILD)/without-biophysical/without-biophysical-dynamic.tflite \
 	--model student=$(MODEL_BUILD)/model/raphe-student-dynamic.tflite \
-	--data template=$(MODEL_BUILD)/firing-test-template --data biophysical=$(MODEL_BUILD)/firing-test-biophysical \
-	--evidence waveform firing both --out-dir $(MODEL_BUILD)/matrix
+	$(foreach g,$(GENERATORS),--data $(g)=$(MODEL_BUILD)/test-$(g)) --evidence waveform both --conflict \
+	--out-dir $(MODEL_BUILD)/matrix
 default-model: $(EVERYTHING)
 	rm -rf $(MODEL_BUILD)
-	$(BIN)/raphe $(SYNTH_TRAIN_T)
-	$(BIN)/raphe $(SYNTH_TRAIN_B)
-	$(BIN)/raphe $(SYNTH_CAL_T)
-	$(BIN)/raphe $(SYNTH_CAL_B)
-	$(BIN)/raphe $(SYNTH_TEST_T)
-	$(BIN)/raphe $(SYNTH_TEST_B)
+	$(foreach g,$(GENERATORS),$(BIN)/raphe $(call SHAPES,$(g)) &&) true
 	$(BIN)/raphe $(TRAIN)
 	$(BIN)/raphe $(DISTILL)
+	$(BIN)/raphe $(FOLD_T)
+	$(BIN)/raphe $(FOLD_B)
+	$(MAKE) --no-print-directory default-posterior
+
+# The posterior of the default model and its judgement (about 20 minutes; run by default-model, or
+# alone on its build): the firing model, the fit across generators, the report and the matrix.
+default-posterior: $(EVERYTHING)
+	test -d $(MODEL_BUILD)/without-biophysical || $(MAKE) --no-print-directory default-model
+	rm -rf $(MODEL_BUILD)/firing-* $(MODEL_BUILD)/calibration-* $(MODEL_BUILD)/test-* $(MODEL_BUILD)/report \
+		$(MODEL_BUILD)/matrix
+	$(foreach g,template biophysical,$(BIN)/raphe $(call TRAINS,$(g)) &&) true
+	$(foreach g,$(GENERATORS),$(BIN)/raphe $(call CALIBRATION_CELLS,$(g)) && $(BIN)/raphe $(call TEST_CELLS,$(g)) &&) true
+	$(BIN)/raphe $(FIRING_MODEL)
 	$(BIN)/raphe $(CALIBRATE)
 	$(BIN)/raphe $(EVALUATE)
 	$(BIN)/raphe $(MATRIX)
 	rm -rf classifier/default && mkdir -p classifier/default
-	cp $(MODEL_BUILD)/model/* $(MODEL_BUILD)/report/* $(MODEL_BUILD)/matrix/* classifier/default/
-	$(MAKE) --no-print-directory default-firing
-
-# The firing part of the default model (about 15 minutes; run by default-model, or alone on its
-# build): a firing model trained on varied trains of both generators (seed 11), the joint posterior
-# of every model fitted on 100 cells of each generator from 4 other days (seed 13), all judged on
-# 200 cells of each from 4 more days (seed 12), waveform, firing and joint side by side.
-default-firing: $(EVERYTHING)
-	test -d $(MODEL_BUILD)/model || $(MAKE) --no-print-directory default-model
-	rm -rf $(MODEL_BUILD)/firing-* $(MODEL_BUILD)/report $(MODEL_BUILD)/matrix
-	$(BIN)/raphe $(FIRING_TRAIN_T)
-	$(BIN)/raphe $(FIRING_TRAIN_B)
-	$(BIN)/raphe $(FIRING_CAL_T)
-	$(BIN)/raphe $(FIRING_CAL_B)
-	$(BIN)/raphe $(FIRING_TEST_T)
-	$(BIN)/raphe $(FIRING_TEST_B)
-	$(BIN)/raphe $(FIRING_MODEL)
-	$(BIN)/raphe $(CALIBRATE_JOINT)
-	$(BIN)/raphe $(EVALUATE_JOINT)
-	$(BIN)/raphe $(MATRIX_JOINT)
-	cp $(MODEL_BUILD)/model/* $(MODEL_BUILD)/report/* $(MODEL_BUILD)/matrix/* classifier/default/
+	cp $(MODEL_BUILD)/model/* $(MODEL_BUILD)/report/* classifier/default/
+	cp $(MODEL_BUILD)/matrix/matrix.md classifier/default/cross-generator.md
+	cp $(MODEL_BUILD)/matrix/matrix.json classifier/default/cross-generator.json
+	cp $(MODEL_BUILD)/matrix/tradeoff.png classifier/default/cross-generator-tradeoff.png
 	$(MAKE) --no-print-directory default-model-recipe
 
 # Written by default-model: the exact commands, beside the model they built.
 default-model-recipe:
 	printf '%s\n' "# How this model was built" "" "\`make default-model\` ran, from the repository root:" "" \
-		'```' "raphe $(SYNTH_TRAIN_T)" "raphe $(SYNTH_TRAIN_B)" "raphe $(SYNTH_CAL_T)" "raphe $(SYNTH_CAL_B)" \
-		"raphe $(SYNTH_TEST_T)" "raphe $(SYNTH_TEST_B)" "raphe $(TRAIN)" "raphe $(DISTILL)" "raphe $(CALIBRATE)" \
-		"raphe $(EVALUATE)" "raphe $(MATRIX)" "raphe $(FIRING_TRAIN_T)" "raphe $(FIRING_TRAIN_B)" \
-		"raphe $(FIRING_CAL_T)" "raphe $(FIRING_CAL_B)" "raphe $(FIRING_TEST_T)" "raphe $(FIRING_TEST_B)" \
-		"raphe $(FIRING_MODEL)" "raphe $(CALIBRATE_JOINT)" "raphe $(EVALUATE_JOINT)" "raphe $(MATRIX_JOINT)" '```' "" \
-		"Training data: synthetic cells only, from both of raphe's generators (template: days s1-d01 ... s1-d08;" \
-		"biophysical: days b1-d01 ... b1-d08), each day at its own sample rate (20, 25, 40 or 50 kHz)." \
-		"Firing model: trained on the spike trains of 160 cells of each generator with varied firing (days s11-*, b11-*)." \
-		"Cell posterior (waveform tempering, firing weight, margins) fitted on 100 cells of each generator from 4 other" \
-		"days with varied firing (s13-d01 ... s13-d04, b13-d01 ... b13-d04); the calibration and test sets of the" \
-		"waveform steps (seeds 3 and 2) were the first version's, kept for its report (overwritten by the joint one)." \
-		"Evaluation: 200 cells of each generator from 4 more days with varied firing (s12-*, b12-*): report.md, matrix.md." \
-		"The steps up to the first matrix ran under an earlier raphe whose synth had no --firing option; its data" \
-		"are exactly those of --firing classic." \
+		'```' $(foreach g,$(GENERATORS),"raphe $(call SHAPES,$(g))") "raphe $(TRAIN)" "raphe $(DISTILL)" \
+		"raphe $(FOLD_T)" "raphe $(FOLD_B)" $(foreach g,template biophysical,"raphe $(call TRAINS,$(g))") \
+		$(foreach g,$(GENERATORS),"raphe $(call CALIBRATION_CELLS,$(g))" "raphe $(call TEST_CELLS,$(g))") \
+		"raphe $(FIRING_MODEL)" "raphe $(CALIBRATE)" "raphe $(EVALUATE)" "raphe $(MATRIX)" '```' "" \
+		"Training data: synthetic cells only. The shipped ensemble and its student: 160 cells of each of two" \
+		"generators (template: days s1-d01 ... s1-d08; biophysical: b1-d01 ... b1-d08), each day at its own sample" \
+		"rate (20, 25, 40 or 50 kHz). The compartmental generator's cells (c1-*) trained only the two" \
+		"leave-one-generator-out folds (without-template, without-biophysical); the shipped ensemble is itself the" \
+		"fold without compartmental. Firing model: the spike trains of 160 cells of template and biophysical with" \
+		"varied firing (days s11-*, b11-*). Cell posterior (tempering, waveform cap, firing weight, margins," \
+		"conflict level) fitted once for the shipped models and the two folds together, on 100 cells of each of the" \
+		"three generators from 4 other days (s13-*, b13-*, c13-*), each (model, generator) a group that must hold;" \
+		"each class's decision threshold then chosen by risk control on the same cells." \
+		"Evaluation: 200 cells of each generator from 4 more days (s12-*, b12-*, c12-*) and their conflict cells:" \
+		"report.md, cross-generator.md." \
 		> classifier/default/RECIPE.md
 
-# The cross-generator matrix (about 15 minutes after default-model, whose data it reuses): the same
-# recipe, waveform and firing models, trained on one generator alone, each calibrated like the
-# shipped model (on held-out days of both generators), every model judged on the held-out days of
-# each generator with the waveform evidence alone and with the joint posterior.
-CROSS := build/cross-generator
+# The leave-one-generator-out matrix alone, on default-model's build (about 10 minutes).
 cross-generator: $(EVERYTHING)
-	test -d $(MODEL_BUILD)/firing-test-biophysical || $(MAKE) --no-print-directory default-model
-	rm -rf $(CROSS)
-	$(BIN)/raphe train $(MODEL_BUILD)/train-template --out-dir $(CROSS)/template --name template --max-per-cell 100 --seed 1
-	$(BIN)/raphe train $(MODEL_BUILD)/train-biophysical --out-dir $(CROSS)/biophysical --name biophysical \
-		--max-per-cell 100 --seed 1
-	$(BIN)/raphe firing-model $(MODEL_BUILD)/firing-train-template --out $(CROSS)/template/template-firing.json --seed 1
-	$(BIN)/raphe firing-model $(MODEL_BUILD)/firing-train-biophysical \
-		--out $(CROSS)/biophysical/biophysical-firing.json --seed 1
-	$(BIN)/raphe calibrate $(CROSS)/template/template-dynamic.tflite $(MODEL_BUILD)/firing-calibration-template \
-		$(MODEL_BUILD)/firing-calibration-biophysical --firing $(CROSS)/template/template-firing.json
-	$(BIN)/raphe calibrate $(CROSS)/biophysical/biophysical-dynamic.tflite $(MODEL_BUILD)/firing-calibration-template \
-		$(MODEL_BUILD)/firing-calibration-biophysical --firing $(CROSS)/biophysical/biophysical-firing.json
-	$(BIN)/raphe matrix --model template=$(CROSS)/template/template-dynamic.tflite \
-		--model biophysical=$(CROSS)/biophysical/biophysical-dynamic.tflite \
-		--model both=classifier/default/raphe-default-dynamic.tflite \
-		--model both-student=classifier/default/raphe-student-dynamic.tflite \
-		--data template=$(MODEL_BUILD)/firing-test-template --data biophysical=$(MODEL_BUILD)/firing-test-biophysical \
-		--evidence waveform both --out-dir $(CROSS)/matrix
-	cp $(CROSS)/matrix/matrix.md classifier/default/cross-generator.md
-	cp $(CROSS)/matrix/tradeoff.png classifier/default/cross-generator-tradeoff.png
+	test -d $(MODEL_BUILD)/test-compartmental || $(MAKE) --no-print-directory default-model
+	$(BIN)/raphe $(MATRIX)
+	cp $(MODEL_BUILD)/matrix/matrix.md classifier/default/cross-generator.md
+	cp $(MODEL_BUILD)/matrix/matrix.json classifier/default/cross-generator.json
+	cp $(MODEL_BUILD)/matrix/tradeoff.png classifier/default/cross-generator-tradeoff.png
 
 # The joint posterior without the synthetic firing's exceptions (about 15 minutes after
-# default-firing): the same firing recipe on textbook trains (--firing classic, seeds 11, 13, 12),
+# default-model): the same firing recipe on textbook trains (--firing classic, seeds 11, 13, 12),
 # the shipped ensemble's copy calibrated with it, judged with each evidence; docs/default-model.md.
 CLASSIC := build/classic-firing
+CLASSIC_SETS = $(subst varied,classic,$(subst $(MODEL_BUILD),$(CLASSIC),$(1)))
 classic-firing: $(EVERYTHING)
 	test -d $(MODEL_BUILD)/model || $(MAKE) --no-print-directory default-model
 	rm -rf $(CLASSIC) && mkdir -p $(CLASSIC)/model
-	$(BIN)/raphe $(subst varied,classic,$(subst $(MODEL_BUILD),$(CLASSIC),$(FIRING_TRAIN_T)))
-	$(BIN)/raphe $(subst varied,classic,$(subst $(MODEL_BUILD),$(CLASSIC),$(FIRING_TRAIN_B)))
-	$(BIN)/raphe $(subst varied,classic,$(subst $(MODEL_BUILD),$(CLASSIC),$(FIRING_CAL_T)))
-	$(BIN)/raphe $(subst varied,classic,$(subst $(MODEL_BUILD),$(CLASSIC),$(FIRING_CAL_B)))
-	$(BIN)/raphe $(subst varied,classic,$(subst $(MODEL_BUILD),$(CLASSIC),$(FIRING_TEST_T)))
-	$(BIN)/raphe $(subst varied,classic,$(subst $(MODEL_BUILD),$(CLASSIC),$(FIRING_TEST_B)))
+	$(foreach g,template biophysical,$(BIN)/raphe $(call CLASSIC_SETS,$(call TRAINS,$(g))) && \
+		$(BIN)/raphe $(call CLASSIC_SETS,$(call CALIBRATION_CELLS,$(g))) && \
+		$(BIN)/raphe $(call CLASSIC_SETS,$(call TEST_CELLS,$(g))) &&) true
 	cp classifier/default/raphe-default-dynamic.tflite classifier/default/raphe-default-dynamic.json $(CLASSIC)/model/
 	$(BIN)/raphe firing-model $(CLASSIC)/firing-train-template $(CLASSIC)/firing-train-biophysical \
 		--out $(CLASSIC)/model/classic-firing.json --seed 1
-	$(BIN)/raphe calibrate $(CLASSIC)/model $(CLASSIC)/firing-calibration-template $(CLASSIC)/firing-calibration-biophysical \
+	$(BIN)/raphe calibrate $(CLASSIC)/model $(CLASSIC)/calibration-template $(CLASSIC)/calibration-biophysical \
 		--firing $(CLASSIC)/model/classic-firing.json
 	$(BIN)/raphe matrix --model classic=$(CLASSIC)/model/raphe-default-dynamic.tflite \
-		--data template=$(CLASSIC)/firing-test-template --data biophysical=$(CLASSIC)/firing-test-biophysical \
+		--data template=$(CLASSIC)/test-template --data biophysical=$(CLASSIC)/test-biophysical \
 		--evidence waveform firing both --out-dir $(CLASSIC)/matrix
 
-# The comparison of model families (about 11 minutes after default-firing, whose test cells it reads:
-# 400 cells of both generators with varied firing, 10 repeated cell-level splits).
+# The comparison of model families (about 11 minutes after default-model, whose test cells it reads:
+# 400 cells of template and biophysical with varied firing, 10 repeated cell-level splits).
 compare-families: $(EVERYTHING)
-	test -d $(MODEL_BUILD)/firing-test-biophysical || $(MAKE) --no-print-directory default-model
-	$(BIN)/raphe compare $(MODEL_BUILD)/firing-test-template $(MODEL_BUILD)/firing-test-biophysical --out-dir build/compare
+	test -d $(MODEL_BUILD)/test-biophysical || $(MAKE) --no-print-directory default-model
+	$(BIN)/raphe compare $(MODEL_BUILD)/test-template $(MODEL_BUILD)/test-biophysical --out-dir build/compare
 	cp build/compare/report.md classifier/default/compare.md
 	cp build/compare/confusion-firing.png build/compare/confusion-waveform.png classifier/default/
 

@@ -37,7 +37,7 @@ from raphe.classifier.runtime.cells import CellState
 from raphe.classifier.runtime.model import Model
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.core.errors import RapheError
-from raphe.core.specs import DATA_ENDPOINT, DECISION_THRESHOLD, MIN_SPIKES
+from raphe.core.specs import DATA_ENDPOINT, MIN_SPIKES
 from raphe.detector.config import DetectorConfig, rule_settings
 from raphe.outputs.results import columns, flat
 from raphe.outputs.wire import Outputs
@@ -128,7 +128,7 @@ class CellResult:
 def classify(source, *, model: str | Path | Model | None = None, rate: float | None = None, units: str = "pA",
              channels: Sequence[int | str] | None = None, evidence: str | None = None,
              threshold: float | None = None, absolute: bool = False, adaptive: float | None = None,
-             polarity: str = "neg", refractory_ms: float = 2.0, decision_threshold: float = DECISION_THRESHOLD,
+             polarity: str = "neg", refractory_ms: float = 2.0, decision_threshold: float | None = None,
              min_spikes: int = MIN_SPIKES, name: str | None = None, jobs: int = 1) -> list[CellResult]:
     """Classify every cell of ``source`` as `raphe classify` does.
 
@@ -158,7 +158,8 @@ def classify(source, *, model: str | Path | Model | None = None, rate: float | N
     adaptive : threshold at this many times the robust noise from the running median instead (default None).
     polarity : crossing direction, ``neg``, ``pos`` or ``both`` (default ``neg``).
     refractory_ms : minimum time between events in ms (default 2).
-    decision_threshold : posterior a class must reach to be decided (default 0.99).
+    decision_threshold : posterior a class must reach to be decided, one for every class (default: the
+        thresholds the model's risk control chose per class, else 0.99).
     min_spikes : spikes before any decision (default 5).
     name : the stream name of an in-memory source, which names its cells (default: a neo object's
         file stem or name, else ``array``).
@@ -321,7 +322,7 @@ class Updates:
 def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = None, units: str | None = None,
           scale: float = 1.0, evidence: str | None = None, threshold: float | None = None, absolute: bool = False,
           adaptive: float | None = None, polarity: str = "neg", refractory_ms: float = 2.0,
-          decision_threshold: float = DECISION_THRESHOLD, min_spikes: int = MIN_SPIKES,
+          decision_threshold: float | None = None, min_spikes: int = MIN_SPIKES,
           duration: float | None = None, idle: float | None = None, posterior_endpoint: str = EPHEMERAL,
           events_endpoint: str = EPHEMERAL) -> Iterator[Updates]:
     """Classify a rig's stream live, as `raphe serve` does, and hand each spike's update to the script.
@@ -333,7 +334,7 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = No
     ----------
     connect : the rig's data endpoint (default tcp://127.0.0.1:5556, where `raphe replay` publishes).
     model : as for :func:`classify` (default: the default model).
-    evidence, decision_threshold, min_spikes : as for :func:`classify` (defaults: by the model, 0.99, 5).
+    evidence, decision_threshold, min_spikes : as for :func:`classify` (defaults: by the model, the model's, 5).
     threshold, absolute, adaptive, polarity, refractory_ms : as for :func:`classify` (defaults: -50, or
         +50 with polarity ``pos``, from the baseline; None; ``neg``; 2 ms).
     units : units of channels whose messages carry none (default None: as they come).
@@ -372,7 +373,7 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = No
             source.close()  # the service's subscription: closing it is all Service.close does
 
 
-def _model(model: str | Path | Model | None, decision_threshold: float, min_spikes: int,
+def _model(model: str | Path | Model | None, decision_threshold: float | None, min_spikes: int,
            evidence: str | None) -> tuple[Model, PosteriorConfig]:
     """The model and its posterior, as the command line's ``--model``, ``--decision-threshold``,
     ``--min-spikes`` and ``--evidence`` give them."""

@@ -1,28 +1,37 @@
-"""Calibrating the running cell posterior: its tempering fitted on held-out cells, and the
-expected calibration error that judges it.
+"""Calibrating the running cell posterior: its tempering fitted on held-out cells, so that it holds
+on cells of a source the model was not trained on, and the expected calibration error that judges it.
 
-The tempering (``alpha``, ``beta``, ``margin``; see ``runtime.posterior``) is fitted by minimizing the negative
-log-likelihood of the true class over every prefix of held-out cells, each cell weighted equally,
-so the posterior is calibrated at every spike count, not only at the end; among the tempering that
-decides wrongly at most 0.5% of the calibration cells (a tool sure and wrong is worse than one that
-abstains). Calibration cells from other days and other sources than the training cells (e.g. both
-generators) are what make the fit survive a change of data.
+The tempering (``alpha``, ``beta``, ``margin`` and the ``waveform_cap``; see ``runtime.posterior``) is
+fitted by minimizing the negative log-likelihood of the true class over every prefix of held-out
+cells, each cell weighted equally, so the posterior is calibrated at every spike count, not only at
+the end; among the tempering that, over the whole stopping rule (the running posterior checked at
+every spike), shows a wrong class for at most 0.5% of the cells of *every group* of calibration cells
+(a tool sure and wrong is worse than one that abstains).
 
-`raphe train` fits the posterior on the cells it held out, which are few (a day or two);
-`raphe calibrate` refits it on a dedicated set of cells the weights never saw, from other days.
-Only the model's ``.json`` changes: the checksum covers the ``.tflite``, which stays as it is.
+A group is one set of cells as one model saw them. `raphe calibrate` makes one per (model, data
+set); with ``--across`` it judges other models too, typically those trained with one generator left
+out, each on cells of the generator it never saw, and gives all of them one shared posterior: the
+waveform evidence then saturates (``waveform_cap``) where shape evidence stops carrying from one
+simulator to another, since a long run of one ambiguous shape is one shape.
 
 With a firing model (``calibrate --firing``), the same held-out cells, replayed at their spike
-times, fit how much the firing evidence weighs in the joint posterior (``firing_weight``, with
-the waveform's tempering held as fitted) and the margins of the joint and the firing-alone
-posteriors, under the same objective and the same bound on wrong decisions. A weight of 0 is
-allowed: where firing misleads on held-out cells, the joint posterior is the waveform's.
+times, fit how much the firing evidence weighs in the joint posterior (``firing_weight``, the
+waveform's tempering held), the margins of the joint and the firing-alone posteriors, and the
+``conflict`` level beyond which a shape and a firing that lean to different classes keep the cell
+undecided: conflict cells (``evaluation.conflict``: each cell's spikes re-timed with the other
+class's firing) are groups of their own, which may decide wrongly at most 2% of their cells. A weight
+of 0 is allowed: where firing misleads on held-out cells, the joint posterior is the waveform's.
+
+Last, each class's decision threshold is chosen by risk control (``evaluation.certificate``), and
+the certificate goes into the model's ``.json`` with the fit. Only the ``.json`` changes: the
+checksum covers the ``.tflite``, which stays as it is.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +39,64 @@ import numpy as np
 from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.firing import FiringModel, Train
 from raphe.classifier.runtime.model import Model, model_files, sidecar
-from raphe.classifier.runtime.posterior import combine, log_evidence, tempered_evidence, with_margin
+from raphe.classifier.runtime.posterior import (capped, disagreement, log_evidence, tempered_evidence,
+                                                with_margin)
 from raphe.core.errors import RapheError
 from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES
 from raphe.core.staged import staged
 
-# The tempering may decide wrongly at most this share of the calibration cells.
+from .certificate import choose_thresholds
+from .conflict import conflict_cells
+
+# The tempering may show a wrong class for at most this share of every group's cells; conflict
+# cells (whose firing misleads by construction) for at most CONFLICT_MAX_WRONG.
 MAX_WRONG_DECISIONS = 0.005
+CONFLICT_MAX_WRONG = 0.02
 MARGINS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+ALPHAS = np.logspace(-2.5, 1.0, 36)
+BETAS = np.r_[0.0, np.logspace(-3, 1.0, 21)]
+NO_CAP = float("inf")
+WAVEFORM_CAPS = (NO_CAP, 12.0, 8.0, 6.0, 5.0, 4.0, 3.0, 2.0)
 FIRING_WEIGHTS = tuple(np.r_[0.0, np.logspace(-1.5, 0.7, 23)])
+# From no conflict rule down to "any disagreement at all": the first (least abstaining) level that
+# keeps every group within its bound wins.
+CONFLICTS = (float("inf"), 8.0, 6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.5, 0.0)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Held-out cells as one model saw them: per cell, its class index and its kept spikes'
+    probabilities (n, C) in recorded order; with a firing model, its firing log-probabilities after
+    each of them (:func:`firing_sequences`). ``conflict``: conflict cells, whose firing belongs to
+    another class."""
+
+    name: str
+    sequences: list[tuple[int, np.ndarray]]
+    firing: list[np.ndarray] | None = None
+    conflict: bool = False
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted cell posterior (``runtime.posterior`` says what each number does)."""
+
+    alpha: float
+    beta: float
+    margin: float
+    waveform_cap: float = NO_CAP
+    firing_weight: float | None = None
+    joint_margin: float = 0.0
+    firing_margin: float = 0.0
+    conflict: float = float("inf")
+
+    @property
+    def numbers(self) -> list[float]:
+        return [v for v in asdict(self).values() if v is not None]
 
 
 def cell_sequences(cells: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Per cell, its class index and its spikes' probabilities (n, C) in recorded order: what
-    :func:`fit_posterior` takes. ``cells``, ``labels`` and ``probabilities`` are per spike."""
+    """Per cell, its class index and its spikes' probabilities (n, C) in recorded order: what a
+    :class:`Group` holds. ``cells``, ``labels`` and ``probabilities`` are per spike."""
     return [(int(labels[cells == cell][0]), probabilities[cells == cell]) for cell in np.unique(cells)]
 
 
@@ -63,24 +116,129 @@ def prefixes(sequences: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.nd
     return np.concatenate(sums), np.concatenate(counts), np.concatenate(labels), np.concatenate(weights)
 
 
-def fit_posterior(sequences: list[tuple[int, np.ndarray]], threshold: float = DECISION_THRESHOLD,
-                  min_spikes: int = MIN_SPIKES, max_wrong: float = MAX_WRONG_DECISIONS) -> tuple[float, float, float]:
-    """(alpha, beta, margin) minimizing the cell-weighted NLL over all prefixes of ``sequences``, among
-    the tempering that decides wrongly (at ``threshold`` after ``min_spikes``) at most ``max_wrong`` of
-    the cells at their end; where none does, the one that decides fewest cells wrongly.
+class Judge:
+    """Every prefix of every cell of every group in one set of arrays, and how a posterior over them
+    is judged: (the shares of cells shown a wrong class beyond each group's bound, summed; the
+    cell-weighted NLL of the true class over every prefix, each ordinary group weighing alike)."""
 
-    ``sequences`` holds, per held-out cell, its true class index and its spikes' probabilities
-    (n, C) in the order they were recorded (windows kept out of the posterior left out).
-    """
-    sums, counts, judge = _judging(sequences, threshold, min_spikes, max_wrong)
-    best, best_key = (1.0, 0.0, 0.0), (np.inf, np.inf)
-    for margin in MARGINS:
-        for beta in np.r_[0.0, np.logspace(-3, 1.0, 21)]:
-            for alpha in np.logspace(-2.5, 1.0, 36):
-                key = _decision_key(combine(sums, counts, alpha, beta, margin), **judge)
+    def __init__(self, groups: list[Group], threshold: float = DECISION_THRESHOLD, min_spikes: int = MIN_SPIKES,
+                 max_wrong: float = MAX_WRONG_DECISIONS):
+        groups = [g for g in groups if any(len(p) for _, p in g.sequences)]
+        if not groups:
+            raise RapheError("no cell with spikes to fit the posterior on")
+        sums, counts, labels, weights, starts, cell_group, firing = [], [], [], [], [], [], []
+        offset, ordinary = 0, sum(not g.conflict for g in groups)
+        for k, group in enumerate(groups):
+            kept = [(s, f) for s, f in zip(group.sequences, group.firing or [None] * len(group.sequences)) if len(s[1])]
+            g_sums, g_counts, g_labels, g_weights = prefixes([s for s, _ in kept])
+            sums.append(g_sums)
+            counts.append(g_counts)
+            labels.append(g_labels)
+            weights.append(np.zeros_like(g_weights) if group.conflict else g_weights / len(kept) / ordinary)
+            lengths = [len(s[1]) for s, _ in kept]
+            starts.append(offset + np.r_[0, np.cumsum(lengths)[:-1]])
+            offset += len(g_labels)
+            cell_group.append(np.full(len(kept), k))
+            if group.firing is not None:
+                firing.append(np.concatenate([f for _, f in kept]))
+        self.sums, self.counts = np.concatenate(sums), np.concatenate(counts)
+        self.labels, self.weights = np.concatenate(labels), np.concatenate(weights)
+        self.starts, self.cell_group = np.concatenate(starts), np.concatenate(cell_group)
+        self.firing = np.concatenate(firing) if len(firing) == len(groups) else None
+        self.groups = groups
+        self.cells = np.bincount(self.cell_group, minlength=len(groups))
+        self.bounds = np.array([CONFLICT_MAX_WRONG if g.conflict else max_wrong for g in groups])
+        self.eligible = self.counts >= min_spikes
+        self.threshold = threshold
+        self.truth = np.eye(sums[0].shape[1], dtype=bool)[self.labels]
+
+    def key(self, p: np.ndarray, blocked: np.ndarray | None = None) -> tuple[float, float]:
+        decided = self.eligible & (p.max(axis=1) >= self.threshold)
+        if blocked is not None:
+            decided &= ~blocked
+        wrong = decided & (p.argmax(axis=1) != self.labels)
+        shown_wrong = np.add.reduceat(wrong, self.starts) > 0
+        shares = np.bincount(self.cell_group, shown_wrong, minlength=len(self.groups)) / self.cells
+        nll = -(self.weights * np.log(np.clip(p[self.truth], 1e-12, 1.0))).sum()
+        return float(np.maximum(shares - self.bounds, 0.0).sum()), float(nll)
+
+    def peaks(self, p: np.ndarray, blocked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell of the ordinary groups, the highest posterior of each class at a spike where the
+        cell could be decided, and its true class: what risk control chooses thresholds by."""
+        open_ = self.eligible if blocked is None else self.eligible & ~blocked
+        peak = np.maximum.reduceat(np.where(open_[:, None], p, 0.0), self.starts, axis=0)
+        ordinary = ~np.array([g.conflict for g in self.groups])[self.cell_group]
+        return peak[ordinary], self.labels[self.starts][ordinary]
+
+
+def fit_posterior(groups: list[Group] | list[tuple[int, np.ndarray]], threshold: float = DECISION_THRESHOLD,
+                  min_spikes: int = MIN_SPIKES, max_wrong: float = MAX_WRONG_DECISIONS,
+                  caps: tuple[float, ...] = WAVEFORM_CAPS) -> Fit:
+    """The waveform's tempering (alpha, beta, margin, waveform cap) minimizing the cell-weighted NLL
+    over all prefixes, among those that show a wrong class (at ``threshold`` after ``min_spikes``)
+    for at most ``max_wrong`` of the cells of every group; where none does, the one that exceeds the
+    bounds least. ``groups``: :class:`Group`s, or one group's sequences (conflict groups are left
+    out: their waveforms are their cells')."""
+    if groups and not isinstance(groups[0], Group):
+        groups = [Group("held-out cells", groups)]
+    judge = Judge([g for g in groups if not g.conflict], threshold, min_spikes, max_wrong)
+
+    def search(alphas, betas, start: tuple[Fit, tuple]) -> tuple[Fit, tuple]:
+        best, best_key = start
+        for beta in betas:
+            for alpha in alphas:
+                z = tempered_evidence(judge.sums, judge.counts, alpha, beta)
+                for cap in caps:
+                    zc = capped(z, cap)
+                    for margin in MARGINS:
+                        key = judge.key(with_margin(zc, margin))
+                        if key < best_key:
+                            best, best_key = Fit(float(alpha), float(beta), float(margin), float(cap)), key
+        return best, best_key
+
+    # every third alpha and beta first, then every one around the best of those: the objective is
+    # smooth in both, and the whole grid over many calibration cells would take an hour
+    coarse = search(ALPHAS[::3], BETAS[::3], (Fit(1.0, 0.0, 0.0), (np.inf, np.inf)))
+    i, j = int(np.abs(ALPHAS - coarse[0].alpha).argmin()), int(np.abs(BETAS - coarse[0].beta).argmin())
+    return search(ALPHAS[max(i - 2, 0):i + 3], BETAS[max(j - 2, 0):j + 3], coarse)[0]
+
+
+def fit_joint(groups: list[Group], waveform: Fit, threshold: float = DECISION_THRESHOLD,
+              min_spikes: int = MIN_SPIKES, max_wrong: float = MAX_WRONG_DECISIONS) -> Fit:
+    """``waveform`` with the joint posterior fitted by the objective of :func:`fit_posterior`: the
+    firing weight and the joint margin, then the conflict level (the least abstaining that keeps
+    every group, conflict cells included, within its bound), then the firing-alone margin. Every
+    group needs its ``firing``."""
+    judge = Judge(groups, threshold, min_spikes, max_wrong)
+    if judge.firing is None:
+        raise RapheError("fitting the joint posterior needs the firing evidence of every group")
+    z = capped(tempered_evidence(judge.sums, judge.counts, waveform.alpha, waveform.beta), waveform.waveform_cap)
+    best, best_key = (0.0, 0.0, float("inf")), (np.inf, np.inf)
+    for weight in FIRING_WEIGHTS:
+        f = weight * judge.firing
+        joint = z + f
+        for conflict in CONFLICTS:
+            blocked = disagreement(z, f, conflict)
+            for margin in MARGINS:
+                key = judge.key(with_margin(joint, margin), blocked)
                 if key < best_key:
-                    best, best_key = (float(alpha), float(beta), float(margin)), key
-    return best
+                    best, best_key = (float(weight), float(margin), float(conflict)), key
+    weight, joint_margin, conflict = best
+    ordinary = Judge([g for g in groups if not g.conflict], threshold, min_spikes, max_wrong)
+    alone = min(MARGINS, key=lambda m: ordinary.key(with_margin(weight * ordinary.firing, m))) if weight else 0.0
+    return Fit(waveform.alpha, waveform.beta, waveform.margin, waveform.waveform_cap, weight, joint_margin,
+               float(alone), conflict)
+
+
+def deciding_peaks(groups: list[Group], fit: Fit, min_spikes: int = MIN_SPIKES) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell of the ordinary groups, the highest posterior of each class it reaches where it could
+    be decided (the joint's with a firing fit, else the waveform's), and its true class."""
+    judge = Judge(groups, min_spikes=min_spikes)
+    z = capped(tempered_evidence(judge.sums, judge.counts, fit.alpha, fit.beta), fit.waveform_cap)
+    if fit.firing_weight is None or judge.firing is None:
+        return judge.peaks(with_margin(z, fit.margin))
+    f = fit.firing_weight * judge.firing
+    return judge.peaks(with_margin(z + f, fit.joint_margin), disagreement(z, f, fit.conflict))
 
 
 def firing_sequences(cells: np.ndarray, times_s: np.ndarray, firing: FiringModel,
@@ -99,39 +257,6 @@ def firing_sequences(cells: np.ndarray, times_s: np.ndarray, firing: FiringModel
     return out
 
 
-def _judging(sequences: list[tuple[int, np.ndarray]], threshold: float, min_spikes: int,
-             max_wrong: float) -> tuple[np.ndarray, np.ndarray, dict]:
-    """Every prefix's summed evidence and spike count, and what :func:`_decision_key` judges by."""
-    sums, counts, labels, weights = prefixes(sequences)
-    last = np.cumsum([len(probs) for _, probs in sequences if len(probs)]) - 1
-    return sums, counts, dict(rows=np.arange(len(labels)), labels=labels, weights=weights, last=last, counts=counts,
-                              threshold=threshold, min_spikes=min_spikes, max_wrong=max_wrong)
-
-
-def _decision_key(p: np.ndarray, rows, labels, weights, last, counts, threshold, min_spikes, max_wrong):
-    """(wrong decisions beyond the bound, cell-weighted NLL over every prefix): smaller is better."""
-    nll = -(weights * np.log(np.clip(p[rows, labels], 1e-12, 1.0))).sum() / weights.sum()
-    final = p[last]
-    decided = (counts[last] >= min_spikes) & (final.max(axis=1) >= threshold)
-    wrong = float((decided & (final.argmax(axis=1) != labels[last])).mean())
-    return max(wrong - max_wrong, 0.0), nll
-
-
-def fit_joint(sequences: list[tuple[int, np.ndarray]], firing: list[np.ndarray], alpha: float, beta: float,
-              threshold: float = DECISION_THRESHOLD, min_spikes: int = MIN_SPIKES,
-              max_wrong: float = MAX_WRONG_DECISIONS) -> tuple[float, float, float]:
-    """(firing_weight, joint_margin, firing_margin) by the objective of :func:`fit_posterior`, the
-    waveform's tempering (``alpha``, ``beta``) held; ``firing`` from :func:`firing_sequences`."""
-    sums, counts, judge = _judging(sequences, threshold, min_spikes, max_wrong)
-    f = np.concatenate([part for part, (_, probs) in zip(firing, sequences) if len(probs)])
-    z = tempered_evidence(sums, counts, alpha, beta)
-    joint = min(((w, m) for w in FIRING_WEIGHTS for m in MARGINS),
-                key=lambda wm: _decision_key(with_margin(z + wm[0] * f, wm[1]), **judge))
-    weight = float(joint[0])
-    alone = min(MARGINS, key=lambda m: _decision_key(with_margin(weight * f, m), **judge)) if weight else 0.0
-    return weight, float(joint[1]), float(alone)
-
-
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, weights: np.ndarray | None = None,
                                bins: int = 10) -> float:
     """ECE: the weighted mean gap between confidence and accuracy over ``bins`` equal-width bins."""
@@ -146,44 +271,77 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, weig
     return float(gap / total) if total else float("nan")
 
 
-def calibrate(model_path, data: ws.WindowSet, data_name: str = "",
-              firing_path: str | Path | None = None) -> dict[str, dict[str, float]]:
-    """Refit (alpha, beta, margin) for every model at ``model_path`` on the cells of ``data``, and,
-    with ``firing_path``, the joint posterior with that firing model (copied beside each model);
-    return what was fitted, per model file."""
+def calibrate(model_path, data: dict[str, ws.WindowSet], firing_path: str | Path | None = None,
+              across: tuple = ()) -> dict[str, dict]:
+    """Refit the cell posterior of every model at ``model_path`` on the cells of each set of ``data``
+    (name -> window set), with ``firing_path`` the joint posterior with that firing model too (copied
+    beside each model), then choose each class's threshold by risk control. Each model gets its own
+    fit; with ``across`` (more models, or folders of them) one posterior is fitted for all of them
+    together, every (model, set) a group that must hold, and written to each. Returns what was
+    fitted and certified, per model file."""
     firing = FiringModel(firing_path) if firing_path is not None else None
-    if firing is not None and not data.has_times:
+    if firing is not None and not all(s.has_times for s in data.values()):
         raise RapheError("calibrating a firing model needs spike times (time_s) on every window; "
                          "use `raphe synth` sets or labelled recordings")
-    fitted = {}
-    for path in model_files(model_path):
-        model = Model(path)
-        aligned = data.in_classes(model.classes)
-        probabilities = model.predict(aligned.X)
-        kept = ~model.novel(aligned.X)
-        sequences = cell_sequences(aligned.cell[kept], aligned.y[kept], probabilities[kept])
-        alpha, beta, margin = fit_posterior(sequences)
-        result = {"alpha": alpha, "beta": beta, "margin": margin}
-        joint = None
+    paths = model_files(model_path)
+    shared = [p for extra in across for p in model_files(extra)]
+    fitted_on = ", ".join(data)
+    results = {}
+    for paths_fitted_together in ([paths + shared] if shared else [[p] for p in paths]):
+        models = [Model(p) for p in paths_fitted_together]
+        groups, kept_windows = [], {}
+        for model in models:
+            for name, windows in data.items():
+                aligned = windows.in_classes(model.classes)
+                kept = ~model.novel(aligned.X)
+                seen = aligned.subset(kept)
+                groups += groups_of(f"{model.path.name} on {name}", seen, model.predict(seen.X), firing, model.classes)
+                kept_windows.setdefault(model.path, []).append(seen)
+        fit = fit_posterior(groups)
         if firing is not None:
-            spikes = firing_sequences(aligned.cell[kept], aligned.time_s[kept], firing, model.classes)
-            weight, joint_margin, firing_margin = fit_joint(sequences, spikes, alpha, beta)
-            beside = model.path.parent / firing.path.name
-            if beside.resolve() != firing.path.resolve():
-                shutil.copyfile(firing.path, beside)
-            joint = joint_part(firing.path.name, weight, joint_margin, firing_margin)
-            result.update(firing_weight=weight, joint_margin=joint_margin, firing_margin=firing_margin)
-        write_posterior(model.path, alpha, beta, margin, len(sequences), data_name or repr(data), joint,
-                        class_means(aligned.subset(kept)))
-        fitted[model.path.name] = result
-    return fitted
+            fit = fit_joint(groups, fit)
+        peaks, truth = deciding_peaks(groups, fit)
+        certificate = choose_thresholds(peaks, truth, models[0].classes)
+        cells = sum(len(g.sequences) for g in groups if not g.conflict)
+        how = (f"{fitted_on}, judged by {len(models)} models together ({', '.join(m.path.name for m in models)})"
+               if shared else fitted_on)
+        for model in models:
+            joint = None
+            if firing is not None:
+                beside = model.path.parent / firing.path.name
+                if beside.resolve() != firing.path.resolve():
+                    shutil.copyfile(firing.path, beside)
+                joint = joint_part(firing.path.name, fit)
+            write_posterior(model.path, fit, cells, how, joint, class_means(ws.concatenate(kept_windows[model.path])),
+                            certificate)
+            results[model.path.name] = {**asdict(fit), "cells": cells, "certificate": certificate}
+    return results
 
 
-def joint_part(firing_name: str, weight: float, joint_margin: float, firing_margin: float) -> dict:
-    """The ``firing`` entry of a model's fitted posterior: which firing model, and how it is weighed."""
-    return {"model": firing_name, "weight": weight, "joint_margin": joint_margin, "margin": firing_margin,
+def groups_of(label: str, seen: ws.WindowSet, probabilities: np.ndarray, firing: FiringModel | None,
+              classes: tuple[str, ...]) -> list[Group]:
+    """The calibration groups of held-out cells as one model saw them: ``seen`` (the windows the
+    posterior takes, novel ones left out) and their ``probabilities``; with a firing model, their
+    firing evidence and their conflict cells as a group of their own."""
+    sequences = cell_sequences(seen.cell, seen.y, probabilities)
+    if firing is None:
+        return [Group(label, sequences)]
+    groups = [Group(label, sequences, firing_sequences(seen.cell, seen.time_s, firing, classes))]
+    conflict, rows = conflict_cells(seen)
+    if len(conflict):
+        groups.append(Group(f"{label}, conflict cells", cell_sequences(conflict.cell, conflict.y, probabilities[rows]),
+                            firing_sequences(conflict.cell, conflict.time_s, firing, classes), conflict=True))
+    return groups
+
+
+def joint_part(firing_name: str, fit: Fit) -> dict:
+    """The ``firing`` entry of a model's fitted posterior: which firing model, how it is weighed, and
+    when a disagreement with the shape keeps a cell undecided."""
+    return {"model": firing_name, "weight": fit.firing_weight, "joint_margin": fit.joint_margin,
+            "margin": fit.firing_margin, "conflict": finite_or_none(fit.conflict),
             "rule": "f = weight * log p_firing; firing: softmax(-max(max(f) - f - margin, 0)); "
-                    "joint: softmax(-max(max(z + f) - z - f - joint_margin, 0))"}
+                    "joint: softmax(-max(max(z + f) - z - f - joint_margin, 0)), undecided where z and f lean "
+                    "to different classes each by more than conflict"}
 
 
 def class_means(data: ws.WindowSet) -> dict[str, list[float]]:
@@ -195,20 +353,29 @@ def class_means(data: ws.WindowSet) -> dict[str, list[float]]:
             if (data.y == k).any()}
 
 
-def write_posterior(model_path, alpha: float, beta: float, margin: float, cells: int, fitted_on: str,
-                    firing: dict | None = None, means: dict[str, list[float]] | None = None) -> None:
-    """Put a fitted tempering (and, if given, the joint posterior's ``firing`` part and the class
-    averages of :func:`class_means`) into a model's ``.json``, saying what they were fitted on; a
-    refit without a firing model keeps none."""
+def write_posterior(model_path, fit: Fit, cells: int, fitted_on: str, firing: dict | None = None,
+                    means: dict[str, list[float]] | None = None, certificate: dict | None = None) -> None:
+    """Put a fitted posterior (and, if given, the joint posterior's ``firing`` part, the class
+    averages of :func:`class_means` and the risk control's thresholds and certificate) into a
+    model's ``.json``, saying what they were fitted on; a refit without a firing model keeps none,
+    one without a certificate keeps none."""
     _, meta_path = sidecar(Path(model_path))
     metadata = json.loads(meta_path.read_text())
-    previous = {k: v for k, v in metadata.get("posterior", {}).items() if k != "firing"}
-    metadata["posterior"] = {**previous, "alpha": alpha, "beta": beta, "margin": margin,
-                             "fitted_on_cells": cells, "fitted_on": fitted_on, "max_wrong_decisions": MAX_WRONG_DECISIONS}
+    previous = {k: v for k, v in metadata.get("posterior", {}).items() if k not in ("firing", "certificate")}
+    metadata["posterior"] = {**previous, "alpha": fit.alpha, "beta": fit.beta, "margin": fit.margin,
+                             "waveform_cap": finite_or_none(fit.waveform_cap), "fitted_on_cells": cells, "fitted_on": fitted_on,
+                             "max_wrong_decisions": MAX_WRONG_DECISIONS}
     if firing is not None:
         metadata["posterior"]["firing"] = firing
+    if certificate is not None:
+        metadata["posterior"]["certificate"] = certificate
     if means is not None:
         metadata["class_means"] = {"windows": means, "normalised": "each window to zero mean and unit SD",
                                    "fitted_on": fitted_on}
     with staged(meta_path) as partial:
         partial.write_text(json.dumps(metadata, indent=2) + "\n")
+
+
+def finite_or_none(value: float) -> float | None:
+    """A level as strict JSON holds it: null for none (no cap, no conflict rule)."""
+    return float(value) if np.isfinite(value) else None

@@ -22,6 +22,7 @@ from raphe.core.errors import RapheError
 from raphe.core.specs import ATYPICAL_UDI_MS
 from raphe.core.staged import staged
 
+from .conflict import conflict_cells
 from .outcomes import cell_outcomes, figures, shown, tradeoff
 from .report import json_safe
 
@@ -45,12 +46,14 @@ def judge(model: Model, data: ws.WindowSet, evidences: tuple[str | None, ...] = 
 
 
 def matrix(models: dict[str, str | Path], data: dict[str, str | Path], out: str | Path | None = None,
-           evidences: tuple[str, ...] = ()) -> dict:
+           evidences: tuple[str, ...] = (), conflict: bool = False) -> dict:
     """Judge every model (name -> .tflite) on every data set (name -> window set), with each of
-    ``evidences`` (default: each model's own); write ``matrix.md``, ``matrix.json`` and
-    ``tradeoff.png`` to ``out``."""
+    ``evidences`` (default: each model's own), and with ``conflict`` on each set's conflict cells
+    too (``evaluation.conflict``); write ``matrix.md``, ``matrix.json`` and ``tradeoff.png`` to ``out``."""
     loaded = {name: Model(path) for name, path in models.items()}
     sets = {name: ws.load(path) for name, path in data.items()}
+    if conflict:
+        sets.update({f"{name}, conflict cells": conflict_cells(s)[0] for name, s in list(sets.items())})
     result = {"models": {name: {"path": str(m.path), "training": m.metadata.get("training", {}).get("data", ""),
                                 "posterior": m.metadata.get("posterior", {})} for name, m in loaded.items()},
               "data": {name: repr(s) for name, s in sets.items()}, "entries": []}
@@ -75,7 +78,10 @@ ROWS = (("cells", None), ("cell accuracy, seed's rule", "cell_accuracy_seed_rule
         ("SER recognised (seed's rule)", "recall_SER_seed_rule"), ("NSER recognised (seed's rule)", "recall_NSER_seed_rule"),
         ("atypical SER recognised (seed's rule)", "atypical_ser_seed_rule"),
         ("atypical SER decided rightly", "atypical_ser_decided_rightly"),
+        ("atypical SER decided wrongly at some spike", "atypical_ser_ever_decided_wrongly"),
         ("cells decided", "decided"), ("cells decided wrongly (of all cells)", "decided_wrongly"),
+        ("cells decided wrongly at some spike (of all cells)", "ever_decided_wrongly"),
+        ("undecided: shape and firing disagree", "shape_and_firing_disagree"),
         ("decisions that are right", "decided_rightly_of_decided"), ("undecided", "undecided"),
         ("not classifiable", "not_classifiable"), ("novel windows", "novel_windows"),
         ("ECE over every spike", "ece_every_spike"), ("median spikes to a decision", "median_spikes_to_decision"),
@@ -113,6 +119,12 @@ def markdown(result: dict) -> str:
                 v = f[key]
                 values.append("n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g}")
         lines.append(f"| {label} | " + " | ".join(values) + " |")
+    lines += ["", "Certificates, over the whole stopping rule (a class shown at any spike counts; one-sided "
+              "Clopper-Pearson):", ""]
+    for e in entries:
+        c = e["figures"]["certificate"]
+        lines.append(f"- {e['model']} on {e['data']}: {c['text']}; "
+                     + "; ".join(part["text"] for part in c["per_class"].values()))
     lines += ["", "Trade-off (threshold: cells decided / decided wrongly, shares of all cells): `tradeoff.png`.", ""]
     for e in entries:
         points = ", ".join(f"{p['threshold']:g}: {100 * p['decided']:.0f}/{100 * p['decided_wrongly']:.1f}%"

@@ -10,9 +10,10 @@ import numpy as np
 
 from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.cells import Cell
-from raphe.classifier.runtime.posterior import NOT_CLASSIFIABLE, UNDECIDED, PosteriorConfig
+from raphe.classifier.runtime.posterior import DISAGREE, NOT_CLASSIFIABLE, UNDECIDED, PosteriorConfig
 
 from .calibration import expected_calibration_error
+from .certificate import certify
 from .metrics import wilson
 
 # Evaluation replays each spike at its time on this clock (Hz): fine enough for any interval.
@@ -37,6 +38,8 @@ class Outcomes:
     prefix_confidence: np.ndarray  # every spike of every cell: the posterior's largest value
     prefix_correct: np.ndarray     # whether its class is the truth
     prefix_weight: np.ndarray      # 1 / spikes of its cell: cells weighted equally
+    shown: np.ndarray              # (cells, C) bool: the class was the cell's decision after some spike
+    disagree: np.ndarray           # bool: at the end, the shape and the firing disagree (undecided for it)
 
     @property
     def wrong(self) -> np.ndarray:
@@ -45,6 +48,11 @@ class Outcomes:
     @property
     def decided(self) -> np.ndarray:
         return np.isin(self.decision, self.classes)
+
+    @property
+    def ever_wrong(self) -> np.ndarray:
+        """Cells shown a class other than their own after some spike (withdrawn or not)."""
+        return (self.shown & ~np.eye(len(self.classes), dtype=bool)[self.y]).any(axis=1)
 
 
 def judged_config(data: ws.WindowSet, config: PosteriorConfig) -> PosteriorConfig:
@@ -68,22 +76,27 @@ def cell_outcomes(data: ws.WindowSet, probs: np.ndarray, novel: np.ndarray, conf
         cell = Cell("evaluation", 0, str(name), CLOCK_HZ, data.classes, config)
         known = np.isfinite(data.time_s[index])
         ticks = np.where(known, np.round(data.time_s[index] * CLOCK_HZ), 0).astype(np.int64)
+        shown = np.zeros(len(data.classes), dtype=bool)
         for i, tick in zip(index, ticks):
             post = cell.add_spike(int(tick), probs[i], data.X[i], bool(novel[i]))
             confidence.append(float(post.max()))
             correct.append(int(post.argmax()) == label)
+            if cell.decision in data.classes:
+                shown[data.classes.index(cell.decision)] = True
         weights += [1.0 / len(index)] * len(index)
         state = cell.state(final=True)
         spikes = state.spikes_to_decision
         seconds = state.seconds_to_decision if known.all() else None
+        if state.decided:
+            shown[data.classes.index(state.decision)] = True
         rows.append((name, label, data.udi_ms[index[0]], probs[index].mean(axis=0), state.posterior.copy(),
                      state.decision, np.nan if spikes is None else spikes, np.nan if seconds is None else seconds,
-                     state.n_spikes, state.n_novel))
-    names, y, udi, mean, final, decision, to_decision, seconds, n_spikes, n_novel = zip(*rows)
+                     state.n_spikes, state.n_novel, shown, DISAGREE in state.hints))
+    names, y, udi, mean, final, decision, to_decision, seconds, n_spikes, n_novel, shown, disagree = zip(*rows)
     return Outcomes(data.classes, np.array(names), np.array(y), np.array(udi, float), np.stack(mean), np.stack(final),
                     np.array(decision, dtype=object), np.array(to_decision, float), np.array(seconds, float),
                     np.array(n_spikes), np.array(n_novel), np.array(confidence), np.array(correct, float),
-                    np.array(weights))
+                    np.array(weights), np.stack(shown), np.array(disagree, dtype=bool))
 
 
 def rate(successes: int, n: int) -> dict:
@@ -124,7 +137,10 @@ def figures(outcomes: Outcomes, atypical_udi_ms: float) -> dict:
               "median_spikes_to_decision": known_median(o.spikes_to_decision),
               "median_seconds_to_decision": known_median(o.seconds_to_decision),
               "decided_within_30_s": rate(int((o.seconds_to_decision <= 30.0).sum()),
-                                          n if np.isfinite(o.seconds_to_decision).any() or not o.decided.any() else 0)}
+                                          n if np.isfinite(o.seconds_to_decision).any() or not o.decided.any() else 0),
+              "ever_decided_wrongly": rate(int(o.ever_wrong.sum()), n),
+              "shape_and_firing_disagree": rate(int(o.disagree.sum()), n),
+              "certificate": certify(o.shown, o.y, o.classes)}
     for k, name in enumerate(o.classes):
         mask = o.y == k
         result[f"recall_{name}_seed_rule"] = rate(int((seed_pred[mask] == k).sum()), int(mask.sum()))
@@ -133,6 +149,7 @@ def figures(outcomes: Outcomes, atypical_udi_ms: float) -> dict:
         atypical = (o.y == ser) & np.isfinite(o.udi_ms) & (o.udi_ms < atypical_udi_ms)
         result["atypical_ser_seed_rule"] = rate(int((seed_pred[atypical] == ser).sum()), int(atypical.sum()))
         result["atypical_ser_decided_rightly"] = rate(int((o.decision[atypical] == "SER").sum()), int(atypical.sum()))
+        result["atypical_ser_ever_decided_wrongly"] = rate(int(o.ever_wrong[atypical].sum()), int(atypical.sum()))
     return result
 
 
@@ -162,6 +179,10 @@ def posterior_summary(outcomes: Outcomes, config: PosteriorConfig) -> dict:
     final_correct = (o.final.argmax(axis=1) == o.y).astype(float)
     return {"alpha": config.alpha, "beta": config.beta, "evidence": config.evidence,
             "firing_weight": config.firing_weight if config.firing is not None else None, "threshold": config.threshold,
+            "thresholds": dict(zip(o.classes, map(float, config.class_thresholds(len(o.classes))))),
+            "waveform_cap": config.waveform_cap, "conflict": config.conflict,
+            "shape_and_firing_disagree": int(o.disagree.sum()), "ever_decided_wrongly": int(o.ever_wrong.sum()),
+            "certificate": certify(o.shown, o.y, o.classes),
             "min_spikes": config.min_spikes, "cells": n, "decided": decided,
             "undecided": int((o.decision == UNDECIDED).sum()),
             "not_classifiable": int((o.decision == NOT_CLASSIFIABLE).sum()),

@@ -23,6 +23,11 @@ def json_safe(value):
     return value
 
 
+def _level(x: float | None) -> bool:
+    """Whether a posterior's level is set (null and infinity are none)."""
+    return x is not None and math.isfinite(x)
+
+
 def _pct(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
@@ -67,14 +72,21 @@ def markdown(summary: dict) -> str:
         q = r["posterior"]
         joint = (f"; evidence {q['evidence']}, firing weight {q['firing_weight']:.3g}" if q.get("evidence", "waveform")
                  != "waveform" else "; waveform evidence alone")
-        lines += [f"Running cell posterior (alpha {q['alpha']:.4f}, beta {q['beta']:.4f}{joint}; decision at "
-                  f"{q['threshold']} after at least {q['min_spikes']} spikes): {q['decided']} of {q['cells']} cells "
+        thresholds = ", ".join(f"{c} {t:g}" for c, t in q["thresholds"].items())
+        cap = "" if not _level(q["waveform_cap"]) else f", waveform capped at {q['waveform_cap']:g} log-odds"
+        conflict = ("" if not _level(q["conflict"]) else f"; undecided where shape and firing disagree beyond "
+                    f"{q['conflict']:g} log-odds each ({q['shape_and_firing_disagree']} cells at the end)")
+        lines += [f"Running cell posterior (alpha {q['alpha']:.4f}, beta {q['beta']:.4f}{cap}{joint}{conflict}; "
+                  f"decision at {thresholds} after at least {q['min_spikes']} spikes): {q['decided']} of {q['cells']} cells "
                   f"decided, {_pct(q['decided_accuracy'])}{_ci(q['decided_accuracy_ci95'])} of them correctly, "
                   f"median {q['median_spikes_to_decision']:g} spikes to the decision; {q['undecided']} undecided, "
                   f"{q['not_classifiable']} not classifiable ({q['novel_windows']} of {q['windows']} windows novel). "
                   f"Expected calibration error {q['ece_every_spike']:.4f} over every spike (cells weighted "
                   f"equally), {q['ece_final']:.4f} at each cell's last spike; the class with the largest final "
-                  f"posterior is right for {_pct(q['final_argmax_accuracy'])} of cells.", ""]
+                  f"posterior is right for {_pct(q['final_argmax_accuracy'])} of cells.", "",
+                  f"Certificate, over the whole stopping rule (a class shown at any spike counts): "
+                  f"{q['certificate']['text']}; " + "; ".join(part["text"] for part in
+                                                              q["certificate"]["per_class"].values()) + ".", ""]
         if "agreement_with_float32" in r:
             lines += [f"Agreement with the float32 model: {100 * r['agreement_with_float32']:.2f}% of windows "
                       f"(largest probability difference {r['max_abs_difference_from_float32']:.4f}).", ""]

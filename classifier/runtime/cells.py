@@ -16,6 +16,8 @@ A cell's decision follows these rules, and only these:
   ``NOVEL_RELEASE``.
 - No class is published before the signal checks have seen enough to veto (``judge(ready=False)``):
   a stimulus-locked channel is caught before it is ever called SER.
+- Where the shape and the firing disagree (``CellPosterior.disagree``), the joint posterior does
+  not decide, and the cell's hints say so.
 - A class that the cell stops holding is *withdrawn*: the update that drops it says which
   (:attr:`CellState.withdrawn`), so a rig acting on decisions hears of it.
 
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .firing import Train
-from .posterior import NOT_CLASSIFIABLE, UNDECIDED, CellPosterior, PosteriorConfig, leanings
+from .posterior import DISAGREE, NOT_CLASSIFIABLE, UNDECIDED, CellPosterior, PosteriorConfig, leanings
 
 # A cell is not classifiable once more than NOVEL_SHARE of its windows are novel, from
 # MIN_WINDOWS_FOR_NOVELTY windows on, and is again only when the share falls to NOVEL_RELEASE: a
@@ -325,8 +327,9 @@ class Cell:
             withdrawn = self._shown if self._shown in self.classes else None
             decided_at = (self.n_spikes, self._last_spike_s) if decision in self.classes else None
         p = self.posterior
+        hints = verdict.hints + ((DISAGREE,) if p.disagree else ())
         return CellState(
             self.stream, self.channel_num, self.channel_name, self.id, self.acquisition, self.classes, self.seconds,
             self.n_spikes, self.n_novel, self.rate_hz, self.train.n_isi, p.config.evidence, p.posterior, p.parts,
             p.mean_spike_probability, decision, None if decided_at is None else decided_at[0],
-            None if decided_at is None else round(decided_at[1], 6), vetoes, verdict.hints, withdrawn)
+            None if decided_at is None else round(decided_at[1], 6), vetoes, hints, withdrawn)

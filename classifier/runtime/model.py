@@ -116,22 +116,42 @@ class Model:
             raise RapheError(f"{self.path}: its posterior's firing part is not an object")
         return FiringModel(self.path.parent / Path(str(joint.get("model", ""))).name)
 
-    def posterior_config(self, threshold: float = DECISION_THRESHOLD, min_spikes: int = MIN_SPIKES,
+    def posterior_config(self, threshold: float | None = None, min_spikes: int = MIN_SPIKES,
                          evidence: str | None = None) -> PosteriorConfig:
         """The cell posterior fitted with this model (the naive product if the metadata has none).
         ``evidence`` (which posterior decides) defaults to ``both`` where the model has a firing model,
-        else ``waveform``; the firing part is computed and shown whenever there is one."""
+        else ``waveform``; the firing part is computed and shown whenever there is one. ``threshold``
+        (one for every class) overrides the per-class thresholds the model's risk control chose;
+        without either, 0.99."""
         fitted = self.metadata.get("posterior", {})
         joint = fitted.get("firing") or {}
         firing = self.firing
         if firing is not None:
             firing.in_classes(self.classes)  # a mismatch is one line now, not at the first cell
+        certified = (fitted.get("certificate") or {}).get("thresholds")
+        thresholds = None
+        if threshold is None and certified:
+            thresholds = tuple(float(certified[c]) for c in self.classes)
         return PosteriorConfig(alpha=float(fitted.get("alpha", 1.0)), beta=float(fitted.get("beta", 0.0)),
-                               margin=float(fitted.get("margin", 0.0)), threshold=threshold, min_spikes=min_spikes,
+                               margin=float(fitted.get("margin", 0.0)),
+                               threshold=DECISION_THRESHOLD if threshold is None else threshold, min_spikes=min_spikes,
                                evidence=evidence or ("both" if firing else "waveform"), firing=firing,
                                firing_weight=float(joint.get("weight", 1.0)),
                                firing_margin=float(joint.get("margin", 0.0)),
-                               joint_margin=float(joint.get("joint_margin", fitted.get("margin", 0.0))))
+                               joint_margin=float(joint.get("joint_margin", fitted.get("margin", 0.0))),
+                               waveform_cap=level(fitted.get("waveform_cap")), conflict=level(joint.get("conflict")),
+                               thresholds=thresholds)
+
+    @property
+    def posterior_note(self) -> str | None:
+        """One line where this model's posterior was fitted before the rules across generators (no
+        waveform cap, no conflict rule, no certified thresholds): it decides by the old rule."""
+        fitted = self.metadata.get("posterior", {})
+        if "waveform_cap" in fitted:
+            return None
+        return (f"note: {self.path.name} was calibrated before the rules across generators (no waveform cap, no "
+                "shape-firing conflict rule, no certified thresholds); it decides by the old rule "
+                "(recalibrate it with `raphe calibrate`)")
 
     @property
     def checksum(self) -> str:
@@ -186,3 +206,8 @@ class Model:
             interpreter.invoke()
             out[start:start + count] = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[:count]
         return out
+
+
+def level(value) -> float:
+    """A posterior's level from a model's metadata: null (or absent) is none, i.e. infinite."""
+    return float("inf") if value is None else float(value)

@@ -22,6 +22,19 @@ the firing model's log-probabilities f(c) for the cell's recent intervals, weigh
 
 f is not summed over spikes: it already reads all the recent intervals at once. The three
 posteriors are always computed; ``evidence`` says which one decides the cell.
+
+Two rules keep the joint posterior honest where the shape evidence does not carry from one
+simulator to another (fitted across generators, ``evaluation.calibration``):
+
+- ``waveform_cap``: the waveform evidence saturates. However many spikes of one shape a cell
+  fires, z gives no class more than ``waveform_cap`` log-odds over another: a long run of one
+  ambiguous shape is one shape, not hundreds of independent witnesses.
+- ``conflict``: where the waveform and the firing lean to different classes, each by more than
+  ``conflict`` log-odds, the two streams do not outvote each other into a decision: the cell stays
+  undecided and says "shape and firing disagree".
+
+A class is decided once its posterior reaches its own threshold (``thresholds``, chosen per class
+by a risk-control procedure on held-out cells and carried by the model, else ``threshold``).
 """
 
 from __future__ import annotations
@@ -34,6 +47,7 @@ from raphe.core.errors import RapheError
 from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES
 
 UNDECIDED = "undecided"
+DISAGREE = "shape and firing disagree"
 # A cell whose windows look like nothing the model knows, or whose channel is not cell-attached current.
 NOT_CLASSIFIABLE = "not classifiable"
 FLOOR = 1e-6
@@ -53,6 +67,10 @@ class PosteriorConfig:
     evidence : which posterior decides: ``waveform`` (default), ``firing`` or ``both`` (the joint).
     firing : the firing model (a ``runtime.firing.FiringModel``), needed for ``firing`` and ``both``;
         firing_weight, firing_margin, joint_margin : how its evidence is weighed (fitted with it).
+    waveform_cap : the most log-odds the waveform evidence gives a class over another (default: no cap).
+    conflict : the log-odds beyond which a waveform and a firing leaning to different classes keep
+        the joint posterior from deciding (default: never).
+    thresholds : per class, the posterior that decides it (default: ``threshold`` for every class).
     """
 
     alpha: float = 1.0
@@ -65,8 +83,15 @@ class PosteriorConfig:
     firing_weight: float = 1.0
     firing_margin: float = 0.0
     joint_margin: float = 0.0
+    waveform_cap: float = float("inf")
+    conflict: float = float("inf")
+    thresholds: tuple[float, ...] | None = None
 
     def __post_init__(self):
+        if self.thresholds is not None and not all(0.5 <= t < 1 for t in self.thresholds):
+            raise RapheError("every class's decision threshold must be in [0.5, 1)")
+        if not (self.waveform_cap > 0 and self.conflict >= 0):
+            raise RapheError("posterior needs waveform_cap > 0 and conflict >= 0")
         if not (self.alpha > 0 and self.beta >= 0 and self.margin >= 0 and 0.5 <= self.threshold < 1
                 and self.min_spikes >= 1 and self.firing_weight >= 0 and self.firing_margin >= 0
                 and self.joint_margin >= 0):
@@ -81,8 +106,14 @@ class PosteriorConfig:
     def describe(self) -> dict:
         """Plain values for files and logs: the numbers, and the firing model by its file's name."""
         numbers = {f: getattr(self, f) for f in ("alpha", "beta", "margin", "threshold", "min_spikes", "evidence",
-                                                 "firing_weight", "firing_margin", "joint_margin")}
-        return {**numbers, "firing": None if self.firing is None else self.firing.path.name}
+                                                 "firing_weight", "firing_margin", "joint_margin", "waveform_cap",
+                                                 "conflict")}
+        return {**numbers, "thresholds": None if self.thresholds is None else list(self.thresholds),
+                "firing": None if self.firing is None else self.firing.path.name}
+
+    def class_thresholds(self, n_classes: int) -> np.ndarray:
+        """The posterior that decides each class."""
+        return np.asarray(self.thresholds if self.thresholds is not None else (self.threshold,) * n_classes)
 
 
 def top_class(classes: tuple[str, ...], probabilities) -> str:
@@ -119,6 +150,26 @@ def tempered_evidence(evidence_sum: np.ndarray, n: np.ndarray | int, alpha: floa
     return np.asarray(evidence_sum) * np.expand_dims(tempering(n, alpha, beta), -1)
 
 
+def capped(z: np.ndarray, cap: float) -> np.ndarray:
+    """Evidence ``z`` (rows) with no class more than ``cap`` below the row's best."""
+    return z if not np.isfinite(cap) else np.maximum(z, z.max(axis=-1, keepdims=True) - cap)
+
+
+def lead(z: np.ndarray) -> np.ndarray:
+    """Per row of evidence ``z``, how far its best class leads the next."""
+    top2 = np.sort(z, axis=-1)[..., -2:]
+    return top2[..., 1] - top2[..., 0]
+
+
+def disagreement(waveform: np.ndarray, firing: np.ndarray, conflict: float) -> np.ndarray:
+    """Per row, whether the waveform evidence and the (weighted) firing evidence lean to different
+    classes, each by more than ``conflict`` log-odds."""
+    if not np.isfinite(conflict):
+        return np.zeros(waveform.shape[:-1], dtype=bool)
+    return ((waveform.argmax(axis=-1) != firing.argmax(axis=-1)) & (lead(waveform) > conflict)
+            & (lead(firing) > conflict))
+
+
 def with_margin(z: np.ndarray, margin: float) -> np.ndarray:
     """Posterior(s) from evidence ``z`` (rows), a class counting only beyond ``margin``."""
     gap = np.maximum(z.max(axis=-1, keepdims=True) - z - margin, 0.0)
@@ -126,17 +177,13 @@ def with_margin(z: np.ndarray, margin: float) -> np.ndarray:
     return p / p.sum(axis=-1, keepdims=True)
 
 
-def combine(evidence_sum: np.ndarray, n: np.ndarray | int, alpha: float, beta: float, margin: float = 0.0,
-            log_prior: np.ndarray | float = 0.0) -> np.ndarray:
-    """Posterior(s) from summed log-probabilities after ``n`` spikes (rows of ``evidence_sum``)."""
-    return with_margin(log_prior + tempered_evidence(evidence_sum, n, alpha, beta), margin)
-
-
 class CellPosterior:
     """One cell's running state: spikes seen, posterior, decision, and the seed's mean rule alongside.
 
     ``posterior`` is the one that decides (``config.evidence``); ``parts`` holds all three:
-    ``waveform``, ``firing`` (uniform until the firing model speaks) and ``joint``.
+    ``waveform``, ``firing`` (uniform until the firing model speaks) and ``joint``. ``disagree``:
+    whether, after the last spike, the waveform and the firing lean to different classes beyond the
+    conflict level, which keeps the joint posterior from deciding.
     """
 
     def __init__(self, classes: tuple[str, ...], config: PosteriorConfig = PosteriorConfig()):
@@ -155,6 +202,8 @@ class CellPosterior:
         self._z = np.zeros((3, k))  # waveform, weighted firing (0 until it speaks), joint
         c = self.config
         self._margins = np.array([[c.margin], [c.firing_margin], [c.joint_margin]])
+        self._thresholds = c.class_thresholds(k)
+        self.disagree = False
         self.decision = UNDECIDED
         self.spikes_to_decision: int | None = None
 
@@ -180,14 +229,17 @@ class CellPosterior:
         # the three parts as the rows of one array, so that the margins cost one pass, not three
         z = self._z
         np.multiply(self._evidence, tempering(self.n_spikes, c.alpha, c.beta), out=z[0])
+        z[0] = capped(z[0], c.waveform_cap)
         if firing_log_probs is not None:
             np.multiply(firing_log_probs, c.firing_weight, out=z[1])
         np.add(z[0], z[1], out=z[2])
         parts = with_margin(z, self._margins)
         self.parts = {"waveform": parts[0], "firing": parts[1], "joint": parts[2]}
         self.posterior = self.parts[self.deciding]
+        self.disagree = c.evidence == "both" and bool(disagreement(z[0], z[1], c.conflict))
         best = int(self.posterior.argmax())
-        decided = self.n_spikes >= self.config.min_spikes and self.posterior[best] >= self.config.threshold
+        decided = (self.n_spikes >= c.min_spikes and self.posterior[best] >= self._thresholds[best]
+                   and not self.disagree)
         decision = self.classes[best] if decided else UNDECIDED
         if decision != self.decision:
             self.spikes_to_decision = self.n_spikes if decided else None

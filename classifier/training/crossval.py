@@ -23,19 +23,24 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from raphe.classifier.evaluation.calibration import (cell_sequences, class_means, firing_sequences, fit_joint,
-                                                     fit_posterior, joint_part, write_posterior)
+from raphe.classifier.evaluation.calibration import (Fit, Group, class_means, deciding_peaks, fit_joint, fit_posterior,
+                                                     groups_of, joint_part, write_posterior)
+from raphe.classifier.evaluation.certificate import choose_thresholds
 from raphe.classifier.evaluation.outcomes import Outcomes, cell_outcomes, figures, shown
 from raphe.classifier.evaluation.report import json_safe
 from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.posterior import CellPosterior, PosteriorConfig
 from raphe.core.errors import RapheError
-from raphe.core.specs import ATYPICAL_UDI_MS
+from raphe.core.specs import ATYPICAL_UDI_MS, DECISION_THRESHOLD
 from raphe.core.staged import staged
 
 from .firing import train_firing_model
 from .train import TrainConfig, train
 
+# How far the waveform alone can go is told as the posterior after this many confident spikes
+# (about 10 s of a slow cell: where a rig wants its answer).
+CONFIDENT_SPIKES = 20
 MIN_DAYS_FOR_DAY_FOLDS = 3
 MIN_TRAINING_CELLS = 3
 FEW_CELLS = 10
@@ -56,7 +61,6 @@ class Fold:
     model: Model
     validation: list = field(default_factory=list)  # its members' validation accuracies
     firing: object = None  # the fold's firing model (a FiringModel), where the windows carry spike times
-    firing_spikes: list | None = None  # its log-probabilities after each kept spike, per held-out cell
 
 
 def assign_folds(data: ws.WindowSet, k: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
@@ -92,30 +96,38 @@ def pool(parts: list[Outcomes]) -> Outcomes:
     return Outcomes(parts[0].classes, **arrays)
 
 
-def sequences_of(folds: list[Fold]) -> list[tuple[int, np.ndarray]]:
-    return [s for f in folds for s in cell_sequences(f.data.cell[~f.novel], f.data.y[~f.novel],
-                                                     f.probabilities[~f.novel])]
+def groups_of_folds(folds: list[Fold]) -> list[Group]:
+    """Each fold's held-out cells as its own model saw them, a group each (with their conflict cells
+    where there is a firing model)."""
+    groups = []
+    for f in folds:
+        kept = ~f.novel
+        groups += groups_of(f"fold {f.number}", f.data.subset(kept), f.probabilities[kept], f.firing, f.model.classes)
+    return groups
 
 
-def firing_of(folds: list[Fold]) -> list[np.ndarray]:
-    """The firing evidence of the held-out cells, in the order of :func:`sequences_of`."""
-    return [s for f in folds for s in f.firing_spikes]
-
-
-def fitted_posteriors(fold: Fold, others: list[Fold]) -> tuple[dict, list]:
-    """The posteriors ``fold`` is judged by, fitted on ``others``' held-out cells: the waveform's
-    alone, and the joint one where there is a firing model; with what was fitted."""
-    sequences = sequences_of(others)
-    alpha, beta, margin = fit_posterior(sequences)
-    waveform = replace(fold.model.posterior_config(), alpha=alpha, beta=beta, margin=margin, evidence="waveform",
-                       firing=None)
-    posteriors, fitted = {"waveform": waveform}, [alpha, beta, margin]
+def fitted_posteriors(fold: Fold, others: list[Fold]) -> tuple[dict, Fit]:
+    """The posteriors ``fold`` is judged by, fitted on ``others``' held-out cells (thresholds by risk
+    control on them too): the waveform's alone, and the joint one where there is a firing model;
+    with what was fitted for the deciding one."""
+    groups = groups_of_folds(others)
+    waveform_fit = fit_posterior(groups)
+    classes = fold.model.classes
+    waveform = replace(fold.model.posterior_config(), alpha=waveform_fit.alpha, beta=waveform_fit.beta,
+                       margin=waveform_fit.margin, waveform_cap=waveform_fit.waveform_cap, evidence="waveform",
+                       firing=None, thresholds=thresholds_of(groups, waveform_fit, classes))
+    posteriors, fit = {"waveform": waveform}, waveform_fit
     if fold.firing is not None:
-        weight, joint_margin, firing_margin = fit_joint(sequences, firing_of(others), alpha, beta)
-        posteriors["joint"] = replace(waveform, evidence="both", firing=fold.firing, firing_weight=weight,
-                                      joint_margin=joint_margin, firing_margin=firing_margin)
-        fitted += [weight, joint_margin, firing_margin]
-    return posteriors, fitted
+        fit = fit_joint(groups, waveform_fit)
+        posteriors["joint"] = replace(waveform, evidence="both", firing=fold.firing, firing_weight=fit.firing_weight,
+                                      joint_margin=fit.joint_margin, firing_margin=fit.firing_margin,
+                                      conflict=fit.conflict, thresholds=thresholds_of(groups, fit, classes))
+    return posteriors, fit
+
+
+def thresholds_of(groups: list[Group], fit: Fit, classes: tuple[str, ...]) -> tuple[float, ...]:
+    chosen = choose_thresholds(*deciding_peaks(groups, fit), classes)["thresholds"]
+    return tuple(chosen[c] for c in classes)
 
 
 def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainConfig(), n_folds: int = 5,
@@ -141,8 +153,6 @@ def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
         if with_firing:
             fold.firing = train_firing_model(data.subset(~held), out / "folds" / f"fold-{k + 1}" / "firing.json",
                                              f"{data_description}, all but fold {k + 1}", seed=config.seed)
-            kept = ~fold.novel
-            fold.firing_spikes = firing_sequences(test.cell[kept], test.time_s[kept], fold.firing, model.classes)
         folds.append(fold)
     per_fold, parts = [], {"waveform": [], "joint": []}
     for fold in folds:
@@ -152,7 +162,7 @@ def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
             outcomes = cell_outcomes(fold.data, fold.probabilities, fold.novel, posterior)
             parts[kind].append(outcomes)
             judged[kind] = figures(outcomes, ATYPICAL_UDI_MS)
-        per_fold.append({"fold": fold.number, "days": fold.days, "posterior": fitted,
+        per_fold.append({"fold": fold.number, "days": fold.days, "posterior": asdict(fitted),
                          "member_validation_accuracy": fold.validation,
                          "figures": judged["joint" if with_firing else "waveform"], "waveform_figures": judged["waveform"]})
     deciding = "joint" if with_firing else "waveform"
@@ -160,21 +170,22 @@ def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     console.print("final model on every cell")
     final = train(data, out / "final", config, name=name, data_description=data_description, recipe=recipe,
                   console=console)
-    everything = sequences_of(folds)
-    alpha, beta, margin = fit_posterior(everything)
+    groups = groups_of_folds(folds)
+    fit = fit_posterior(groups)
     fitted_on = f"cross-fitted: the held-out predictions of {len(folds)} folds by {unit}"
-    joint, final_posterior = None, [alpha, beta, margin]
+    joint = None
     if with_firing:
         firing = train_firing_model(data, out / "final" / f"{name}-firing.json", data_description, seed=config.seed)
-        weight, joint_margin, firing_margin = fit_joint(everything, firing_of(folds), alpha, beta)
-        joint = joint_part(firing.path.name, weight, joint_margin, firing_margin)
-        final_posterior += [weight, joint_margin, firing_margin]
+        fit = fit_joint(groups, fit)
+        joint = joint_part(firing.path.name, fit)
+    certificate = choose_thresholds(*deciding_peaks(groups, fit), folds[0].model.classes)
+    cells = sum(len(g.sequences) for g in groups if not g.conflict)
     for path in final.models.values():
-        write_posterior(path, alpha, beta, margin, len(everything), fitted_on, joint, class_means(data))
+        write_posterior(path, fit, cells, fitted_on, joint, class_means(data), certificate)
     result = {"data": data_description or repr(data), "unit": unit, "evidence": "both" if with_firing else "waveform",
               "folds": per_fold, "pooled": pooled, "pooled_waveform": figures(pool(parts["waveform"]), ATYPICAL_UDI_MS),
               "classes": counts(data), "final": {k: str(p) for k, p in final.models.items()},
-              "final_posterior": final_posterior, "config": asdict(config), "recipe": recipe}
+              "final_posterior": asdict(fit), "thresholds": certificate, "config": asdict(config), "recipe": recipe}
     result["verdict"] = verdict(result)
     out.mkdir(parents=True, exist_ok=True)
     with staged(out / "crossval.json") as partial:
@@ -205,18 +216,69 @@ def verdict(result: dict) -> list[str]:
                          f"{worst:.2f}-{max(fold['member_validation_accuracy']):.2f} within their own training data, "
                          "so what they learnt did not carry from one training day to another; its figures, and the "
                          "pooled ones, rest on too few days: record more days before trusting them")
+    lines += [f"warning: {w}" for w in posterior_warnings(result["final_posterior"], result["evidence"] == "both")]
     p = result["pooled"]
     acc, decided, wrong = p["cell_accuracy_posterior"], p["decided"], p["decided_wrongly"]
     lines.append(f"on cells it never saw, the recipe is right about {100 * acc['rate']:.0f}% of cells "
                  f"[{100 * acc['ci95'][0]:.0f}, {100 * acc['ci95'][1]:.0f}], decides {100 * decided['rate']:.0f}% of "
                  f"them and decides {100 * wrong['rate']:.1f}% wrongly [{100 * wrong['ci95'][0]:.1f}, "
                  f"{100 * wrong['ci95'][1]:.1f}]")
+    lines.append(f"over the whole stopping rule (every spike), {p['certificate']['text']}")
+    return lines
+
+
+def waveform_reach(fit: dict, spikes: int = CONFIDENT_SPIKES, p: float = 0.99) -> float:
+    """The waveform posterior alone after ``spikes`` spikes each of probability ``p`` for one class:
+    how far the fitted tempering lets the shape evidence go."""
+    config = PosteriorConfig(alpha=fit["alpha"], beta=fit["beta"], margin=fit["margin"],
+                             waveform_cap=fit["waveform_cap"])
+    cell = CellPosterior(("a", "b"), config)
+    for _ in range(spikes):
+        cell.update(np.array([p, 1.0 - p]))
+    return float(cell.parts["waveform"][0])
+
+
+def posterior_warnings(fit: dict, joint: bool) -> list[str]:
+    """Where one evidence stream is effectively off in the final model's posterior."""
+    warnings = []
+    if waveform_reach(fit) < DECISION_THRESHOLD:
+        warnings.append(f"the waveform evidence is effectively off: {CONFIDENT_SPIKES} confident spikes of one shape "
+                        f"reach only {waveform_reach(fit):.2f}; on these cells the shapes did not carry from one fold "
+                        "to another, so " + ("decisions rest on the firing" if joint else "cells are left undecided"))
+    if joint and not fit["firing_weight"]:
+        warnings.append("the firing evidence is off (weight 0): on these cells the firing misled from one fold to "
+                        "another, so decisions rest on the waveform")
+    return warnings
+
+
+def posterior_words(fit: dict, thresholds: dict, joint: bool) -> list[str]:
+    """The final model's fitted posterior, named and explained."""
+    cap = fit["waveform_cap"]
+    lines = [f"waveform evidence: each spike's log-probabilities weighted α = {fit['alpha']:.3g}, discounted by "
+             f"β = {fit['beta']:.3g} as spikes add up (1 + β(n - 1)), "
+             + ("uncapped" if not np.isfinite(cap) else f"capped at {cap:g} log-odds between classes")
+             + f", margin {fit['margin']:g}: {CONFIDENT_SPIKES} confident spikes (0.99 each) of one shape reach "
+             f"{waveform_reach(fit):.3f} on their own"]
+    if joint:
+        weight = fit["firing_weight"]
+        lines.append(f"firing evidence: weighted {weight:.3g} (joint margin {fit['joint_margin']:g}, firing alone "
+                     f"margin {fit['firing_margin']:g})" + (": on these cells the firing did not carry from one fold "
+                                                              "to another" if not weight else ""))
+        conflict = fit["conflict"]
+        lines.append("shape and firing: no disagreement needed to hold a cell back on these cells" if not np.isfinite(
+            conflict) else f"shape and firing: where they lean to different classes by more than {conflict:g} "
+                           "log-odds each, the cell stays undecided (\"shape and firing disagree\")")
+    lines.append("decision thresholds by risk control: " + "; ".join(
+        f"{name} {part['threshold']:g} ({part['text']})" for name, part in thresholds["per_class"].items()))
+    lines += [f"warning: {w}" for w in posterior_warnings(fit, joint)]
     return lines
 
 
 ROWS = (("cells", "cells"), ("cell accuracy (posterior)", "cell_accuracy_posterior"),
         ("cell accuracy (seed's rule)", "cell_accuracy_seed_rule"), ("decided", "decided"),
         ("decided wrongly", "decided_wrongly"), ("atypical SER recognised", "atypical_ser_seed_rule"),
+        ("ever decided wrongly (at any spike)", "ever_decided_wrongly"),
+        ("shape and firing disagree (at the end)", "shape_and_firing_disagree"),
         ("not classifiable", "not_classifiable"), ("ECE", "ece_every_spike"),
         ("median spikes to a decision", "median_spikes_to_decision"))
 
@@ -244,11 +306,14 @@ def markdown(result: dict) -> str:
             f"{label} {shown(w[key])}" for label, key in (("cell accuracy", "cell_accuracy_posterior"),
                                                           ("decided", "decided"), ("decided wrongly", "decided_wrongly")))
                   + "."]
-    names = "α, β, margin" + (", firing weight, joint margin, firing margin" if joint else "")
+    lines += ["", "## Certificate", "", f"Over the whole stopping rule (a running posterior checked at every spike), "
+              f"pooled over the folds: {result['pooled']['certificate']['text']}.", ""]
+    lines += [f"- {part['text']}" for part in result["pooled"]["certificate"]["per_class"].values()]
+    lines += ["", "## The final model's posterior", "",
+              "Fitted on every fold's held-out cells (each fold judged above by the posterior fitted on the other "
+              "folds" + (", and a firing model trained on its own training cells" if joint else "") + "):", ""]
+    lines += [f"- {line}" for line in posterior_words(result["final_posterior"], result["thresholds"], joint)]
     lines += ["", "Held-out days per fold: " + "; ".join(f"fold {f['fold']}: {', '.join(f['days'])}"
                                                          for f in result["folds"]),
-              "", f"Each fold is judged with the posterior ({names}) fitted on the other folds' "
-              "held-out cells" + (" and a firing model trained on its own training cells" if joint else "")
-              + "; the final model's, " + ", ".join(f"{v:g}" for v in result["final_posterior"]) +
-              ", on all of them.", "", f"Final model: {result['final'].get('dynamic', '')}", ""]
+              "", f"Final model: {result['final'].get('dynamic', '')}", ""]
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from raphe.classifier.evaluation.calibration import cell_sequences, fit_posterior
+from raphe.classifier.evaluation.calibration import cell_sequences, finite_or_none, fit_posterior
 from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.model import Model
 
@@ -72,7 +72,7 @@ def distill(teacher_path: str | Path, windows: ws.WindowSet, out: str | Path, co
                   f"agrees with the ensemble on {100 * agreement:.2f}% of {int(held_out.sum())} held-out windows")
     kept = held_out & ~teacher.novel(data.X)
     sequences = cell_sequences(data.cell[kept], data.y[kept], fused.predict(data.X[kept], batch_size=256, verbose=0))
-    alpha, beta, margin = fit_posterior(sequences)
+    fit = fit_posterior(sequences)
     metadata = {**{k: v for k, v in teacher.metadata.items() if k not in ("sha256", "tflite", "variant", "metrics")},
                 "name": name,
                 "ensemble": {"kernels": [kernel], "temperature": 1.0,
@@ -83,8 +83,11 @@ def distill(teacher_path: str | Path, windows: ws.WindowSet, out: str | Path, co
                              "distilled_from": {"model": teacher.path.name, "sha256": teacher.checksum,
                                                 "agreement_held_out": round(agreement, 5),
                                                 "held_out_windows": int(held_out.sum())}},
-                "posterior": {**teacher.metadata.get("posterior", {}), "alpha": alpha, "beta": beta, "margin": margin,
-                              "fitted_on_cells": len(sequences), "fitted_on": "the student's held-out cells"},
+                # the teacher's certificate does not hold for the student: `raphe calibrate` gives it its own
+                "posterior": {**{k: v for k, v in teacher.metadata.get("posterior", {}).items() if k != "certificate"},
+                              "alpha": fit.alpha, "beta": fit.beta, "margin": fit.margin,
+                              "waveform_cap": finite_or_none(fit.waveform_cap), "fitted_on_cells": len(sequences),
+                              "fitted_on": "the student's held-out cells"},
                 "training": {"data": data_description, "recipe": recipe, "config": asdict(config),
                              "teacher": teacher.path.name, "windows": len(data),
                              "cells": int(len(np.unique(data.cell))), "days": int(len(np.unique(data.day)))},

@@ -23,7 +23,7 @@ from raphe.core.native import native_stderr_silenced
 from raphe.core.specs import MAX_WINDOWS_PER_CELL, MODEL_FORMAT, SEED_WINDOW
 from raphe.detector.config import DetectorConfig
 
-from raphe.classifier.evaluation.calibration import cell_sequences, fit_posterior
+from raphe.classifier.evaluation.calibration import cell_sequences, finite_or_none, fit_posterior
 from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.novelty import fit_novelty
 
@@ -227,9 +227,9 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
     held_out = (part > 0) & ~novelty.is_novel(data.X)
     held_out_probs = fused.predict(data.X[held_out], batch_size=256, verbose=0)
     sequences = cell_sequences(data.cell[held_out], data.y[held_out], held_out_probs)
-    alpha, beta, margin = fit_posterior(sequences)
-    console.print(f"calibrated: temperature {temperature:.3f}; cell posterior alpha {alpha:.4f}, beta {beta:.4f}, "
-                  f"margin {margin:g} "
+    fit = fit_posterior(sequences)
+    console.print(f"calibrated: temperature {temperature:.3f}; cell posterior alpha {fit.alpha:.4f}, "
+                  f"beta {fit.beta:.4f}, margin {fit.margin:g}, waveform cap {fit.waveform_cap:g} "
                   f"(on {len(sequences)} held-out cells); exporting float32, dynamic-range and int8")
 
     reference = fused.predict(data.X[calibration], batch_size=256, verbose=0)
@@ -245,9 +245,10 @@ def train(windows: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
         "ensemble": {"kernels": list(config.kernels), "members": reports, "temperature": temperature,
                      "fusion": "mean of the members' log-softmax, divided by the temperature, softmax"},
         "novelty": novelty.to_json(),
-        "posterior": {"alpha": alpha, "beta": beta, "margin": margin, "fitted_on_cells": len(sequences),
-                      "rule": "z = alpha * sum of log spike probabilities / (1 + beta * (n - 1)); "
-                              "softmax(-max(max(z) - z - margin, 0))"},
+        "posterior": {"alpha": fit.alpha, "beta": fit.beta, "margin": fit.margin,
+                      "waveform_cap": finite_or_none(fit.waveform_cap), "fitted_on_cells": len(sequences),
+                      "rule": "z = alpha * sum of log spike probabilities / (1 + beta * (n - 1)), no class more "
+                              "than waveform_cap below the best; softmax(-max(max(z) - z - margin, 0))"},
         "training": {"data": data_description, "recipe": recipe, "config": asdict(config), "split": split_info,
                      "windows": len(data), "cells": int(len(np.unique(data.cell))),
                      "days": int(len(np.unique(data.day)))},

@@ -25,11 +25,14 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--out-dir", dest="out", help="folder for matrix.md, matrix.json and tradeoff.png")
     p.add_argument("--evidence", nargs="+", choices=["both", "waveform", "firing"], default=[],
                    help="judge each model with each of these posteriors (default: each model's own)")
+    p.add_argument("--conflict", action="store_true",
+                   help="also judge each data set's conflict cells: each cell's spikes re-timed with the firing of a "
+                        "cell of another class (needs spike times)")
 
 
 def run(args: argparse.Namespace) -> int:
     from raphe.classifier.evaluation.matrix import markdown, matrix
 
-    result = matrix(dict(args.model), dict(args.data), args.out, tuple(args.evidence))
+    result = matrix(dict(args.model), dict(args.data), args.out, tuple(args.evidence), args.conflict)
     print(markdown(result))
     return 0

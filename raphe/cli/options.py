@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 
 from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES
 from raphe.detector.config import DetectorConfig, rule_settings
@@ -75,8 +76,9 @@ def detector_settings(args: argparse.Namespace) -> dict:
 def add_model_options(p: Parser) -> None:
     p.add_argument("--model", help="a model's .tflite or .json, or a shipped one: default, ensemble, student "
                         "(default: default)")
-    p.add_argument("--decision-threshold", type=float, default=DECISION_THRESHOLD,
-                   help="posterior a class must reach to be decided (default %(default)g)")
+    p.add_argument("--decision-threshold", type=float,
+                   help="posterior a class must reach to be decided, one for every class (default: the "
+                        f"thresholds the model's risk control chose per class, else {DECISION_THRESHOLD:g})")
     p.add_argument("--min-spikes", type=positive_int, default=MIN_SPIKES,
                    help="spikes before any decision (default %(default)d)")
     p.add_argument("--evidence", choices=["both", "waveform", "firing"],
@@ -91,7 +93,10 @@ def load_model(args: argparse.Namespace):
     from raphe.classifier.runtime.model import Model
 
     model = Model(args.model)
-    return model, model.posterior_config(args.decision_threshold, args.min_spikes, args.evidence)
+    posterior = model.posterior_config(args.decision_threshold, args.min_spikes, args.evidence)
+    if model.posterior_note:
+        print(model.posterior_note, file=sys.stderr)
+    return model, posterior
 
 
 def add_units_options(p: Parser) -> None:

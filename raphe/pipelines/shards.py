@@ -61,7 +61,7 @@ class WorkerSpec:
 
     connect: str
     model: str
-    threshold: float
+    threshold: float | None
     min_spikes: int
     evidence: str | None
     detector_settings: dict

@@ -76,15 +76,24 @@ def test_crossval_from_labelled_recordings_writes_a_trusted_model_and_its_report
     posterior = final.metadata["posterior"]
     assert posterior["fitted_on"].startswith("cross-fitted") and posterior["fitted_on_cells"] == 12
     joint = posterior["firing"]  # the recordings give spike times: a firing model, cross-fitted with the rest
-    assert [posterior["alpha"], posterior["beta"], posterior["margin"], joint["weight"], joint["joint_margin"],
-            joint["margin"]] == report["final_posterior"]
+    fitted = report["final_posterior"]
+    assert [posterior["alpha"], posterior["beta"], posterior["margin"], posterior["waveform_cap"], joint["weight"],
+            joint["joint_margin"], joint["margin"], joint["conflict"]] == [
+        fitted[k] for k in ("alpha", "beta", "margin", "waveform_cap", "firing_weight", "joint_margin",
+                            "firing_margin", "conflict")]
+    thresholds = posterior["certificate"]["thresholds"]  # 12 cells certify nothing: 0.99 kept, and said
+    assert thresholds == {"SER": 0.99, "NSER": 0.99} and report["thresholds"]["thresholds"] == thresholds
     config = final.posterior_config()
     assert config.alpha == posterior["alpha"] and config.evidence == "both" and final.firing is not None
     assert final.firing.path == out / "final" / "model-firing.json" and report["evidence"] == "both"
     assert all((out / "folds" / f"fold-{k}" / "firing.json").exists() for k in (1, 2, 3))
-    assert report["pooled_waveform"]["cells"] == 12 and len(report["folds"][0]["posterior"]) == 6
+    assert report["pooled_waveform"]["cells"] == 12 and len(report["folds"][0]["posterior"]) == 8
     text = (out / "report.md").read_text()
     assert "| pooled |" in text and "joint posterior" in text and "waveform posterior alone" in text
+    # the certificate, and the fitted posterior in words
+    assert "needs ≥ 149 decided cells without an error" in text or "decided wrongly ≤" in text
+    assert f"weighted α = {fitted['alpha']:.3g}" in text and "confident spikes (0.99 each) of one shape reach" in text
+    assert "decision thresholds by risk control: " in text and "SER 0.99 (decided SER wrongly" in text
     assert final.metadata["class_means"]["windows"].keys() == {"SER", "NSER"}
     for k in (1, 2, 3):  # each fold's model was trained without its own days
         split = Model(out / "folds" / f"fold-{k}" / f"fold-{k}-dynamic.tflite").metadata["training"]["split"]
@@ -116,7 +125,28 @@ def test_the_verdict_warns_of_a_fold_whose_members_learnt_nothing_that_carries()
     result = {"classes": {"SER": {"cells": 30, "days": 4}, "NSER": {"cells": 30, "days": 4}},
               "folds": [{"fold": 1, "days": ["d1", "d2"], "member_validation_accuracy": [0.93, 0.91]},
                         {"fold": 2, "days": ["d3", "d4"], "member_validation_accuracy": [0.45, 0.5]}],
-              "pooled": {"cell_accuracy_posterior": rate, "decided": rate, "decided_wrongly": rate}}
+              "pooled": {"cell_accuracy_posterior": rate, "decided": rate, "decided_wrongly": rate,
+                         "certificate": {"text": "decided wrongly ≤ 1.0% at 95% confidence from 300 decided cells"}},
+              "evidence": "both", "final_posterior": {"alpha": 2.0, "beta": 0.0, "margin": 0.0, "waveform_cap": 8.0,
+                                                      "firing_weight": 1.0}}
     lines = verdict(result)
     weak = [line for line in lines if "did not carry" in line]
     assert len(weak) == 1 and weak[0].startswith("fold 2 (held out: d3, d4)") and "0.45-0.50" in weak[0]
+
+
+def test_the_report_warns_when_an_evidence_stream_is_effectively_off():
+    """The fit a small lab once got (α 0.0126, firing weight 2) is named and explained: the waveform
+    evidence cannot decide on its own, so decisions rest on firing; a firing weight of 0 is said too."""
+    from raphe.classifier.training.crossval import posterior_warnings, posterior_words
+
+    off = {"alpha": 0.0125893, "beta": 0.0, "margin": 0.0, "waveform_cap": float("inf"), "firing_weight": 1.99526,
+           "joint_margin": 0.0, "firing_margin": 0.0, "conflict": float("inf")}
+    warnings = posterior_warnings(off, joint=True)
+    assert len(warnings) == 1 and "waveform evidence is effectively off" in warnings[0]
+    assert "decisions rest on the firing" in warnings[0]
+    thresholds = {"per_class": {"SER": {"threshold": 0.99, "text": "decided SER wrongly: cannot certify"}}}
+    words = posterior_words(off, thresholds, joint=True)
+    assert words[0].startswith("waveform evidence: each spike's log-probabilities weighted α = 0.0126")
+    assert any("firing evidence: weighted 2" in w for w in words)
+    assert posterior_warnings({**off, "alpha": 2.0}, joint=True) == []
+    assert "firing evidence is off" in posterior_warnings({**off, "alpha": 2.0, "firing_weight": 0.0}, joint=True)[0]

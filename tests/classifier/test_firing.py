@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from raphe.classifier.evaluation.calibration import fit_joint
+from raphe.classifier.evaluation.calibration import Fit, Group, fit_joint
 from raphe.classifier.runtime import firing as fm
 from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.model import DEFAULT_DIR
@@ -196,10 +196,10 @@ def sequences_for(rng, cells: int, firing_right: bool):
 
 def test_the_joint_fit_weighs_firing_that_helps_and_drops_firing_that_misleads():
     rng = np.random.default_rng(5)
-    helps = fit_joint(*sequences_for(rng, 40, True), alpha=1.0, beta=0.0)
-    misleads = fit_joint(*sequences_for(rng, 40, False), alpha=1.0, beta=0.0)
-    assert helps[0] > 0.3
-    assert misleads[0] == 0.0
+    helps = fit_joint([Group("helps", *sequences_for(rng, 40, True))], Fit(1.0, 0.0, 0.0))
+    misleads = fit_joint([Group("misleads", *sequences_for(rng, 40, False))], Fit(1.0, 0.0, 0.0))
+    assert helps.firing_weight > 0.3
+    assert misleads.firing_weight == 0.0
 
 
 def test_firing_commands_refuse_bad_input_in_one_line(tmp_path):
@@ -244,7 +244,7 @@ def test_a_joint_fit_on_one_generator_stays_calibrated_on_the_other(tmp_path):
     folder.mkdir()
     for suffix in (".tflite", ".json"):
         (folder / f"s{suffix}").write_bytes((DEFAULT_DIR / f"raphe-student-dynamic{suffix}").read_bytes())
-    calibrate(folder / "s.tflite", ws.load(tmp_path / "template"), "template cells", DEFAULT_DIR / "raphe-firing.json")
+    calibrate(folder / "s.tflite", {"template cells": ws.load(tmp_path / "template")}, DEFAULT_DIR / "raphe-firing.json")
     model = Model(folder / "s.tflite")
     shifted = ws.load(tmp_path / "biophysical").in_classes(model.classes)
     outcomes = cell_outcomes(shifted, model.predict(shifted.X), model.novel(shifted.X), model.posterior_config())

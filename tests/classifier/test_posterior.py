@@ -30,11 +30,45 @@ def test_tempering_by_hand():
 
 def test_margin_by_hand():
     """Evidence within the margin leaves the posterior even; beyond it, only the excess counts."""
-    evidence = np.log(np.array([0.9, 0.1]))  # one spike: log-odds 2.197
-    even = posterior.combine(evidence, 1, 1.0, 0.0, margin=3.0)
+    cell = CellPosterior(("SER", "NSER"), PosteriorConfig(margin=3.0))
+    even = cell.update(np.array([0.9, 0.1]))  # one spike: log-odds 2.197
     np.testing.assert_allclose(even, [0.5, 0.5])
-    past = posterior.combine(2 * evidence, 2, 1.0, 0.0, margin=3.0)  # log-odds 4.394, 1.394 past the margin
+    past = cell.update(np.array([0.9, 0.1]))  # log-odds 4.394, 1.394 past the margin
     np.testing.assert_allclose(past[0] / past[1], np.exp(2 * np.log(9.0) - 3.0))
+
+
+def test_the_waveform_cap_makes_a_long_run_of_one_shape_one_shape():
+    """However many spikes of one shape, the waveform evidence gives no class more than the cap."""
+    capped = CellPosterior(("SER", "NSER"), PosteriorConfig(waveform_cap=3.0))
+    free = CellPosterior(("SER", "NSER"), PosteriorConfig())
+    for _ in range(200):
+        p_capped, p_free = capped.update(np.array([0.8, 0.2])), free.update(np.array([0.8, 0.2]))
+    assert p_capped[0] / p_capped[1] == pytest.approx(np.exp(3.0))
+    assert p_free[0] > 0.999999
+    assert capped.decision == UNDECIDED and free.decision == "SER"
+
+
+def test_shape_and_firing_that_disagree_do_not_outvote_each_other_into_a_decision():
+    """Waveform sure of SER, firing sure of NSER beyond the conflict level: the joint leans to
+    whichever is larger, but the cell stays undecided and says why; below the level it decides."""
+    from raphe.classifier.runtime.firing import FiringModel
+    from raphe.classifier.runtime.model import DEFAULT_DIR
+
+    firing = FiringModel(DEFAULT_DIR / "raphe-firing.json")
+    config = PosteriorConfig(evidence="both", firing=firing, conflict=2.0)
+    torn = CellPosterior(("SER", "NSER"), config)
+    for _ in range(10):
+        torn.update(np.array([0.6, 0.4]), np.log([1e-5, 1 - 1e-5]))  # shape: SER by 4.1; firing: NSER by 11.5
+    assert torn.disagree and torn.decision == UNDECIDED
+    assert torn.posterior[1] > 0.99  # the joint alone would have decided NSER: the firing outvoted the shape
+    agreeing = CellPosterior(("SER", "NSER"), config)
+    for _ in range(10):
+        agreeing.update(np.array([0.6, 0.4]), np.log([1 - 1e-5, 1e-5]))
+    assert not agreeing.disagree and agreeing.decision == "SER"
+    unruled = CellPosterior(("SER", "NSER"), PosteriorConfig(evidence="both", firing=firing))
+    for _ in range(10):
+        unruled.update(np.array([0.6, 0.4]), np.log([1e-5, 1 - 1e-5]))
+    assert unruled.decision == "NSER"  # the old rule: the firing decides
 
 
 def test_decision_waits_for_min_spikes_and_threshold():
@@ -81,19 +115,19 @@ def correlated_cells(n_cells: int, rng: np.random.Generator) -> list[tuple[int, 
     return cells
 
 
-def ece_of(sequences, alpha, beta, margin=0.0):
+def ece_of(sequences, alpha, beta, margin=0.0, cap=float("inf")):
     sums, counts, labels, weights = calibration.prefixes(sequences)
-    p = posterior.combine(sums, counts, alpha, beta, margin)
+    p = posterior.with_margin(posterior.capped(posterior.tempered_evidence(sums, counts, alpha, beta), cap), margin)
     correct = (p.argmax(axis=1) == labels).astype(float)
     return calibration.expected_calibration_error(p.max(axis=1), correct, weights)
 
 
 def test_fit_calibrates_where_the_naive_product_does_not():
     rng = np.random.default_rng(4)
-    alpha, beta, margin = calibration.fit_posterior(correlated_cells(300, rng))
+    fit = calibration.fit_posterior(correlated_cells(300, rng))
     fresh = correlated_cells(300, rng)
-    fitted, naive = ece_of(fresh, alpha, beta, margin), ece_of(fresh, 1.0, 0.0)
-    assert alpha < 1.0 or beta > 0.0
+    fitted, naive = ece_of(fresh, fit.alpha, fit.beta, fit.margin, fit.waveform_cap), ece_of(fresh, 1.0, 0.0)
+    assert fit.alpha < 1.0 or fit.beta > 0.0
     assert fitted < 0.05 < naive
     assert fitted < naive / 2
 
@@ -111,11 +145,13 @@ def shifted_cells(n_cells: int, rng: np.random.Generator) -> list[tuple[int, np.
     return cells
 
 
-def decisions(sequences, alpha, beta, margin=0.0, threshold=0.99, min_spikes=5) -> tuple[float, float]:
+def decisions(sequences, alpha, beta, margin=0.0, cap=float("inf"), threshold=0.99,
+              min_spikes=5) -> tuple[float, float]:
     """(share decided, share decided wrongly) of the cells, at the end of each."""
     decided = wrong = 0
     for label, probs in sequences:
-        final = posterior.combine(posterior.log_evidence(probs).sum(axis=0), len(probs), alpha, beta, margin)
+        z = posterior.tempered_evidence(posterior.log_evidence(probs).sum(axis=0), len(probs), alpha, beta)
+        final = posterior.with_margin(posterior.capped(z, cap), margin)
         if len(probs) >= min_spikes and final.max() >= threshold:
             decided += 1
             wrong += int(final.argmax()) != label
@@ -124,10 +160,10 @@ def decisions(sequences, alpha, beta, margin=0.0, threshold=0.99, min_spikes=5) 
 
 def test_the_fit_on_a_shifted_source_rarely_decides_wrongly_there():
     rng = np.random.default_rng(7)
-    alpha, beta, margin = calibration.fit_posterior(shifted_cells(400, rng))
-    decided, wrong = decisions(shifted_cells(400, rng), alpha, beta, margin)
+    fit = calibration.fit_posterior(shifted_cells(400, rng))
+    decided, wrong = decisions(shifted_cells(400, rng), fit.alpha, fit.beta, fit.margin, fit.waveform_cap)
     assert wrong <= 0.02 and decided > 0.3
-    assert margin > 0  # without a margin the fit decides none of these cells (it must stay timid throughout)
+    assert fit.margin > 0 or fit.waveform_cap < 6  # without a margin the fit decides none of these cells (it must stay timid throughout)
     naive_decided, naive_wrong = decisions(shifted_cells(400, rng), 1.0, 0.0)
     assert naive_wrong > 0.1  # the naive product decides the systematically wrong cells too
 
