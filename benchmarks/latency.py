@@ -194,7 +194,7 @@ def sharded(connect: str, out: str, deadline_s: float, bound, model_name: str, w
     from raphe.outputs.wire import Outputs
 
     model = Model(model_name)
-    spec = WorkerSpec(connect, str(model.path), 0.99, 5, None, {}, None, 1.0, 4096, None, None, deadline_s, 1.0,
+    spec = WorkerSpec(connect, str(model.path), None, 5, None, {}, None, 1.0, 4096, None, None, deadline_s, 1.0,
                       False)
     with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
         summary = serve_sharded(spec, workers, outputs, None, model.posterior_config().evidence,

@@ -32,6 +32,12 @@ def stage_p50_us(result: dict) -> str:
                       for s in ("receive", "detect", "classify", "publish"))
 
 
+def per_spike_us(result: dict, stage: str) -> float:
+    """A stage's total time over the run, per spike classified, in µs."""
+    t = result["timings"].get(stage) or {}
+    return 1e6 * (t.get("mean_s") or 0.0) * t.get("n", 0) / result["spikes"]
+
+
 def markdown(results: dict[str, float], latency: list[dict], sustained: dict, quick: bool) -> str:
     lines = [f"# raphe benchmarks, {datetime.date.today().isoformat()}{' (quick mode)' if quick else ''}", "",
              f"Machine: {machine()}. Every ratio is between figures of this same run.", ""]
@@ -59,6 +65,18 @@ def markdown(results: dict[str, float], latency: list[dict], sustained: dict, qu
                           + "".join(f", mean {s} stage ×{v:.2f}" for s, v in stage.items())
                           + (f"; {r['snapshots']} snapshots of {r['snapshot_ms']:.2f} ms" if "snapshots" in r else "")
                           + ".", ""]
+    breakdown = [r for r in latency if not r["baseline"] and r.get("spikes") and (r.get("timings") or {}).get("cells")]
+    if breakdown:
+        lines += ["## A spike's cost, part by part (µs per spike, from the service's own stage timings)", "",
+                  "| case | spikes | interpreter | novelty | cells | publish | beyond the interpreter |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in breakdown:
+            per_spike = {s: per_spike_us(r, s) for s in ("interpreter", "novelty", "cells", "publish")}
+            beyond = per_spike["novelty"] + per_spike["cells"] + per_spike["publish"]
+            lines.append(f"| {r['label']} | {r['spikes']} | " + " | ".join(f"{v:.0f}" for v in per_spike.values())
+                         + f" | {beyond:.0f} ({100 * beyond / max(beyond + per_spike['interpreter'], 1e-9):.0f}%) |")
+        lines += ["", "Per spike: each stage's total time over the run divided by the spikes it classified "
+                  "(one interpreter call serves every spike of a drain).", ""]
     for label, found in sustained.items():
         lines += [f"## Sustained in real time ({label}; 10 ms blocks, 2 Hz): {found['channels']} channels", "",
                   "| channels | sustained | rig pace | lost | served / sent | p50 ms | p99 ms |",

@@ -11,9 +11,10 @@ Two outlets, made when the service starts so that inlets can connect before the 
 - ``NAME-decisions`` (type ``Markers``, irregular rate, string): JSON objects. ``"kind": "cell"``
   when a cell (an acquisition of a stream's channel) first appears, naming its ``cell_index``,
   ``cell``, ``stream``, ``channel_num`` and ``acquisition``, so that two rig streams never collide;
-  ``"kind": "decision"`` whenever a cell's decision changes: ``cell_index``, ``cell``, ``stream``,
-  ``channel_num``, ``acquisition``, ``decision``, ``withdrawn`` (a class the cell no longer
-  holds), ``spikes_to_decision``, ``seconds_to_decision``, ``reasons``.
+  ``"kind": "decision"`` whenever a cell's decision, or what explains it, changes: ``cell_index``,
+  ``cell``, ``stream``, ``channel_num``, ``acquisition``, ``decision``, ``withdrawn`` (a class the
+  cell no longer holds), ``spikes_to_decision``, ``seconds_to_decision``, ``reasons``, ``hints``
+  (e.g. "shape and firing disagree").
 
 Timestamps come from the spike's sample time, not from when raphe finished with it: when a
 stream's first block is received (and whenever its samples restart) the service anchors the
@@ -99,11 +100,13 @@ class LslOutputs:
                   *s.parts["waveform"], *s.parts["firing"]]
         self.posteriors.push_sample(values, stamp)
         self.samples += 1
-        if self._decided.get(key, "undecided") != s.decision:
-            self._decided[key] = s.decision
+        # a marker when the decision changes, or why it is what it is ("shape and firing disagree")
+        if self._decided.get(key, ("undecided", ())) != (s.decision, s.reasons + s.hints):
+            self._decided[key] = (s.decision, s.reasons + s.hints)
             self._marker({"kind": "decision", "cell_index": index, **named, "decision": s.decision,
                           "withdrawn": s.withdrawn, "spikes_to_decision": s.spikes_to_decision,
-                          "seconds_to_decision": s.seconds_to_decision, "reasons": list(s.reasons)}, stamp)
+                          "seconds_to_decision": s.seconds_to_decision, "reasons": list(s.reasons),
+                          "hints": list(s.hints)}, stamp)
 
     def close(self) -> None:
         """Drop the outlets now (their streams vanish from the network), not when collected."""

@@ -38,7 +38,9 @@ from .pieces import MAX_PIECE_SAMPLES, Piece, cut, pieces
 from .timings import StageTimings
 from .wiring import ServeOptions, Sinks
 
-STAGES = ("receive", "detect", "classify", "publish")
+# "classify" is the sum of the three after it: the interpreter, the novelty score, and the cells
+# (posterior, firing, signal verdicts, the cell record each update carries)
+STAGES = ("receive", "detect", "classify", "interpreter", "novelty", "cells", "publish")
 # A step handles at most STEP_SAMPLES of each channel: a channel of many small blocks is not held
 # back behind a huge one either.
 STEP_SAMPLES = 8 * MAX_PIECE_SAMPLES
@@ -194,7 +196,9 @@ class Service:
         started = time.perf_counter()
         windows = np.concatenate(windows)
         probabilities = self.model.predict(windows)
+        predicted = time.perf_counter()
         novel = self.model.novel(windows)
+        scored = time.perf_counter()
         updates = []
         for s, p, w, n in zip(spikes, probabilities, windows, novel):
             cell = s.channel.cell
@@ -203,7 +207,11 @@ class Service:
                                        s.threshold, bool(n), p, self._model_info))
         classified = time.perf_counter()
         self._warm_at = time.monotonic()
+        # the classify stage and its parts, so that a spike's cost beyond the interpreter shows
         self.timings.add("classify", classified - started)
+        self.timings.add("interpreter", predicted - started)
+        self.timings.add("novelty", scored - predicted)
+        self.timings.add("cells", classified - scored)
         sinks = self.sinks
         for update in updates:
             content, event = serialized(update)

@@ -183,3 +183,32 @@ def test_bad_configuration_is_refused():
         PosteriorConfig(threshold=1.0)
     with pytest.raises(RapheError):
         PosteriorConfig(min_spikes=0)
+
+
+def test_the_running_kernel_agrees_with_the_vectorized_rule_the_fit_uses():
+    """The live path's one-call update and calibration's array arithmetic are one rule: the same
+    parts and the same disagreement after every spike, with a cap, margins, firing and a conflict
+    level, for two classes and for three."""
+    from raphe.classifier.runtime.firing import FiringModel
+    from raphe.classifier.runtime.model import DEFAULT_DIR
+
+    firing = FiringModel(DEFAULT_DIR / "raphe-firing.json")
+    rng = np.random.default_rng(12)
+    for k in (2, 3):
+        config = PosteriorConfig(alpha=0.7, beta=0.2, margin=0.5, waveform_cap=2.5, evidence="both", firing=firing,
+                                 firing_weight=1.3, firing_margin=0.25, joint_margin=1.0, conflict=1.0)
+        cell = CellPosterior(tuple("abc"[:k]), config)
+        probs = rng.dirichlet(np.ones(k), 60)
+        f = np.log(rng.dirichlet(np.ones(k), 60))
+        evidence, weighted = np.zeros(k), np.zeros(k)
+        for n in range(1, 61):
+            speaks = n > 8
+            cell.update(probs[n - 1], f[n - 1] if speaks else None)
+            evidence += posterior.log_evidence(probs[n - 1])
+            z = posterior.capped(posterior.tempered_evidence(evidence, n, 0.7, 0.2), 2.5)
+            if speaks:
+                weighted = 1.3 * f[n - 1]
+            np.testing.assert_allclose(cell.parts["waveform"], posterior.with_margin(z, 0.5), rtol=1e-12)
+            np.testing.assert_allclose(cell.parts["firing"], posterior.with_margin(weighted, 0.25), rtol=1e-12)
+            np.testing.assert_allclose(cell.parts["joint"], posterior.with_margin(z + weighted, 1.0), rtol=1e-12)
+            assert cell.disagree == bool(posterior.disagreement(z, weighted, 1.0))
