@@ -5,7 +5,7 @@ The tempering (``alpha``, ``beta``, ``margin`` and the ``waveform_cap``; see ``r
 fitted by minimizing the negative log-likelihood of the true class over every prefix of held-out
 cells, each cell weighted equally, so the posterior is calibrated at every spike count, not only at
 the end; among the tempering that, over the whole stopping rule (the running posterior checked at
-every spike), shows a wrong class for at most 0.5% of the cells of *every group* of calibration cells
+every spike), shows a wrong class for at most 1% of the cells of *every group* of calibration cells
 (a tool sure and wrong is worse than one that abstains).
 
 A group is one set of cells as one model saw them. `raphe calibrate` makes one per (model, data
@@ -19,7 +19,7 @@ times, fit how much the firing evidence weighs in the joint posterior (``firing_
 waveform's tempering held), the margins of the joint and the firing-alone posteriors, and the
 ``conflict`` level beyond which a shape and a firing that lean to different classes keep the cell
 undecided: conflict cells (``evaluation.conflict``: each cell's spikes re-timed with the other
-class's firing) are groups of their own, which may decide wrongly at most 2% of their cells. A weight
+class's firing) are groups of their own, which may decide wrongly at most 5% of their cells. A weight
 of 0 is allowed: where firing misleads on held-out cells, the joint posterior is the waveform's.
 
 Last, each class's decision threshold is chosen by risk control (``evaluation.certificate``), and
@@ -49,9 +49,11 @@ from .certificate import choose_thresholds
 from .conflict import conflict_cells
 
 # The tempering may show a wrong class for at most this share of every group's cells; conflict
-# cells (whose firing misleads by construction) for at most CONFLICT_MAX_WRONG.
-MAX_WRONG_DECISIONS = 0.005
-CONFLICT_MAX_WRONG = 0.02
+# cells (whose firing misleads by construction) for at most CONFLICT_MAX_WRONG. Across generators
+# these are the targets themselves: at 0.5% and 2% (no error at all in a group of 100 cells) the fit
+# over three generators decided 1% of the unseen generator's cells and a quarter of all.
+MAX_WRONG_DECISIONS = 0.01
+CONFLICT_MAX_WRONG = 0.05
 MARGINS = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
 ALPHAS = np.logspace(-2.5, 1.0, 36)
 BETAS = np.r_[0.0, np.logspace(-3, 1.0, 21)]

@@ -230,7 +230,7 @@ class CellPosterior:
         speaks = firing_log_probs is not None
         disagree = _step(self._evidence, self._prob_sum, np.asarray(probs, dtype=np.float64),
                          firing_log_probs if speaks else self._no_firing, speaks,
-                         float(tempering(self.n_spikes, c.alpha, c.beta)), c.waveform_cap, c.firing_weight,
+                         c.alpha / (1.0 + c.beta * (self.n_spikes - 1)), c.waveform_cap, c.firing_weight,
                          self._margins, c.conflict, self._z, parts)
         self.parts = {"waveform": parts[0], "firing": parts[1], "joint": parts[2]}
         self.posterior = self.parts[self.deciding]

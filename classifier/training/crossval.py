@@ -252,7 +252,7 @@ def posterior_warnings(fit: dict, joint: bool) -> list[str]:
 
 
 def posterior_words(fit: dict, thresholds: dict, joint: bool) -> list[str]:
-    """The final model's fitted posterior, named and explained."""
+    """The final model's fitted posterior, named and explained (its warnings are the verdict's)."""
     cap = fit["waveform_cap"]
     lines = [f"waveform evidence: each spike's log-probabilities weighted α = {fit['alpha']:.3g}, discounted by "
              f"β = {fit['beta']:.3g} as spikes add up (1 + β(n - 1)), "
@@ -270,7 +270,6 @@ def posterior_words(fit: dict, thresholds: dict, joint: bool) -> list[str]:
                            "log-odds each, the cell stays undecided (\"shape and firing disagree\")")
     lines.append("decision thresholds by risk control: " + "; ".join(
         f"{name} {part['threshold']:g} ({part['text']})" for name, part in thresholds["per_class"].items()))
-    lines += [f"warning: {w}" for w in posterior_warnings(fit, joint)]
     return lines
 
 
