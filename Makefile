@@ -126,7 +126,7 @@ default-posterior: $(EVERYTHING)
 	$(BIN)/raphe $(CALIBRATE)
 	$(BIN)/raphe $(EVALUATE)
 	$(BIN)/raphe $(MATRIX)
-	rm -rf classifier/default && mkdir -p classifier/default
+	find classifier/default -type f ! -name compare.md ! -name 'confusion-*.png' -delete  # compare-families' are kept
 	cp $(MODEL_BUILD)/model/* $(MODEL_BUILD)/report/* classifier/default/
 	cp $(MODEL_BUILD)/matrix/matrix.md classifier/default/cross-generator.md
 	cp $(MODEL_BUILD)/matrix/matrix.json classifier/default/cross-generator.json
