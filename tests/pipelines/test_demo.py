@@ -33,7 +33,9 @@ def test_demo_makes_no_wrong_decision_and_serves_its_live_view(tmp_path):
     assert f"live view: http://127.0.0.1:{port}/" in stdout
     line = next(x for x in stdout.splitlines() if "cells decided rightly" in x)
     right = int(line.split(" of ")[0])
-    assert right >= 4 and ", 0 wrongly," in line  # the firing evidence decides most cells (5 of 6 when written)
+    # half the cells at least, and none wrongly: 3 of 6 with the posterior fitted across generators
+    # (6 of 6 before it, which was sure of an unseen generator's cells too, wrongly for 10 in 99)
+    assert right >= 3 and ", 0 wrongly," in line
     # the live view showed the rig's six cells while it ran
     assert [c["name"] for c in seen["cells"] if c["cell"].startswith("demo-rig")] == [f"cell{i}" for i in range(1, 7)]
     assert seen["header"]["spikes"] > 0
