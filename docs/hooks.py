@@ -25,7 +25,6 @@ INCLUDED = {
     "README.md": "index.md",
     "ARCHITECTURE.md": "architecture.md",
     f"{DEFAULT_MODEL}/report.md": "default-model/report.md",
-    f"{DEFAULT_MODEL}/matrix.md": "default-model/matrix.md",
     f"{DEFAULT_MODEL}/cross-generator.md": "default-model/cross-generator.md",
     f"{DEFAULT_MODEL}/compare.md": "default-model/compare.md",
     f"{DEFAULT_MODEL}/RECIPE.md": "default-model/recipe.md",

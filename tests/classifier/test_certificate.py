@@ -4,7 +4,6 @@ control's choice of thresholds, conflict cells, and the calibration fit across g
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from raphe.classifier.evaluation import certificate as cert
 from raphe.classifier.evaluation.calibration import Group, calibrate, deciding_peaks, fit_joint, fit_posterior

@@ -185,8 +185,8 @@ def test_bad_configuration_is_refused():
         PosteriorConfig(min_spikes=0)
 
 
-def test_the_running_kernel_agrees_with_the_vectorized_rule_the_fit_uses():
-    """The live path's one-call update and calibration's array arithmetic are one rule: the same
+def test_the_running_update_agrees_with_the_vectorized_rule_the_fit_uses():
+    """The live path's spike-by-spike update and calibration's array arithmetic are one rule: the same
     parts and the same disagreement after every spike, with a cap, margins, firing and a conflict
     level, for two classes and for three."""
     from raphe.classifier.runtime.firing import FiringModel

@@ -135,7 +135,7 @@ def test_serve_gives_what_classify_gives_and_event_listener_receives_it(labelled
     logged = [json.loads(line) for line in log.read_text().splitlines()]
     assert sum(r["kind"] == "spike" for r in logged) == len(headers)
     assert sum(r["kind"] == "summary" for r in logged) == len(labelled_files)
-    assert set(served["timings"]) == {"receive", "detect", "classify", "publish"}
+    assert set(served["timings"]) == {"receive", "detect", "classify", "interpreter", "novelty", "cells", "publish"}
 
 
 @pytest.fixture

@@ -149,7 +149,7 @@ def test_stamps_share_one_anchor_per_stream_and_restart_with_its_samples():
     restarted = lsl.timestamp(update(0, 0))
     assert restarted == pytest.approx(pylsl.local_clock(), abs=1.0)
     lsl.publish(update(0, 100, "SER"))
-    assert lsl._decided[("rig:0", 1)] == "SER"
+    assert lsl._decided[("rig:0", 1)] == ("SER", ())
     lsl.forget("rig:0")
     assert ("rig:0", 1) not in lsl._decided
     lsl.close()
