@@ -91,10 +91,6 @@ class Fit:
     firing_margin: float = 0.0
     conflict: float = float("inf")
 
-    @property
-    def numbers(self) -> list[float]:
-        return [v for v in asdict(self).values() if v is not None]
-
 
 def cell_sequences(cells: np.ndarray, labels: np.ndarray, probabilities: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """Per cell, its class index and its spikes' probabilities (n, C) in recorded order: what a
@@ -243,6 +239,12 @@ def deciding_peaks(groups: list[Group], fit: Fit, min_spikes: int = MIN_SPIKES) 
     return judge.peaks(with_margin(z + f, fit.joint_margin), disagreement(z, f, fit.conflict))
 
 
+def risk_controlled(groups: list[Group], fit: Fit, classes: tuple[str, ...]) -> dict:
+    """Each class's decision threshold chosen by risk control on the cells of ``groups`` under
+    ``fit``, with its certificate (``certificate.choose_thresholds``)."""
+    return choose_thresholds(*deciding_peaks(groups, fit), classes)
+
+
 def firing_sequences(cells: np.ndarray, times_s: np.ndarray, firing: FiringModel,
                      classes: tuple[str, ...]) -> list[np.ndarray]:
     """Per cell (in the order of :func:`cell_sequences`), the firing model's log-probabilities (n, C)
@@ -302,8 +304,7 @@ def calibrate(model_path, data: dict[str, ws.WindowSet], firing_path: str | Path
         fit = fit_posterior(groups)
         if firing is not None:
             fit = fit_joint(groups, fit)
-        peaks, truth = deciding_peaks(groups, fit)
-        certificate = choose_thresholds(peaks, truth, models[0].classes)
+        certificate = risk_controlled(groups, fit, models[0].classes)
         cells = sum(len(g.sequences) for g in groups if not g.conflict)
         how = (f"{fitted_on}, judged by {len(models)} models together ({', '.join(m.path.name for m in models)})"
                if shared else fitted_on)

@@ -79,6 +79,11 @@ def words(b: dict, what: str = "decided wrongly") -> str:
             f"{b['cells_needed']} decided cells {errors}")
 
 
+def in_full(certificate: dict) -> str:
+    """A judged set's certificate as one line: overall, then per class."""
+    return "; ".join([certificate["text"], *(part["text"] for part in certificate["per_class"].values())])
+
+
 def certify(shown: np.ndarray, truth: np.ndarray, classes: tuple[str, ...], target: float = TARGET,
             confidence: float = CONFIDENCE) -> dict:
     """The certificate of judged cells: ``shown`` (cells, C) says which classes each cell was shown

@@ -22,6 +22,7 @@ from raphe.core.errors import RapheError
 from raphe.core.specs import ATYPICAL_UDI_MS
 from raphe.core.staged import staged
 
+from .certificate import in_full
 from .conflict import conflict_cells
 from .outcomes import cell_outcomes, figures, shown, tradeoff
 from .report import json_safe
@@ -122,9 +123,7 @@ def markdown(result: dict) -> str:
     lines += ["", "Certificates, over the whole stopping rule (a class shown at any spike counts; one-sided "
               "Clopper-Pearson):", ""]
     for e in entries:
-        c = e["figures"]["certificate"]
-        lines.append(f"- {e['model']} on {e['data']}: {c['text']}; "
-                     + "; ".join(part["text"] for part in c["per_class"].values()))
+        lines.append(f"- {e['model']} on {e['data']}: {in_full(e['figures']['certificate'])}")
     lines += ["", "Trade-off (threshold: cells decided / decided wrongly, shares of all cells): `tradeoff.png`.", ""]
     for e in entries:
         points = ", ".join(f"{p['threshold']:g}: {100 * p['decided']:.0f}/{100 * p['decided_wrongly']:.1f}%"

@@ -9,6 +9,8 @@ import numpy as np
 
 from raphe.core.specs import ATYPICAL_UDI_MS
 
+from .certificate import in_full
+
 
 def json_safe(value):
     """Plain JSON: numpy scalars as numbers, NaN as null, tuples as lists."""
@@ -85,8 +87,7 @@ def markdown(summary: dict) -> str:
                   f"equally), {q['ece_final']:.4f} at each cell's last spike; the class with the largest final "
                   f"posterior is right for {_pct(q['final_argmax_accuracy'])} of cells.", "",
                   f"Certificate, over the whole stopping rule (a class shown at any spike counts): "
-                  f"{q['certificate']['text']}; " + "; ".join(part["text"] for part in
-                                                              q["certificate"]["per_class"].values()) + ".", ""]
+                  f"{in_full(q['certificate'])}.", ""]
         if "agreement_with_float32" in r:
             lines += [f"Agreement with the float32 model: {100 * r['agreement_with_float32']:.2f}% of windows "
                       f"(largest probability difference {r['max_abs_difference_from_float32']:.4f}).", ""]

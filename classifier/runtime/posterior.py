@@ -228,7 +228,7 @@ class CellPosterior:
         self._evidence += log_evidence(probs)
         # the three parts as the rows of one array, so that the margins cost one pass, not three
         z = self._z
-        np.multiply(self._evidence, c.alpha / (1.0 + c.beta * (self.n_spikes - 1)), out=z[0])
+        np.multiply(self._evidence, tempering(self.n_spikes, c.alpha, c.beta), out=z[0])
         z[0] = capped(z[0], c.waveform_cap)
         if firing_log_probs is not None:
             np.multiply(firing_log_probs, c.firing_weight, out=z[1])
@@ -245,4 +245,3 @@ class CellPosterior:
             self.spikes_to_decision = self.n_spikes if decided else None
             self.decision = decision
         return self.posterior
-

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from raphe.classifier.evaluation.calibration import (Fit, Group, class_means, deciding_peaks, fit_joint, fit_posterior,
-                                                     groups_of, joint_part, write_posterior)
-from raphe.classifier.evaluation.certificate import choose_thresholds
+from raphe.classifier.evaluation.calibration import (Fit, Group, class_means, fit_joint, fit_posterior, groups_of,
+                                                     joint_part, risk_controlled, write_posterior)
 from raphe.classifier.evaluation.outcomes import Outcomes, cell_outcomes, figures, shown
 from raphe.classifier.evaluation.report import json_safe
 from raphe.classifier.runtime import windows as ws
@@ -126,7 +125,7 @@ def fitted_posteriors(fold: Fold, others: list[Fold]) -> tuple[dict, Fit]:
 
 
 def thresholds_of(groups: list[Group], fit: Fit, classes: tuple[str, ...]) -> tuple[float, ...]:
-    chosen = choose_thresholds(*deciding_peaks(groups, fit), classes)["thresholds"]
+    chosen = risk_controlled(groups, fit, classes)["thresholds"]
     return tuple(chosen[c] for c in classes)
 
 
@@ -178,7 +177,7 @@ def crossval(data: ws.WindowSet, out: str | Path, config: TrainConfig = TrainCon
         firing = train_firing_model(data, out / "final" / f"{name}-firing.json", data_description, seed=config.seed)
         fit = fit_joint(groups, fit)
         joint = joint_part(firing.path.name, fit)
-    certificate = choose_thresholds(*deciding_peaks(groups, fit), folds[0].model.classes)
+    certificate = risk_controlled(groups, fit, folds[0].model.classes)
     cells = sum(len(g.sequences) for g in groups if not g.conflict)
     for path in final.models.values():
         write_posterior(path, fit, cells, fitted_on, joint, class_means(data), certificate)
@@ -240,10 +239,10 @@ def waveform_reach(fit: dict, spikes: int = CONFIDENT_SPIKES, p: float = 0.99) -
 
 def posterior_warnings(fit: dict, joint: bool) -> list[str]:
     """Where one evidence stream is effectively off in the final model's posterior."""
-    warnings = []
-    if waveform_reach(fit) < DECISION_THRESHOLD:
+    warnings, reach = [], waveform_reach(fit)
+    if reach < DECISION_THRESHOLD:
         warnings.append(f"the waveform evidence is effectively off: {CONFIDENT_SPIKES} confident spikes of one shape "
-                        f"reach only {waveform_reach(fit):.2f}; on these cells the shapes did not carry from one fold "
+                        f"reach only {reach:.2f}; on these cells the shapes did not carry from one fold "
                         "to another, so " + ("decisions rest on the firing" if joint else "cells are left undecided"))
     if joint and not fit["firing_weight"]:
         warnings.append("the firing evidence is off (weight 0): on these cells the firing misled from one fold to "
