@@ -54,6 +54,9 @@ def matrix(models: dict[str, str | Path], data: dict[str, str | Path], out: str 
     loaded = {name: Model(path) for name, path in models.items()}
     sets = {name: ws.load(path) for name, path in data.items()}
     if conflict:
+        if not all(s.has_times for s in sets.values()):
+            raise RapheError("conflict cells need spike times (time_s) on every window; use `raphe synth` sets or "
+                             "labelled recordings")
         sets.update({f"{name}, conflict cells": conflict_cells(s)[0] for name, s in list(sets.items())})
     result = {"models": {name: {"path": str(m.path), "training": m.metadata.get("training", {}).get("data", ""),
                                 "posterior": m.metadata.get("posterior", {})} for name, m in loaded.items()},

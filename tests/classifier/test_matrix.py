@@ -91,3 +91,13 @@ def test_a_firing_model_joins_the_posterior_and_every_evidence_is_judged(sources
                 without_times)
     refused = run_raphe("calibrate", model, without_times, "--firing", firing)
     assert refused.returncode == 2 and "spike times" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_conflict_cells_of_a_set_without_spike_times_are_refused_in_one_line(tmp_path):
+    from raphe.classifier.runtime import windows as ws
+    from tests.helpers import assert_one_line_error
+
+    data = tmp_path / "no-times.npz"
+    ws.save_npz(ws.make(np.zeros((4, ws.N_POINTS)), ["SER", "NSER"] * 2, list("abcd"), ["d"] * 4), data)
+    result = run_raphe("matrix", "--model", "a=student", "--data", f"x={data}", "--conflict")
+    assert_one_line_error(result, "conflict cells need spike times")
