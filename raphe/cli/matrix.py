@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from .options import Parser
+from .options import Parser, named
 
 HELP = "Judge every model on every labelled data set: the cross-generator matrix, with intervals and trade-off."
 EXAMPLE = "raphe matrix --model both=model/m-dynamic.tflite --data template=test-t/ --data biophysical=test-b/ --out-dir m/"
-
-
-def named(text: str) -> tuple[str, str]:
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"expected NAME=PATH (got {text!r})")
-    return name, path
 
 
 def add_arguments(p: Parser) -> None:

@@ -7,7 +7,7 @@ import argparse
 import math
 import sys
 
-from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES
+from raphe.core.specs import DECISION_THRESHOLD, ENSEMBLE_MAX_CHANNELS, MIN_SPIKES
 from raphe.detector.config import DetectorConfig, rule_settings
 
 DETECTOR_DEFAULTS = DetectorConfig()
@@ -73,9 +73,18 @@ def detector_settings(args: argparse.Namespace) -> dict:
     return rule_settings(args.threshold, args.absolute, args.adaptive, args.polarity, args.refractory_ms)
 
 
+def named(text: str) -> tuple[str, str]:
+    """An option's NAME=PATH."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH (got {text!r})")
+    return name, path
+
+
 def add_model_options(p: Parser) -> None:
     p.add_argument("--model", help="a model's .tflite or .json, or a shipped one: default, ensemble, student "
-                        "(default: default)")
+                        f"(default: default, the ensemble; a stream or file of more than {ENSEMBLE_MAX_CHANNELS} "
+                        "channels gets the student, which stands in for it)")
     p.add_argument("--decision-threshold", type=float,
                    help="posterior a class must reach to be decided, one for every class (default: the "
                         f"thresholds the model's risk control chose per class, else {DECISION_THRESHOLD:g})")
@@ -97,6 +106,14 @@ def load_model(args: argparse.Namespace):
     if model.posterior_note:
         print(model.posterior_note, file=sys.stderr)
     return model, posterior
+
+
+def wide_model(args: argparse.Namespace, model):
+    """Where ``--model`` was not given (or is ``default``): the student that serves streams (files) of
+    more than ``ENSEMBLE_MAX_CHANNELS`` channels in place of the ensemble, if it stands in for it."""
+    from raphe.classifier.runtime.model import stand_in
+
+    return stand_in(model) if args.model in (None, "default") else None
 
 
 def add_units_options(p: Parser) -> None:

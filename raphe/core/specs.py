@@ -67,11 +67,22 @@ EVENTS_ENDPOINT = "tcp://127.0.0.1:5571"
 DECISION_THRESHOLD = 0.99
 MIN_SPIKES = 5
 
+# Where `serve` (and `classify`) are not told a model, a stream (a file) of more than this many
+# channels is served by the student in place of the ensemble: beyond it the ensemble does not keep
+# a rig's pace with p99 under 5 ms on a two-core machine (docs/performance.md), and the student
+# stands in for it (docs/default-model.md).
+ENSEMBLE_MAX_CHANNELS = 4
+
 # A live service keeps at most this many cells (about 15 KB each); blocks of further channels are refused.
 MAX_CELLS = 4096
 
 # The seed kept at most 700 windows per cell.
 MAX_WINDOWS_PER_CELL = 700
+# A student distilled from an ensemble stands in for it where it gives the same most probable class
+# on at least this share of held-out windows of every data source checked (and decides the same cells).
+STAND_IN_AGREEMENT = 0.995
+# At most this many epochs of distillation.
+STUDENT_EPOCHS = 40
 # The default classes: serotonergic and non-serotonergic (a lab's model may have others).
 SER = "SER"
 NSER = "NSER"
