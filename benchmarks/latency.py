@@ -48,6 +48,7 @@ class Case:
     web: bool = False
     lsl: bool = False
     workers: int = 1
+    threads: int = 1
 
     @property
     def label(self) -> str:
@@ -56,7 +57,8 @@ class Case:
                 + (f", beside a {self.flood_samples * 4 / 1e6:g} MB block every {FLOOD_EVERY_S:g} s"
                    if self.flood_samples else "") + ("" if self.keep_warm else ", model not kept warm")
                 + (", web view read by a browser" if self.web else "") + (", LSL outlets" if self.lsl else "")
-                + (f", {self.workers} workers" if self.workers > 1 else ""))
+                + (f", {self.workers} workers" if self.workers > 1 else "")
+                + (f", {self.threads} interpreter threads" if self.threads > 1 else ""))
 
 
 def spike_pool(case: Case, seed: int = 0) -> list[np.ndarray]:
@@ -130,7 +132,7 @@ def rig(case: Case, out: str, bound, go) -> None:
 
 
 def service(connect: str, out: str, deadline_s: float, bound, model_name: str, keep_warm: bool = True,
-            web: bool = False, lsl: bool = False) -> None:
+            web: bool = False, lsl: bool = False, threads: int = 1) -> None:
     """raphe's live service until data stops for 1 s (or the deadline); save its counters and timings.
     Its outputs (and its web view) bind ephemeral ports; ``bound`` is told the POSTERIOR endpoint and
     the view's HOST:PORT once it serves. With ``web``, the live browser view is served and ticked as
@@ -138,7 +140,7 @@ def service(connect: str, out: str, deadline_s: float, bound, model_name: str, k
     pushed to LSL outlets."""
     import os
 
-    from raphe.classifier.runtime.model import Model
+    from raphe.classifier.runtime.model import Model, stand_in
     from raphe.pipelines.live import Service
     from raphe.pipelines.wiring import ServeOptions, Sinks, subscribe
     from raphe.pipelines.loop import settle_collector
@@ -146,7 +148,8 @@ def service(connect: str, out: str, deadline_s: float, bound, model_name: str, k
     from raphe.outputs.wire import Outputs
     from raphe.outputs.web import WebView
 
-    model = Model(model_name)
+    model = Model(model_name, num_threads=threads)
+    wide = stand_in(model) if model_name == "default" else None  # as `raphe serve` without --model
     view_server = WebView("127.0.0.1:0") if web else None
     outlets = None
     if lsl:
@@ -155,7 +158,7 @@ def service(connect: str, out: str, deadline_s: float, bound, model_name: str, k
         outlets = LslOutputs(f"raphe-bench-{os.getpid()}", model.classes)
     with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
         svc = Service(subscribe(connect), model, model.posterior_config(), Sinks(outputs, lsl=outlets),
-                      ServeOptions() if keep_warm else ServeOptions(keep_warm_s=None))
+                      ServeOptions() if keep_warm else ServeOptions(keep_warm_s=None), wide)
         view = LiveView(svc, view_server, "bench") if view_server else None
         settle_collector()  # as `raphe serve` does
         bound.put((outputs.posterior_endpoint, view_server.url[len("http://"):].rstrip("/") if view_server else None))
@@ -189,13 +192,14 @@ def sharded(connect: str, out: str, deadline_s: float, bound, model_name: str, w
 
     from rich.console import Console
 
-    from raphe.classifier.runtime.model import Model
+    from raphe.classifier.runtime.model import Model, stand_in
     from raphe.pipelines.shards import WorkerSpec, serve_sharded
     from raphe.outputs.wire import Outputs
 
     model = Model(model_name)
+    wide = stand_in(model) if model_name == "default" else None
     spec = WorkerSpec(connect, str(model.path), None, 5, None, {}, None, 1.0, 4096, None, None, deadline_s, 1.0,
-                      False)
+                      False, wide=None if wide is None else str(wide.path))
     with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
         summary = serve_sharded(spec, workers, outputs, None, model.posterior_config().evidence,
                                 Console(file=io.StringIO()), "bench",
@@ -309,7 +313,7 @@ def run(case: Case, baseline: bool = False) -> dict:
         else:
             middle = spawn.Process(target=echo if baseline else service,
                                    args=(data, paths["service.json"], deadline, bound)
-                                   + (() if baseline else (case.model, case.keep_warm, case.web, case.lsl)))
+                                   + (() if baseline else (case.model, case.keep_warm, case.web, case.lsl, case.threads)))
         middle.start()
         posterior, web = bound.get(timeout=120)
         listener = spawn.Process(target=reader, args=(posterior, paths["reader.npz"], deadline, heard))

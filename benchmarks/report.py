@@ -52,7 +52,7 @@ def markdown(results: dict[str, float], latency: list[dict], sustained: dict, qu
                          f"{r.get('lost_messages', '-')} |")
         lines += ["", "Rig pace: wall time the rig took over the recorded time it sent (1.00× = it kept real "
                   "time; above, the rig itself could not send that many messages that fast).", ""]
-        extras = {"flood_samples": 0, "web": False, "lsl": False, "workers": 1}
+        extras = {"flood_samples": 0, "web": False, "lsl": False, "workers": 1, "threads": 1}
         for r in latency:
             plain = [c for c in latency if c["case"] == {**r["case"], **extras} and not c["baseline"]]
             added = [k for k, v in extras.items() if r["case"].get(k, v) != v]
@@ -61,7 +61,7 @@ def markdown(results: dict[str, float], latency: list[dict], sustained: dict, qu
                          for s in ("publish",) if r.get("timings", {}).get(s, {}).get("n")
                          and plain[0].get("timings", {}).get(s, {}).get("n")}
                 lines += [f"{r['label']}: p50 ×{r['p50_ms'] / plain[0]['p50_ms']:.2f}, "
-                          f"p99 ×{r['p99_ms'] / plain[0]['p99_ms']:.2f} of the same channels without it"
+                          f"p99 ×{r['p99_ms'] / plain[0]['p99_ms']:.2f} of the plain case (the same channels without it)"
                           + "".join(f", mean {s} stage ×{v:.2f}" for s, v in stage.items())
                           + (f"; {r['snapshots']} snapshots of {r['snapshot_ms']:.2f} ms" if "snapshots" in r else "")
                           + ".", ""]

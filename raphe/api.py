@@ -34,10 +34,10 @@ import numpy as np
 import orjson
 
 from raphe.classifier.runtime.cells import CellState
-from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.model import Model, stand_in
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.core.errors import RapheError
-from raphe.core.specs import DATA_ENDPOINT, MIN_SPIKES
+from raphe.core.specs import DATA_ENDPOINT, ENSEMBLE_MAX_CHANNELS, MIN_SPIKES
 from raphe.detector.config import DetectorConfig, rule_settings
 from raphe.outputs.results import columns, flat
 from raphe.outputs.wire import Outputs
@@ -69,6 +69,7 @@ class CellResult:
     windows : each spike's window (n spikes x the model's points, 160 by default), float32, as classified.
     novel : per spike, whether its window looked like nothing the model was trained on (it did not
         move the posterior).
+    model : the file name of the model that classified it.
     """
 
     state: CellState
@@ -76,6 +77,7 @@ class CellResult:
     spike_times_s: np.ndarray
     windows: np.ndarray
     novel: np.ndarray
+    model: str
 
     @property
     def cell(self) -> str:
@@ -118,7 +120,7 @@ class CellResult:
 
     def as_dict(self) -> dict:
         """The line `raphe classify --json` prints for this cell (plain values, no spikes)."""
-        return {"recording": self.recording, **self.state.as_dict()}
+        return {"recording": self.recording, "model": self.model, **self.state.as_dict()}
 
     def __repr__(self) -> str:
         posterior = ", ".join(f"{c} {p:.3f}" for c, p in self.posterior.items())
@@ -145,7 +147,9 @@ def classify(source, *, model: str | Path | Model | None = None, rate: float | N
           spikeinterface itself is not needed by raphe): each segment a sweep, one after another,
           its traces as ``get_traces()`` returns them, in ``units`` (scale raw ADC counts first).
     model : a model's ``.tflite`` or ``.json``, a shipped one's name (``default``, ``ensemble``,
-        ``student``) or a loaded :class:`~raphe.classifier.runtime.model.Model` (default: the default model).
+        ``student``) or a loaded :class:`~raphe.classifier.runtime.model.Model` (default: the default
+        model, the ensemble, with the student for a recording of more than 4 channels where it
+        stands in for the ensemble, as on the command line; ``CellResult.model`` says which).
     rate : the sample rate of an array in Hz (needed for arrays; other sources carry their own).
     units : the units of an array's or a SpikeInterface recording's samples (default ``"pA"``).
     channels : channel indices or names to classify (default: every channel in pA; other channels
@@ -188,7 +192,9 @@ def classify(source, *, model: str | Path | Model | None = None, rate: float | N
     """
     if not (isinstance(jobs, int) and jobs >= 1):
         raise RapheError(f"jobs must be a whole number >= 1 (got {jobs!r})")
+    wide = stand_in_for(model)
     model, posterior = _model(model, decision_threshold, min_spikes, evidence)
+    wide = stand_in(model) if wide else None
     settings = rule_settings(threshold, absolute, adaptive, polarity, refractory_ms)
     DetectorConfig(window=model.window, **settings)  # bad settings are refused before any file is read
     wanted = None if channels is None else [str(c) for c in channels]
@@ -197,10 +203,10 @@ def classify(source, *, model: str | Path | Model | None = None, rate: float | N
         files = recording_files(paths)
         if not files:
             raise RapheError(f"no recordings ({', '.join(RECORDING_SUFFIXES)}) in {', '.join(map(str, paths))}")
-        outcomes = _classify_files(files, model, settings, posterior, wanted, jobs)
+        outcomes = _classify_files(files, (model, wide), settings, posterior, wanted, jobs)
     else:
         recording = _in_memory(source, rate, units, name)
-        outcomes = [_classify_recording(recording, recording.name, model, settings, posterior, wanted)]
+        outcomes = [_classify_recording(recording, recording.name, (model, wide), settings, posterior, wanted)]
     results = [cell for cells, _ in outcomes for cell in cells]
     problems = [problem for _, problem in outcomes if problem]
     if problems and not results:
@@ -333,7 +339,8 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = No
     Parameters
     ----------
     connect : the rig's data endpoint (default tcp://127.0.0.1:5556, where `raphe replay` publishes).
-    model : as for :func:`classify` (default: the default model).
+    model : as for :func:`classify` (default: the default model, the ensemble, with the student for
+        a stream of more than 4 channels where it stands in for the ensemble, as `raphe serve` does).
     evidence, decision_threshold, min_spikes : as for :func:`classify` (defaults: by the model, the model's, 5).
     threshold, absolute, adaptive, polarity, refractory_ms : as for :func:`classify` (defaults: -50, or
         +50 with polarity ``pos``, from the baseline; None; ``neg``; 2 ms).
@@ -360,14 +367,16 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = No
     ...             print(update.cell, "is serotonergic after", update.n_spikes, "spikes")
     ...             break
     """
+    wide = stand_in_for(model)
     model, posterior = _model(model, decision_threshold, min_spikes, evidence)
+    wide = stand_in(model) if wide else None
     settings = rule_settings(threshold, absolute, adaptive, polarity, refractory_ms)
     DetectorConfig(window=model.window, **settings)  # bad settings are refused before any socket is bound
     with Outputs(posterior_endpoint, events_endpoint) as outputs:
         wire = _Queued(outputs)
         source = subscribe(connect, units, scale)
         try:
-            service = Service(source, model, posterior, Sinks(wire), ServeOptions(settings))
+            service = Service(source, model, posterior, Sinks(wire), ServeOptions(settings), wide)
             yield Updates(service, wire, duration, idle)
         finally:
             source.close()  # the service's subscription: closing it is all Service.close does
@@ -383,6 +392,12 @@ def _model(model: str | Path | Model | None, decision_threshold: float | None, m
     return model, model.posterior_config(decision_threshold, min_spikes, evidence)
 
 
+def stand_in_for(model) -> bool:
+    """Whether ``model`` (as given) leaves the choice to raphe: then the student serves streams and
+    files of more than ``ENSEMBLE_MAX_CHANNELS`` channels, as on the command line."""
+    return model is None or (isinstance(model, str) and model == "default")
+
+
 def _is_paths(source) -> bool:
     if isinstance(source, (str, PathLike)):
         return True
@@ -390,35 +405,38 @@ def _is_paths(source) -> bool:
 
 
 _Outcome = tuple[list[CellResult], str]  # a file's cells, and the line saying why it gave none (or "")
+# The model, and the one for files of more than ENSEMBLE_MAX_CHANNELS channels (or None).
+_Models = tuple[Model, Model | None]
 
 
-def _classify_files(files: list[Path], model: Model, settings: dict, posterior: PosteriorConfig,
+def _classify_files(files: list[Path], models: _Models, settings: dict, posterior: PosteriorConfig,
                     channels: list[str] | None, jobs: int) -> list[_Outcome]:
     """Each file's outcome, in file order: here, or in ``jobs`` spawned processes."""
     if jobs == 1 or len(files) == 1:
-        return [_classify_file(f, model, settings, posterior, channels) for f in files]
+        return [_classify_file(f, models, settings, posterior, channels) for f in files]
+    paths = tuple(None if m is None else str(m.path) for m in models)
     with ProcessPoolExecutor(min(jobs, len(files)), mp_context=get_context("spawn"), initializer=_load_worker_model,
-                             initargs=(str(model.path),)) as pool:
+                             initargs=paths) as pool:
         try:
             return list(pool.map(_classify_in_worker, files, repeat(settings), repeat(posterior), repeat(channels)))
         except BrokenProcessPool:
             raise RapheError("a worker process died while classifying; classify with jobs=1 to see which file") from None
 
 
-_worker_model: Model | None = None  # a worker process's model, loaded once by its initializer
+_worker_models: _Models | None = None  # a worker process's models, loaded once by its initializer
 
 
-def _load_worker_model(path: str) -> None:
-    global _worker_model
-    _worker_model = Model(path)
+def _load_worker_model(path: str, wide: str | None) -> None:
+    global _worker_models
+    _worker_models = (Model(path), None if wide is None else Model(wide))
 
 
 def _classify_in_worker(path: Path, settings: dict, posterior: PosteriorConfig,
                         channels: list[str] | None) -> _Outcome:
-    return _classify_file(path, _worker_model, settings, posterior, channels)
+    return _classify_file(path, _worker_models, settings, posterior, channels)
 
 
-def _classify_file(path: Path, model: Model, settings: dict, posterior: PosteriorConfig,
+def _classify_file(path: Path, models: _Models, settings: dict, posterior: PosteriorConfig,
                    channels: list[str] | None) -> _Outcome:
     """One file as ``raphe.pipelines.offline.classify_file`` classifies it; a file that cannot be
     read gives its line instead of raising, so that the others go on."""
@@ -426,16 +444,19 @@ def _classify_file(path: Path, model: Model, settings: dict, posterior: Posterio
         recording = Recording(path)
     except RapheError as exc:
         return [], str(exc)
-    return _classify_recording(recording, str(path), model, settings, posterior, channels)
+    return _classify_recording(recording, str(path), models, settings, posterior, channels)
 
 
-def _classify_recording(recording: Recording, label: str, model: Model, settings: dict, posterior: PosteriorConfig,
-                        channels: list[str] | None) -> _Outcome:
+def _classify_recording(recording: Recording, label: str, models: _Models, settings: dict,
+                        posterior: PosteriorConfig, channels: list[str] | None) -> _Outcome:
     """Every chosen channel's cell, with its spikes; ``label`` is its ``recording`` (a file's path as given)."""
+    model, wide = models
     try:
         chosen = chosen_channels(recording, channels)
         if not chosen:
             return [], no_current(recording, label, "channels=[...]")
+        if wide is not None and len(chosen) > ENSEMBLE_MAX_CHANNELS:
+            model = wide
         classified = classify_recording(recording, chosen, model, DetectorConfig(window=model.window, **settings),
                                         posterior)
     except RapheError as exc:
@@ -445,7 +466,8 @@ def _classify_recording(recording: Recording, label: str, model: Model, settings
     for k, state in enumerate(classified.states):
         mine = events["channel"] == k
         results.append(CellResult(state, label, events["sample_num"][mine] / recording.sample_rate,
-                                  classified.events.windows[mine], np.asarray(classified.novel, bool)[mine]))
+                                  classified.events.windows[mine], np.asarray(classified.novel, bool)[mine],
+                                  model.path.name))
     return results, ""
 
 

@@ -6,8 +6,8 @@ member; at the rig that is most of the time a spike takes. A student of the seed
 and exported like the ensemble. What it learns from is the teacher's answer on every window it is
 given: the teacher's training windows (split by the teacher's unit, so that validation is on cells
 the student never saw), any further windows whose labels are not used (``transfer``: shapes the
-teacher never trained on, so that the student imitates the teacher there too), and jittered copies
-of all of them (a shift of up to two points and a little noise: answers near the teacher's
+teacher never trained on, so that the student imitates the teacher there too), and a jittered copy
+of each (a shift of up to two points and a little noise: answers near the teacher's
 boundaries, where a student and its teacher part ways). Whether it may stand in for the ensemble
 is measured, not assumed: its agreement with the ensemble on held-out windows of each set named in
 ``checks`` is recorded in its metadata, and `raphe matrix` compares the two at the cell level.
@@ -31,9 +31,9 @@ from raphe.core.specs import STAND_IN_AGREEMENT, STUDENT_EPOCHS
 from .train import TrainConfig, cap_per_cell, export_variants, split
 
 STUDENT = TrainConfig(kernels=(20,), epochs=STUDENT_EPOCHS, patience=6, batch_size=128)
-# Jittered copies of each training window, and how they are jittered (points of shift either way,
+# A jittered copy of each training window, and how it is jittered (points of shift either way,
 # noise as a share of the window's own standard deviation).
-JITTERED_COPIES = 2
+JITTERED_COPIES = 1
 MAX_SHIFT = 2
 NOISE = 0.05
 # Adam's rate is cut by this factor after this many epochs without a better validation loss.
@@ -63,10 +63,10 @@ def agreement(student: np.ndarray, teacher: np.ndarray) -> float:
 
 def distill(teacher_path: str | Path, windows: ws.WindowSet, out: str | Path, config: TrainConfig = STUDENT,
             name: str = "student", data_description: str = "", recipe: str = "",
-            transfer: np.ndarray | None = None, checks: dict[str, ws.WindowSet] | None = None,
+            transfer: ws.WindowSet | None = None, checks: dict[str, ws.WindowSet] | None = None,
             console: Console | None = None) -> dict[str, Path]:
-    """Train the student on ``windows`` (and the unlabelled ``transfer`` windows) against the teacher
-    at ``teacher_path``; write ``out/NAME-{float32,dynamic,int8}.tflite`` (+ .json). Returns the
+    """Train the student on ``windows`` (and the ``transfer`` windows, their labels unused, at most
+    ``max_per_cell`` per cell too) against the teacher at ``teacher_path``; write ``out/NAME-{float32,dynamic,int8}.tflite`` (+ .json). Returns the
     paths by variant.
 
     ``config`` is a training recipe whose one kernel is the student's (default k = 20, the smallest
@@ -90,12 +90,15 @@ def distill(teacher_path: str | Path, windows: ws.WindowSet, out: str | Path, co
     data = cap_per_cell(aligned, config.max_per_cell, rng)
     part, unit = split(data, config.held_out, rng)
     train_mask, validation, held_out = part == 0, part == 1, part > 0
+    if transfer is not None:
+        transfer = cap_per_cell(transfer, config.max_per_cell, rng).X
     learn = data.X[train_mask] if transfer is None else np.concatenate([data.X[train_mask], transfer])
     learn = np.concatenate([learn] + [jittered(learn, rng) for _ in range(JITTERED_COPIES)])
     console.print(f"distilling {teacher.path.name} into one member (k={kernel}): the teacher's answers on "
                   f"{int(train_mask.sum())} training windows (split by {unit})"
                   + ("" if transfer is None else f" and {len(transfer)} unlabelled ones")
-                  + f", with {JITTERED_COPIES} jittered copies of each: {len(learn)} windows")
+                  + f", and {JITTERED_COPIES} jittered cop{'y' if JITTERED_COPIES == 1 else 'ies'} of each: "
+                  f"{len(learn)} windows")
     soft = teacher.predict(data.X)
     targets = teacher.predict(learn)
     started = time.perf_counter()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .options import Parser, add_detector_options, add_model_options, detector_settings, load_model, positive_int
+from .options import (Parser, add_detector_options, add_model_options, detector_settings, load_model, positive_int,
+                      wide_model)
 
 HELP = "Classify every cell of recordings (.abf, AxoGraph, NWB) or folders offline, as fast as the CPU allows."
 EXAMPLE = "raphe classify archive/ --json > cells.jsonl"
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from raphe.pipelines.offline import classify_paths
 
     model, posterior = load_model(args)
+    wide = wide_model(args, model)
     if args.out:
         check_writable(args.out)
     if args.nwb:
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     result = classify_paths(args.paths, model, detector_settings(args), posterior, args.channels, on_row,
                             jobs=args.jobs, scheduler=args.scheduler, nwb_dir=args.nwb,
                             nwb_metadata=NwbMetadata(args.subject_id, args.species, args.sex, args.age, args.experimenter,
-                                                     args.institution, args.lab), report_dir=args.report)
+                                                     args.institution, args.lab), report_dir=args.report,
+                            wide_model=wide)
     if args.out:
         write_cells_csv(args.out, result.rows, result.classes)
     if not args.json and result.rows:

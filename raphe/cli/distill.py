@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     data = load_windows(args.data, args.channel)
     data.require_classes(2)
-    unlabelled = load_windows(args.unlabelled, args.channel).X if args.unlabelled else None
+    unlabelled = load_windows(args.unlabelled, args.channel) if args.unlabelled else None
     checks = {name: load_windows([path], args.channel) for name, path in args.check}
     quiet_tensorflow()
     config = student_config(args.kernel, args.epochs, args.max_per_cell, args.seed)

@@ -84,7 +84,7 @@ def named(text: str) -> tuple[str, str]:
 def add_model_options(p: Parser) -> None:
     p.add_argument("--model", help="a model's .tflite or .json, or a shipped one: default, ensemble, student "
                         f"(default: default, the ensemble; a stream or file of more than {ENSEMBLE_MAX_CHANNELS} "
-                        "channels gets the student, which stands in for it)")
+                        "channels gets the student where it stands in for the ensemble)")
     p.add_argument("--decision-threshold", type=float,
                    help="posterior a class must reach to be decided, one for every class (default: the "
                         f"thresholds the model's risk control chose per class, else {DECISION_THRESHOLD:g})")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from raphe.core.specs import DATA_ENDPOINT, EVENTS_ENDPOINT, MAX_CELLS, POSTERIOR_ENDPOINT
+from raphe.core.specs import DATA_ENDPOINT, ENSEMBLE_MAX_CHANNELS, EVENTS_ENDPOINT, MAX_CELLS, POSTERIOR_ENDPOINT
 
 from .options import (Parser, add_detector_options, add_model_options, add_security_options, add_stop_options,
-                      add_units_options, curves, detector_settings, load_model, positive_float, positive_int)
+                      add_units_options, curves, detector_settings, load_model, positive_float, positive_int,
+                      wide_model)
 
 HELP = "Classify cells live: subscribe, detect, classify, publish posteriors and spike events."
 EXAMPLE = "raphe serve --connect tcp://127.0.0.1:5556 --log cells.jsonl"
@@ -72,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             raise RapheError(f"--workers {args.workers} cannot be combined with {', '.join(given)} yet; "
                              "serve with one process for those")
     model, posterior = load_model(args)
+    wide = wide_model(args, model)
     settings = detector_settings(args)
     DetectorConfig(window=model.window, **settings)  # refuse bad settings before any socket is bound
     serving, connecting = curves(args)
@@ -87,13 +89,13 @@ def run(args: argparse.Namespace) -> int:
         with Outputs(args.posterior_endpoint, args.events_endpoint, lossless=args.lossless_outputs,
                      curve=serving) as outputs:
             if args.workers > 1:
-                return serve_in_workers(args, model, posterior.evidence, settings, connecting, outputs, log, err)
+                return serve_in_workers(args, model, wide, posterior.evidence, settings, connecting, outputs, log, err)
             options = ServeOptions(settings, max_cells=args.max_cells, forget_after_s=args.forget_after)
             service = Service(source or subscribe(args.connect, args.units, args.scale, connecting), model, posterior,
-                              Sinks(outputs, log, lsl), options)
+                              Sinks(outputs, log, lsl), options, wide)
             settle_collector()
             try:
-                err.print(f"serving {source.endpoint if source else args.connect} with {model!r}; posteriors on {outputs.posterior_endpoint}, "
+                err.print(f"serving {source.endpoint if source else args.connect} with {model!r}{wide_note(wide)}; posteriors on {outputs.posterior_endpoint}, "
                           f"spike events on {outputs.events_endpoint}" + (f"; live view on {web.url}" if web else ""),
                           soft_wrap=True)  # one line, whatever the terminal's width: scripts read the endpoints
                 live_view = LiveView(service, web, "raphe serve " + (source.endpoint if source else args.connect)) \
@@ -114,7 +116,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def serve_in_workers(args: argparse.Namespace, model, evidence: str, settings: dict, connecting, outputs, log,
+def wide_note(wide) -> str:
+    """What the start line says of the model of wide streams, where there is one."""
+    return "" if wide is None else f" (streams of more than {ENSEMBLE_MAX_CHANNELS} channels: {wide!r})"
+
+
+def serve_in_workers(args: argparse.Namespace, model, wide, evidence: str, settings: dict, connecting, outputs, log,
                      err) -> int:
     """`raphe serve --workers N`: the coordinator here, N workers spawned (see ``raphe.pipelines.shards``);
     exit code 1 if a worker died while serving (the summary printed is the others')."""
@@ -124,10 +131,10 @@ def serve_in_workers(args: argparse.Namespace, model, evidence: str, settings: d
 
     spec = WorkerSpec(args.connect, str(model.path), args.decision_threshold, args.min_spikes, args.evidence,
                       settings, args.units, args.scale, args.max_cells, args.forget_after, connecting, args.duration,
-                      args.idle, log is not None)
+                      args.idle, log is not None, wide=None if wide is None else str(wide.path))
     summary = serve_sharded(spec, args.workers, outputs, log, evidence, Console(stderr=args.json),
         f"raphe serve {args.connect} ({args.workers} workers)", on_ready=lambda pids: err.print(
-            f"serving {args.connect} with {model!r} in {args.workers} worker processes (pids "
+            f"serving {args.connect} with {model!r}{wide_note(wide)} in {args.workers} worker processes (pids "
             f"{', '.join(map(str, pids))}); posteriors on {outputs.posterior_endpoint}, spike events on "
             f"{outputs.events_endpoint}", soft_wrap=True))
     if args.json:

@@ -15,7 +15,7 @@ _STOP = None
 
 
 def record(kind: str, fields: dict) -> bytes:
-    """One log record: the wall-clock time, its kind (``start``, ``summary``, ``counters``), its fields."""
+    """One log record: the wall-clock time, its kind (``start``, ``model``, ``summary``, ``counters``), its fields."""
     return orjson.dumps({"time": round(time.time(), 6), "kind": kind, **fields},
                         option=orjson.OPT_SERIALIZE_NUMPY)
 

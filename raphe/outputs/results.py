@@ -8,7 +8,7 @@ from pathlib import Path
 
 from raphe.core.staged import staged
 
-COLUMNS = ["recording", "stream", "channel_num", "channel_name", "recorded_s", "n_spikes", "n_novel", "rate_hz",
+COLUMNS = ["recording", "model", "stream", "channel_num", "channel_name", "recorded_s", "n_spikes", "n_novel", "rate_hz",
            "n_isi", "has_evidence", "evidence", "decision", "spikes_to_decision", "seconds_to_decision"]
 PARTS = ("waveform", "firing", "joint")
 

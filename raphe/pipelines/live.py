@@ -82,8 +82,16 @@ class Service:
     """
 
     def __init__(self, source, model: Model, posterior: PosteriorConfig, sinks: Sinks,
-                 options: ServeOptions = ServeOptions()):
+                 options: ServeOptions = ServeOptions(), wide_model: Model | None = None):
         self.model = model
+        self.wide_model = wide_model
+        self._stream_models: dict[str, Model] = {}
+        # With a wide model, a stream's width is known once its sample counter moves past its first
+        # block (every channel of a block comes before the next block) or at once for a packed
+        # block; until then its spikes wait, in order, with their windows.
+        self._first_sample: dict[str, int] = {}
+        self._settled: set[str] = set()
+        self._waiting: list[tuple[Spike, np.ndarray]] = []
         self.detector_config = DetectorConfig(window=model.window, **options.detector_settings)
         self.posterior = posterior
         self.sinks = sinks
@@ -98,8 +106,8 @@ class Service:
         self.timings = StageTimings(STAGES)
         self.spikes = 0
         self.last_data_at: float | None = None  # time.monotonic() of the last drain that brought anything
-        self._model_info = {"name": model.metadata.get("name", model.path.stem), "variant": model.variant,
-                            "sha256": model.checksum}
+        self._model_info = {id(m): {"name": m.metadata.get("name", m.path.stem), "variant": m.variant,
+                                    "sha256": m.checksum} for m in (model, wide_model) if m is not None}
         self._warm_up()
         self.subscriber = source
 
@@ -120,8 +128,9 @@ class Service:
         project's virtual machine: 0.30 ms a window back to back, 10–13 ms after 0.5 s idle, 0.47 ms
         when touched every 50 ms), so the service touches it at least every ``keep_warm_s``."""
         blank = np.zeros((1, self.model.n_points), np.float32)
-        self.model.predict(blank)
-        self.model.novel(blank)
+        for model in {id(m): m for m in (self.model, *self._stream_models.values())}.values():
+            model.predict(blank)
+            model.novel(blank)
         self._warm_at = time.monotonic()
 
     def close(self) -> None:
@@ -151,6 +160,7 @@ class Service:
         spikes: list[Spike] = []
         windows: list[np.ndarray] = []
         for message in batch:
+            self._note_width(message)
             layout = self._layout(message) if isinstance(message, ReceivedPacked) else None
             if layout is not None and not self._backlog and message.samples.shape[1] <= MAX_PIECE_SAMPLES:
                 # a packed block of known, continuing channels: one call, no per-channel bookkeeping
@@ -174,9 +184,10 @@ class Service:
             for piece in round_:
                 budget[piece.key] -= len(piece.samples)
             self._backlog = {key: queued for key, queued in self._backlog.items() if queued}
-            if spikes and any(p.continuity is Continuity.START and p.key in self.channels for p in round_):
+            if (spikes or self._waiting) and any(p.continuity is Continuity.START and p.key in self.channels
+                                                 for p in round_):
                 # a cell starts afresh: the spikes of its old acquisition go out first
-                self._classify_and_publish(spikes, windows)
+                self._classify_and_publish(spikes, windows, settle=True)
                 spikes.clear()  # in place: the caller classifies what this round adds
                 windows.clear()
             groups: dict[tuple[int, int, int], list[tuple[Channel, Piece]]] = {}
@@ -188,23 +199,44 @@ class Service:
             for members in groups.values():
                 self._detect_group(members, spikes, windows)
 
-    def _classify_and_publish(self, spikes: list[Spike], windows: list[np.ndarray]) -> None:
+    def _note_width(self, message) -> None:
+        """Whether ``message`` settles its stream's width (see ``_stream_model``)."""
+        stream = message.block.stream
+        if self.wide_model is None or stream in self._settled:
+            return
+        first = self._first_sample.setdefault(stream, message.block.sample_num)
+        if isinstance(message, ReceivedPacked) or message.block.sample_num != first:
+            self._settled.add(stream)
+
+    def _classify_and_publish(self, spikes: list[Spike], windows: list[np.ndarray], settle: bool = False) -> None:
         """All windows in one interpreter call; each cell takes its spikes in order, and each update
-        tells the cell's state after that spike (cells are independent: their interleaving is free)."""
+        tells the cell's state after that spike (cells are independent: their interleaving is free).
+        With a wide model, the spikes of a stream whose width is not yet known wait for a later call
+        (``settle``: it is known now, at the end of the samples)."""
+        if self.wide_model is not None:
+            spikes, windows = self._of_known_width(spikes, windows, settle)
         if not spikes:
             return
         started = time.perf_counter()
         windows = np.concatenate(windows)
-        probabilities = self.model.predict(windows)
+        models = [self._stream_model(s.channel.cell.stream) for s in spikes]
+        by_model = {id(m): m for m in models}
+        if len(by_model) == 1:
+            probabilities = models[0].predict(windows)
+        else:
+            probabilities = np.empty((len(windows), len(self.model.classes)), np.float32)
+            for key, model in by_model.items():
+                rows = np.array([id(m) == key for m in models])
+                probabilities[rows] = model.predict(windows[rows])
         predicted = time.perf_counter()
-        novel = self.model.novel(windows)
+        novel = self.model.novel(windows)  # a student carries its teacher's novelty summary
         scored = time.perf_counter()
         updates = []
-        for s, p, w, n in zip(spikes, probabilities, windows, novel):
+        for s, p, w, n, m in zip(spikes, probabilities, windows, novel, models):
             cell = s.channel.cell
             cell.add_spike(s.sample_num, p, w, bool(n))
             updates.append(SpikeUpdate(cell.state(reached=False), s.sample_num, s.message_num, s.sample_rate, s.amplitude,
-                                       s.threshold, bool(n), p, self._model_info))
+                                       s.threshold, bool(n), p, self._model_info[id(m)]))
         classified = time.perf_counter()
         self._warm_at = time.monotonic()
         # the classify stage and its parts, so that a spike's cost beyond the interpreter shows
@@ -222,6 +254,36 @@ class Service:
                 sinks.log.write(spike_record(content))
         self.spikes += len(updates)
         self.timings.add("publish", time.perf_counter() - classified)
+
+    def _of_known_width(self, spikes: list[Spike], windows: list[np.ndarray],
+                        settle: bool) -> tuple[list[Spike], list[np.ndarray]]:
+        """The spikes (and windows) of streams whose width is known, those that waited first; the
+        others wait. ``settle``: every stream's width is known now."""
+        if settle:
+            self._settled.update(s.channel.cell.stream for s, _ in self._waiting)
+            self._settled.update(s.channel.cell.stream for s in spikes)
+        if not self._waiting and all(s.channel.cell.stream in self._settled for s in spikes):
+            return spikes, windows
+        queued = self._waiting + list(zip(spikes, (w for part in windows for w in part)))
+        ready = [(s, w) for s, w in queued if s.channel.cell.stream in self._settled]
+        self._waiting = [(s, w) for s, w in queued if s.channel.cell.stream not in self._settled]
+        return [s for s, _ in ready], [np.array([w for _, w in ready], np.float32)] if ready else []
+
+    def _stream_model(self, stream: str) -> Model:
+        """The model of ``stream``, chosen at its first classified spike: the service's own, or, where
+        the service has a ``wide_model``, that one for a stream of more than ``options.wide_channels``
+        channels (every channel received on it, whichever worker serves it; its spikes wait until its
+        width is known, see ``_note_width``)."""
+        model = self._stream_models.get(stream)
+        if model is None:
+            model = self.model
+            if self.wide_model is not None:
+                width = sum(1 for key in self.subscriber.stats.channels if key[0] == stream)
+                if width > self.options.wide_channels:
+                    model = self.wide_model
+                    self._write("model", {"stream": stream, "channels": width, "model": self._model_info[id(model)]})
+            self._stream_models[stream] = model
+        return model
 
     def _detect_group(self, members: list[tuple[Channel, Piece]], spikes: list[Spike],
                       windows: list[np.ndarray]) -> None:
@@ -321,6 +383,7 @@ class Service:
             windows: list[np.ndarray] = []
             self._handle_backlog(spikes, windows)
             self._classify_and_publish(spikes, windows)
+        self._classify_and_publish([], [], settle=True)
         for channel in self.channels.values():
             self._write("summary", self._cell_record(channel))
         self._write("counters", self.counters())
@@ -353,6 +416,8 @@ class Service:
         self._forget_checked = now
         # a channel with pieces still queued is not idle, however long ago its block arrived
         idle = [key for key, c in self.channels.items() if now - c.last_seen > forget_after_s and key not in self._backlog]
+        if idle and self._waiting:
+            self._classify_and_publish([], [], settle=True)  # no spike taken waits for a forgotten cell
         for key in idle:
             channel = self.channels.pop(key)
             self._write("summary", {**self._cell_record(channel), "forgotten_after_idle_s": forget_after_s})
@@ -365,6 +430,9 @@ class Service:
             served = {stream for stream, _ in self.channels}
             for stream in {stream for stream, _ in idle} - served:
                 self.subscriber.forget_stream(stream)
+                self._stream_models.pop(stream, None)
+                self._first_sample.pop(stream, None)
+                self._settled.discard(stream)
 
     def _free(self, channel: Channel) -> None:
         """``channel``'s row is free for another channel; rows of a stream at a rate no channel uses

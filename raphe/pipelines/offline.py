@@ -19,6 +19,7 @@ from raphe.classifier.runtime.cells import Cell, CellState
 from raphe.classifier.runtime.model import Model
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.core.errors import RapheError
+from raphe.core.specs import ENSEMBLE_MAX_CHANNELS
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Events
 from raphe.outputs.nwb import NwbMetadata, write_nwb
@@ -142,6 +143,7 @@ class FileJob:
     nwb_dir: str | None = None
     nwb_metadata: NwbMetadata = NwbMetadata()
     report_dir: str | None = None
+    wide: str | None = None  # the model of files of more than ENSEMBLE_MAX_CHANNELS channels, if any
 
 
 @dataclass(frozen=True)
@@ -159,22 +161,32 @@ class FileOutcome:
 _WORKER_MODELS: dict[str, Model] = {}
 
 
-def classify_file(job: FileJob) -> FileOutcome:
-    """Classify every cell of one file; never raises for a bad file (its outcome says why)."""
-    model = _WORKER_MODELS.get(job.model)
+def worker_model(path: str) -> Model:
+    """The model at ``path``, loaded once per process."""
+    model = _WORKER_MODELS.get(path)
     if model is None:
-        model = _WORKER_MODELS[job.model] = Model(job.model)
+        model = _WORKER_MODELS[path] = Model(path)
+    return model
+
+
+def classify_file(job: FileJob) -> FileOutcome:
+    """Classify every cell of one file; never raises for a bad file (its outcome says why). A file
+    of more than ``ENSEMBLE_MAX_CHANNELS`` channels goes to the job's wide model, where it has one,
+    as `serve` serves such a stream."""
+    model = worker_model(job.model)
     config = DetectorConfig(window=model.window, **job.detector_settings)
     try:
         recording = Recording(job.path)
         chosen = chosen_channels(recording, job.channels)
         if not chosen:
             return FileOutcome(job.path, [], skipped=no_current(recording, job.path, "--channels"))
+        if job.wide is not None and len(chosen) > ENSEMBLE_MAX_CHANNELS:
+            model = worker_model(job.wide)
         classified = classify_recording(recording, chosen, model, config, job.posterior,
                                         keep_history=job.nwb_dir is not None or job.report_dir is not None)
     except RapheError as exc:
         return FileOutcome(job.path, [], failed=str(exc))
-    rows = [{"recording": job.path, **state.as_dict()} for state in classified.states]
+    rows = [{"recording": job.path, "model": model.path.name, **state.as_dict()} for state in classified.states]
     failed = write_file_outputs(job, recording, classified, model)
     return FileOutcome(job.path, rows, recording.total_samples * len(chosen), failed=failed)
 
@@ -200,7 +212,8 @@ def write_file_outputs(job: FileJob, recording: Recording, classified: Classifie
 def classify_paths(paths: list[str | Path], model: Model, detector_settings: dict, posterior: PosteriorConfig,
                    channels: list[str] | None = None, on_row=None, console: Console | None = None,
                    jobs: int = 1, scheduler: str | None = None, nwb_dir: str | Path | None = None,
-                   nwb_metadata: NwbMetadata = NwbMetadata(), report_dir: str | Path | None = None) -> ClassifyResult:
+                   nwb_metadata: NwbMetadata = NwbMetadata(), report_dir: str | Path | None = None,
+                   wide_model: Model | None = None) -> ClassifyResult:
     """Classify every cell of every file; ``on_row`` gets each cell's row as soon as its file is done.
 
     Parameters
@@ -216,6 +229,8 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
         with ``nwb_metadata`` as the animal's and the session's metadata.
     report_dir : also draw why each cell ended as it did, ``report_dir/<name>-<channel>.png`` (see
         ``raphe.pipelines.why``).
+    wide_model : classifies the files of more than ``ENSEMBLE_MAX_CHANNELS`` channels, in place of
+        ``model`` (as `serve` serves such streams; see ``raphe.classifier.runtime.model.stand_in``).
 
     The rows, in file order, are the same however the files were spread; ``on_row`` sees them in the
     order files finish. On Ctrl-C the files finished so far are kept.
@@ -233,8 +248,11 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
                              f"{', '.join(twice[:3])} occur more than once: classify those folders separately")
     todo = [FileJob(str(f), str(model.path), detector_settings, posterior, tuple(channels) if channels else None,
                     None if nwb_dir is None else str(nwb_dir), nwb_metadata,
-                    None if report_dir is None else str(report_dir)) for f in files]
-    _WORKER_MODELS.setdefault(str(model.path), model)
+                    None if report_dir is None else str(report_dir),
+                    None if wide_model is None else str(wide_model.path)) for f in files]
+    for loaded in (model, wide_model):
+        if loaded is not None:
+            _WORKER_MODELS.setdefault(str(loaded.path), loaded)
     outcomes: dict[str, FileOutcome] = {}
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=console, disable=not console.is_terminal, transient=True)

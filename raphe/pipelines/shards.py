@@ -75,6 +75,7 @@ class WorkerSpec:
     logging: bool
     collector: str = ""
     shard: tuple[int, int] = (0, 1)
+    wide: str | None = None  # the model of wide streams (see Service), if any
 
 
 class Forwarder:
@@ -114,7 +115,8 @@ def run_worker(spec: WorkerSpec) -> None:
         options = ServeOptions(spec.detector_settings, max_cells=spec.max_cells, forget_after_s=spec.forget_after_s,
                                shard=spec.shard)
         service = Service(subscribe(spec.connect, spec.units, spec.scale, spec.curve), model, posterior,
-                          Sinks(forwarder, forwarder if spec.logging else None), options)
+                          Sinks(forwarder, forwarder if spec.logging else None), options,
+                          None if spec.wide is None else Model(spec.wide))
     except RapheError as exc:
         forwarder.send(FAILED, {"error": str(exc)})
         forwarder.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from raphe.core.specs import MAX_CELLS
+from raphe.core.specs import ENSEMBLE_MAX_CHANNELS, MAX_CELLS
 from raphe.outputs.update import Publishing, RecordWriting
 from raphe.streamer.security import Curve
 from raphe.streamer.subscriber import Subscriber
@@ -32,6 +32,8 @@ class ServeOptions:
     keep_warm_s : touch the model at least this often between spikes (default 0.04 s; None: never).
     shard : ``(k, n)``: serve only the channels whose ``channel_num % n == k`` (one of n worker
         processes, see ``raphe.pipelines.shards``); the others are received, counted and left alone.
+    wide_channels : a stream of more than this many channels is served by the service's wide model,
+        where it has one (default 4: see ``raphe.core.specs.ENSEMBLE_MAX_CHANNELS``).
     """
 
     detector_settings: dict = field(default_factory=dict)
@@ -41,6 +43,7 @@ class ServeOptions:
     forget_after_s: float | None = None
     keep_warm_s: float | None = KEEP_WARM_S
     shard: tuple[int, int] | None = None
+    wide_channels: int = ENSEMBLE_MAX_CHANNELS
 
 
 @dataclass

@@ -361,3 +361,70 @@ def test_packed_blocks_give_what_open_ephys_messages_give():
         (a, history_a), (b, history_b) = cells[0][key], cells[1][key]
         assert a == b and a["n_spikes"] > 0
         assert [s for s, _ in history_a] == [s for s, _ in history_b]
+
+
+def test_a_wide_stream_is_served_by_the_wide_model_and_ends_as_classify_ends_it_with_that_model():
+    """A service with a wide model (here the shipped student) for streams of more than 2 channels: the
+    one-channel stream's spikes go to the service's model, the three-channel stream's to the wide
+    one, even those of its first channel's first second, handled before any other channel of it
+    had come (they wait until the stream's width is known); each POSTERIOR message names its model,
+    the choice is logged, and every cell ends as `classify_recording` ends it with the model its
+    stream was given."""
+    from raphe.replay.recording import Channel as RecordingChannel
+    from raphe.replay.recording import Recording as InMemory
+
+    ensemble, student = Model("ensemble"), Model("student")
+    traces = [spiking_trace(3.0, 40_000.0, seed=s) for s in range(4)]
+    streams = {"narrow": traces[:1], "wide": traces[1:]}
+    log = []
+
+    class Log:
+        def write(self, record: bytes) -> None:
+            log.append(json.loads(record))
+
+    heard: list = []
+    stop = threading.Event()
+    with Publisher("tcp://127.0.0.1:*", heartbeat=False, lossless=True) as pub, \
+            Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
+        service = Service(subscribe(pub.endpoint), ensemble, ensemble.posterior_config(), Sinks(outputs, Log()),
+                          ServeOptions(wide_channels=2), wide_model=student)
+        collector = collect(outputs.posterior_endpoint, heard, stop)
+        try:
+            assert pub.wait_for_subscribers(1, timeout_s=10)
+            time.sleep(0.3)
+            first = 40_000
+            pub.send_data("wide", 0, "ch0", 0, 40_000.0, traces[1][:first], "pA")
+            drain(service)
+            assert service.spikes == 0 and len(service._waiting) > 0  # its spikes wait for the stream's width
+            for offset in range(0, len(traces[0]), 400):
+                for stream, chosen in streams.items():
+                    for c, trace in enumerate(chosen):
+                        if stream == "wide" and c == 0 and offset < first:
+                            continue
+                        pub.send_data(stream, c, f"ch{c}", offset, 40_000.0, trace[offset:offset + 400], "pA")
+            drain(service)
+            service.finish()
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            collector.join(5)
+            service.close()
+    names = {m.checksum: m for m in (ensemble, student)}
+    used = {}
+    for message in heard:
+        content = decode_posterior(message)["content"]
+        used.setdefault(content["stream"], set()).add(content["model"]["sha256"])
+    assert used == {"narrow": {ensemble.checksum}, "wide": {student.checksum}}
+    assert [(r["stream"], r["channels"], r["model"]["sha256"]) for r in log if r["kind"] == "model"] == \
+        [("wide", 3, student.checksum)]
+    config = DetectorConfig(window=ensemble.window)
+    for stream, chosen in streams.items():
+        model = names[next(iter(used[stream]))]
+        recording = InMemory.from_traces(stream, 40_000.0,
+                                         [RecordingChannel(c, f"ch{c}", "pA") for c in range(len(chosen))], chosen)
+        offline = classify_recording(recording, recording.channels, model, config, ensemble.posterior_config())
+        for c, state in enumerate(offline.states):
+            live = service.channels[(stream, c)].cell.state(final=True)
+            assert live.n_spikes == state.n_spikes > 0
+            np.testing.assert_allclose(live.posterior, state.posterior, atol=1e-6)
+            assert live.decision == state.decision

@@ -18,10 +18,11 @@ def test_classify_reports_unreadable_files_and_goes_on(labelled_files, tmp_path)
     assert len(errors) == 2 and "broken.abf" in errors[0] and "missing.abf" in errors[1]
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 1 and rows[0]["recording"].endswith(labelled_files[0].name)
-    assert {"recording", "stream", "channel_num", "channel_name", "n_spikes", "posterior", "decision",
+    assert {"recording", "model", "stream", "channel_num", "channel_name", "n_spikes", "posterior", "decision",
             "spikes_to_decision", "mean_spike_probability"} <= set(rows[0])
+    assert rows[0]["model"] == "raphe-default-dynamic.tflite"  # one channel: the ensemble, by the rule
     lines = out.read_text().splitlines()
-    assert lines[0].startswith("recording,stream,channel_num") and len(lines) == 2
+    assert lines[0].startswith("recording,model,stream,channel_num") and len(lines) == 2
 
 
 def test_classify_a_folder_skips_voltage_recordings(abf_dir):

@@ -119,7 +119,8 @@ def test_every_output_ends_each_cell_alike(served, rig, tmp_path):
                                     model.posterior_config(), keep_history=True)
     offline = {s.cell: s for s in classified.states}
     csv_path = tmp_path / "cells.csv"
-    write_cells_csv(csv_path, [{"recording": "contract", **s.as_dict()} for s in classified.states], model.classes)
+    write_cells_csv(csv_path, [{"recording": "contract", "model": model.path.name, **s.as_dict()}
+                               for s in classified.states], model.classes)
     table_rows = {r["stream"] + ":" + r["channel_num"]: r for r in csv.DictReader(csv_path.open())}
     nwb_path = tmp_path / "contract.nwb"
     write_nwb(nwb_path, rig, classified, model, NwbMetadata())
