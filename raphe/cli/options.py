@@ -96,12 +96,12 @@ def add_model_options(p: Parser) -> None:
                         "waveform); every output shows all three")
 
 
-def load_model(args: argparse.Namespace):
-    """The model of ``--model`` and the posterior of ``--decision-threshold``, ``--min-spikes`` and
-    ``--evidence``."""
+def load_model(args: argparse.Namespace, threads: int = 1):
+    """The model of ``--model`` (its interpreters on ``threads`` threads) and the posterior of
+    ``--decision-threshold``, ``--min-spikes`` and ``--evidence``."""
     from raphe.classifier.runtime.model import Model
 
-    model = Model(args.model)
+    model = Model(args.model, num_threads=threads)
     posterior = model.posterior_config(args.decision_threshold, args.min_spikes, args.evidence)
     if model.posterior_note:
         print(model.posterior_note, file=sys.stderr)

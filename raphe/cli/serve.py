@@ -46,6 +46,9 @@ def add_arguments(p: Parser) -> None:
     p.add_argument("--workers", type=positive_int, default=1, metavar="N",
                    help="serve with N worker processes, each owning the channels whose number %% N is its own "
                         "(default 1: this process; not with --web, --lsl or --lsl-source)")
+    p.add_argument("--threads", type=positive_int, default=1, metavar="N",
+                   help="interpreter threads (default 1; on a two-core machine 2 cut the p99 at 64 channels "
+                        "and raised it at one: docs/performance.md)")
     p.add_argument("--json", action="store_true", help="print the final cells and timings as one JSON object")
     p.add_argument("--config", metavar="FILE",
                    help="a TOML file of the rig's standing options, keys as the options without their dashes "
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise RapheError(f"--workers {args.workers} cannot be combined with {', '.join(given)} yet; "
                              "serve with one process for those")
-    model, posterior = load_model(args)
+    model, posterior = load_model(args, args.threads)
     wide = wide_model(args, model)
     settings = detector_settings(args)
     DetectorConfig(window=model.window, **settings)  # refuse bad settings before any socket is bound
@@ -131,7 +134,8 @@ def serve_in_workers(args: argparse.Namespace, model, wide, evidence: str, setti
 
     spec = WorkerSpec(args.connect, str(model.path), args.decision_threshold, args.min_spikes, args.evidence,
                       settings, args.units, args.scale, args.max_cells, args.forget_after, connecting, args.duration,
-                      args.idle, log is not None, wide=None if wide is None else str(wide.path))
+                      args.idle, log is not None, wide=None if wide is None else str(wide.path),
+                      threads=args.threads)
     summary = serve_sharded(spec, args.workers, outputs, log, evidence, Console(stderr=args.json),
         f"raphe serve {args.connect} ({args.workers} workers)", on_ready=lambda pids: err.print(
             f"serving {args.connect} with {model!r}{wide_note(wide)} in {args.workers} worker processes (pids "

@@ -76,6 +76,7 @@ class WorkerSpec:
     collector: str = ""
     shard: tuple[int, int] = (0, 1)
     wide: str | None = None  # the model of wide streams (see Service), if any
+    threads: int = 1  # interpreter threads
 
 
 class Forwarder:
@@ -110,13 +111,13 @@ def run_worker(spec: WorkerSpec) -> None:
     """One worker: its share of the channels, served until told to stop, then its summary sent."""
     forwarder = Forwarder(spec.collector, spec.shard[0])
     try:
-        model = Model(spec.model)
+        model = Model(spec.model, spec.threads)
         posterior = model.posterior_config(spec.threshold, spec.min_spikes, spec.evidence)
         options = ServeOptions(spec.detector_settings, max_cells=spec.max_cells, forget_after_s=spec.forget_after_s,
                                shard=spec.shard)
         service = Service(subscribe(spec.connect, spec.units, spec.scale, spec.curve), model, posterior,
                           Sinks(forwarder, forwarder if spec.logging else None), options,
-                          None if spec.wide is None else Model(spec.wide))
+                          None if spec.wide is None else Model(spec.wide, spec.threads))
     except RapheError as exc:
         forwarder.send(FAILED, {"error": str(exc)})
         forwarder.close()

@@ -240,6 +240,7 @@ def test_the_live_table_keeps_every_word_whole_in_80_columns(live):
     (["classify", "x.abf", "--decision-threshold", "1.5"], "threshold < 1"),
     (["classify", "x.abf", "--out", "/nonexistent/dir/cells.csv"], "does not exist"),
     (["serve", "--model", "nowhere.json"], "not a raphe model"),
+    (["serve", "--threads", "0"], "--threads"),
     (["demo", "--report", "/nonexistent/dir/report.png"], "does not exist"),
 ])
 def test_bad_options_give_one_line_and_exit_2(args, fragment):
