@@ -192,9 +192,9 @@ def classify(source, *, model: str | Path | Model | None = None, rate: float | N
     """
     if not (isinstance(jobs, int) and jobs >= 1):
         raise RapheError(f"jobs must be a whole number >= 1 (got {jobs!r})")
-    wide = stand_in_for(model)
+    left_to_raphe = stand_in_for(model)
     model, posterior = _model(model, decision_threshold, min_spikes, evidence)
-    wide = stand_in(model) if wide else None
+    wide = stand_in(model) if left_to_raphe else None
     settings = rule_settings(threshold, absolute, adaptive, polarity, refractory_ms)
     DetectorConfig(window=model.window, **settings)  # bad settings are refused before any file is read
     wanted = None if channels is None else [str(c) for c in channels]
@@ -367,9 +367,9 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = No
     ...             print(update.cell, "is serotonergic after", update.n_spikes, "spikes")
     ...             break
     """
-    wide = stand_in_for(model)
+    left_to_raphe = stand_in_for(model)
     model, posterior = _model(model, decision_threshold, min_spikes, evidence)
-    wide = stand_in(model) if wide else None
+    wide = stand_in(model) if left_to_raphe else None
     settings = rule_settings(threshold, absolute, adaptive, polarity, refractory_ms)
     DetectorConfig(window=model.window, **settings)  # bad settings are refused before any socket is bound
     with Outputs(posterior_endpoint, events_endpoint) as outputs:
