@@ -149,7 +149,7 @@ def service(connect: str, out: str, deadline_s: float, bound, model_name: str, k
     from raphe.outputs.web import WebView
 
     model = Model(model_name, num_threads=threads)
-    wide = stand_in(model) if model_name == "default" else None  # as `raphe serve` without --model
+    wide = stand_in(model_name, threads)  # as `raphe serve` without --model, for "default"
     view_server = WebView("127.0.0.1:0") if web else None
     outlets = None
     if lsl:
@@ -197,7 +197,7 @@ def sharded(connect: str, out: str, deadline_s: float, bound, model_name: str, w
     from raphe.outputs.wire import Outputs
 
     model = Model(model_name)
-    wide = stand_in(model) if model_name == "default" else None
+    wide = stand_in(model_name)
     spec = WorkerSpec(connect, str(model.path), None, 5, None, {}, None, 1.0, 4096, None, None, deadline_s, 1.0,
                       False, wide=None if wide is None else str(wide.path))
     with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:

@@ -192,9 +192,8 @@ def classify(source, *, model: str | Path | Model | None = None, rate: float | N
     """
     if not (isinstance(jobs, int) and jobs >= 1):
         raise RapheError(f"jobs must be a whole number >= 1 (got {jobs!r})")
-    left_to_raphe = stand_in_for(model)
+    wide = stand_in(model)
     model, posterior = _model(model, decision_threshold, min_spikes, evidence)
-    wide = stand_in(model) if left_to_raphe else None
     settings = rule_settings(threshold, absolute, adaptive, polarity, refractory_ms)
     DetectorConfig(window=model.window, **settings)  # bad settings are refused before any file is read
     wanted = None if channels is None else [str(c) for c in channels]
@@ -367,9 +366,8 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = No
     ...             print(update.cell, "is serotonergic after", update.n_spikes, "spikes")
     ...             break
     """
-    left_to_raphe = stand_in_for(model)
+    wide = stand_in(model)
     model, posterior = _model(model, decision_threshold, min_spikes, evidence)
-    wide = stand_in(model) if left_to_raphe else None
     settings = rule_settings(threshold, absolute, adaptive, polarity, refractory_ms)
     DetectorConfig(window=model.window, **settings)  # bad settings are refused before any socket is bound
     with Outputs(posterior_endpoint, events_endpoint) as outputs:
@@ -390,12 +388,6 @@ def _model(model: str | Path | Model | None, decision_threshold: float | None, m
         raise RapheError(f"min_spikes must be a whole number >= 1 (got {min_spikes!r})")
     model = model if isinstance(model, Model) else Model(model)
     return model, model.posterior_config(decision_threshold, min_spikes, evidence)
-
-
-def stand_in_for(model) -> bool:
-    """Whether ``model`` (as given) leaves the choice to raphe: then the student serves streams and
-    files of more than ``ENSEMBLE_MAX_CHANNELS`` channels, as on the command line."""
-    return model is None or (isinstance(model, str) and model == "default")
 
 
 def _is_paths(source) -> bool:

@@ -87,7 +87,8 @@ def test_a_wide_array_goes_to_the_student_where_it_stands_in_and_the_model_is_le
     from raphe.core.specs import ENSEMBLE_MAX_CHANNELS
 
     stands_in = bool(Model("student").metadata["ensemble"]["distilled_from"].get("stands_in"))
-    assert (stand_in(Model()) is not None) == stands_in and stand_in(Model("student")) is None
+    assert (stand_in(None) is not None) == (stand_in("default") is not None) == stands_in
+    assert stand_in("ensemble") is None and stand_in("student") is None and stand_in(Model()) is None
     recording = Recording(cells_files[0])
     trace = recording.sweeps[0].traces[0][:int(4 * recording.sample_rate)]
     wide = np.stack([trace] * (ENSEMBLE_MAX_CHANNELS + 1))

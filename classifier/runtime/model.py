@@ -208,15 +208,17 @@ class Model:
         return out
 
 
-def stand_in(model: Model) -> Model | None:
-    """The shipped student, for the wide streams (and files) of a service (a command) that runs the
-    shipped ensemble as its default, where the student's metadata says it stands in for it (it
-    agreed with the ensemble on at least ``STAND_IN_AGREEMENT`` of the held-out windows of every
-    generator checked); else None."""
-    if model.path.resolve() != SHIPPED["ensemble"].resolve():
+def stand_in(requested, num_threads: int = 1) -> Model | None:
+    """Where the choice of model was left to raphe (``requested``, the model asked for, is None or
+    ``"default"``): the shipped student, for the wide streams (and files), if its metadata says it
+    stands in for the ensemble (it agreed with it on at least ``STAND_IN_AGREEMENT`` of the held-out
+    windows of every generator checked); else None. Only its metadata is read unless it does."""
+    if not (requested is None or (isinstance(requested, str) and requested == "default")):
         return None
-    student = Model(SHIPPED["student"], model.num_threads)
-    return student if student.metadata.get("ensemble", {}).get("distilled_from", {}).get("stands_in") else None
+    metadata, _ = read_metadata(SHIPPED["student"])
+    if not metadata.get("ensemble", {}).get("distilled_from", {}).get("stands_in"):
+        return None
+    return Model(SHIPPED["student"], num_threads)
 
 
 def level(value) -> float:

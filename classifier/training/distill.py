@@ -149,8 +149,7 @@ def distill(teacher_path: str | Path, windows: ws.WindowSet, out: str | Path, co
                 "metrics": {"agreement_with_teacher": round(held, 5)},
                 "created": datetime.date.today().isoformat(), "tensorflow": tf.__version__}
     representative = data.X[train_mask][rng.permutation(int(train_mask.sum()))[:config.representative_windows]]
-    reference = fused.predict(data.X[held_out], batch_size=256, verbose=0)
-    return export_variants(fused, out, name, metadata, representative, data.X[held_out], reference, console)
+    return export_variants(fused, out, name, metadata, representative, data.X[held_out], probs, console)
 
 
 def student_config(kernel: int, epochs: int, max_per_cell: int, seed: int) -> TrainConfig:

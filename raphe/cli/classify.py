@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .options import (Parser, add_detector_options, add_model_options, detector_settings, load_model, positive_int,
-                      wide_model)
+from .options import Parser, add_detector_options, add_model_options, detector_settings, load_model, positive_int
 
 HELP = "Classify every cell of recordings (.abf, AxoGraph, NWB) or folders offline, as fast as the CPU allows."
 EXAMPLE = "raphe classify archive/ --json > cells.jsonl"
@@ -40,6 +39,7 @@ def add_arguments(p: Parser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from raphe.classifier.runtime.model import stand_in
     from raphe.core.staged import check_folder, check_writable
     from raphe.outputs.nwb import NwbMetadata
     from raphe.outputs.results import write_cells_csv
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from raphe.pipelines.offline import classify_paths
 
     model, posterior = load_model(args)
-    wide = wide_model(args, model)
+    wide = stand_in(args.model)
     if args.out:
         check_writable(args.out)
     if args.nwb:

@@ -108,14 +108,6 @@ def load_model(args: argparse.Namespace, threads: int = 1):
     return model, posterior
 
 
-def wide_model(args: argparse.Namespace, model):
-    """Where ``--model`` was not given (or is ``default``): the student that serves streams (files) of
-    more than ``ENSEMBLE_MAX_CHANNELS`` channels in place of the ensemble, if it stands in for it."""
-    from raphe.classifier.runtime.model import stand_in
-
-    return stand_in(model) if args.model in (None, "default") else None
-
-
 def add_units_options(p: Parser) -> None:
     p.add_argument("--units", help="units of channels whose header has none (Open Ephys sends µV or V)")
     p.add_argument("--scale", type=float, default=1.0, help="factor for samples of such channels (default 1)")

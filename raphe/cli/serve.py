@@ -8,8 +8,7 @@ import json
 from raphe.core.specs import DATA_ENDPOINT, ENSEMBLE_MAX_CHANNELS, EVENTS_ENDPOINT, MAX_CELLS, POSTERIOR_ENDPOINT
 
 from .options import (Parser, add_detector_options, add_model_options, add_security_options, add_stop_options,
-                      add_units_options, curves, detector_settings, load_model, positive_float, positive_int,
-                      wide_model)
+                      add_units_options, curves, detector_settings, load_model, positive_float, positive_int)
 
 HELP = "Classify cells live: subscribe, detect, classify, publish posteriors and spike events."
 EXAMPLE = "raphe serve --connect tcp://127.0.0.1:5556 --log cells.jsonl"
@@ -59,6 +58,7 @@ def add_arguments(p: Parser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from raphe.classifier.runtime.model import stand_in
     from raphe.core.errors import RapheError
     from raphe.detector.config import DetectorConfig
     from raphe.outputs.snapshot import LiveView
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             raise RapheError(f"--workers {args.workers} cannot be combined with {', '.join(given)} yet; "
                              "serve with one process for those")
     model, posterior = load_model(args, args.threads)
-    wide = wide_model(args, model)
+    wide = stand_in(args.model, args.threads)
     settings = detector_settings(args)
     DetectorConfig(window=model.window, **settings)  # refuse bad settings before any socket is bound
     serving, connecting = curves(args)
