@@ -27,6 +27,10 @@ LOSSLESS_LINGER_MS = 60_000
 SUBSCRIPTION_BYTES = 4096
 
 
+# a wildcard data port whose next port (the heartbeat's) is taken is picked again, this many times at most
+PORT_PICKS = 20
+
+
 class EndpointError(RapheError):
     """An endpoint that cannot be bound or connected."""
 
@@ -40,6 +44,11 @@ def bind(socket: zmq.Socket, endpoint: str) -> str:
             raise EndpointError(f"{endpoint} is already in use; choose another port with --endpoint") from None
         raise EndpointError(f"cannot bind {endpoint}: {exc.strerror}") from None
     return socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+def picks_port(endpoint: str) -> bool:
+    """True where ``endpoint`` leaves its TCP port to the system (``*`` or ``0``)."""
+    return endpoint.startswith("tcp://") and endpoint.rsplit(":", 1)[-1] in ("*", "0")
 
 
 class Publisher:
@@ -81,15 +90,38 @@ class Publisher:
                 self._authenticator = authenticator(self._context, curve)
                 serve_securely(self._socket, curve)
             self.endpoint = bind(self._socket, endpoint)
-            hb = heartbeat_endpoint(self.endpoint) if heartbeat else None
-            if hb is not None:
-                try:
-                    self._heartbeat = HeartbeatServer(self._context, hb, curve)
-                except zmq.ZMQError as exc:
-                    raise EndpointError(f"cannot bind the heartbeat socket {hb}: {exc.strerror}") from None
+            if heartbeat:
+                self._bind_heartbeat(endpoint, curve)
         except RapheError:
             self.close()
             raise
+
+    def _bind_heartbeat(self, requested: str, curve: Curve | None) -> None:
+        """Bind the heartbeat on the data port + 1. Where the port was left to the system and the
+        next one is taken, move the data socket to another free port and try again."""
+        # ports whose neighbour was taken stay bound until a pair is found, so none is handed back
+        passed_over: list[str] = []
+        try:
+            for _ in range(PORT_PICKS):
+                hb = heartbeat_endpoint(self.endpoint)
+                if hb is None:
+                    return
+                try:
+                    self._heartbeat = HeartbeatServer(self._context, hb, curve)
+                    return
+                except zmq.ZMQError as exc:
+                    if exc.errno != errno.EADDRINUSE:
+                        raise EndpointError(f"cannot bind the heartbeat socket {hb}: {exc.strerror}") from None
+                    if not picks_port(requested):
+                        raise EndpointError(f"{hb} (the heartbeat, on the data port + 1) is already in use; "
+                                            "choose another port with --endpoint") from None
+                passed_over.append(self.endpoint)
+                self.endpoint = bind(self._socket, requested)
+            raise EndpointError(f"no free pair of ports (data, and heartbeat on the next) for {requested} "
+                                f"in {PORT_PICKS} picks")
+        finally:
+            for endpoint in passed_over:
+                self._socket.unbind(endpoint)
 
     def __enter__(self) -> Publisher:
         return self
