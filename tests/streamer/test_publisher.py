@@ -3,6 +3,7 @@ to the system and its neighbour is taken (a CI run once lost a test to that)."""
 
 from __future__ import annotations
 
+import math
 import random
 import resource
 import socket
@@ -39,19 +40,24 @@ def port_of(endpoint: str) -> int:
 
 def test_a_wildcard_port_is_picked_again_until_its_neighbour_is_free_for_the_heartbeat():
     ports = local_ports()
-    budget = resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1000
-    share = min(len(ports) // 2, budget)
-    # with half the system's ports taken, a first pick's neighbour is taken half the time: ten
-    # publishers all finding theirs free at the first pick would happen once in a thousand runs
-    assert share >= len(ports) // 4, "too few file descriptors to take a quarter of the local ports"
-    held = hold(random.Random(7).sample(ports, share))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
-        for _ in range(10):
-            with Publisher("tcp://127.0.0.1:*") as pub:
-                assert port_of(pub.heartbeat_endpoint) == port_of(pub.endpoint) + 1
+        share = min(len(ports) // 2, hard - 256)
+        held = hold(random.Random(7).sample(ports, share))
+        taken = len(held) / len(ports)
+        # enough publishers that, with this share of the ports taken, all of them finding their first
+        # pick's neighbour free (so that picking again is never needed) happens once in 1,000 runs
+        publishers = math.ceil(math.log(1e-3) / math.log(1 - taken))
+        try:
+            for _ in range(publishers):
+                with Publisher("tcp://127.0.0.1:*") as pub:
+                    assert port_of(pub.heartbeat_endpoint) == port_of(pub.endpoint) + 1
+        finally:
+            for s in held:
+                s.close()
     finally:
-        for s in held:
-            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_a_named_port_whose_neighbour_is_taken_is_refused_in_one_line():
