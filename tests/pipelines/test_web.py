@@ -186,7 +186,7 @@ def test_a_headless_chromium_reads_the_live_page_during_a_replay(labelled_files,
                                    f"tcp://127.0.0.1:{data_port}", "--speed", "4"], capture_output=True, text=True,
                                   timeout=120)
         assert replayed.returncode == 0, replayed.stderr
-        rows = wait_for(lambda: decided_rows(browser, By), 30, "a decided cell")
+        rows = wait_for(lambda: decided_rows(browser), 30, "a decided cell")
         SCREENSHOT.parent.mkdir(exist_ok=True)
         assert browser.save_screenshot(str(SCREENSHOT))
         assert browser.find_elements(By.CSS_SELECTOR, ".card[data-cell] canvas"), "no plot drawn"
@@ -199,8 +199,7 @@ def test_a_headless_chromium_reads_the_live_page_during_a_replay(labelled_files,
         served = {c["cell"]: c["decision"] for c in final["cells"]}
         wait_for(lambda: "stopped" in browser.find_element(By.ID, "status").text
                  or "lost" in browser.find_element(By.ID, "status").text, 30, "the service stopped")
-        shown = {tr.get_attribute("data-cell"): tr.find_element(By.CSS_SELECTOR, "td.decision").text
-                 for tr in browser.find_elements(By.CSS_SELECTOR, "#cells tr[data-cell]")}
+        shown = table_rows(browser)
         assert shown == served and set(rows) <= set(served)
         assert browser.find_element(By.ID, "messages").text.replace(",", "") == str(final["counters"]["messages"])
     finally:
@@ -217,7 +216,13 @@ def get_or_none(url: str):
         return False
 
 
-def decided_rows(browser, by) -> dict[str, str]:
-    rows = {tr.get_attribute("data-cell"): tr.find_element(by.CSS_SELECTOR, "td.decision").text
-            for tr in browser.find_elements(by.CSS_SELECTOR, "#cells tr[data-cell]")}
-    return {cell: d for cell, d in rows.items() if d in ("SER", "NSER")}
+def table_rows(browser) -> dict[str, str]:
+    """Each row's cell and decision as the page shows them, read in one script: the page redraws
+    its rows as updates arrive, so a row found by one WebDriver call may be gone by the next."""
+    return dict(browser.execute_script(
+        "return Array.from(document.querySelectorAll('#cells tr[data-cell]'), "
+        "tr => [tr.dataset.cell, tr.querySelector('td.decision').innerText.trim()]);"))
+
+
+def decided_rows(browser) -> dict[str, str]:
+    return {cell: d for cell, d in table_rows(browser).items() if d in ("SER", "NSER")}
