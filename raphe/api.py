@@ -34,10 +34,10 @@ import numpy as np
 import orjson
 
 from raphe.classifier.runtime.cells import CellState
-from raphe.classifier.runtime.model import Model, stand_in
+from raphe.classifier.runtime.model import Model, for_width, stand_in
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.core.errors import RapheError
-from raphe.core.specs import DATA_ENDPOINT, ENSEMBLE_MAX_CHANNELS, MIN_SPIKES
+from raphe.core.specs import DATA_ENDPOINT, MIN_SPIKES
 from raphe.detector.config import DetectorConfig, rule_settings
 from raphe.outputs.results import columns, flat
 from raphe.outputs.wire import Outputs
@@ -407,7 +407,7 @@ def _classify_files(files: list[Path], models: _Models, settings: dict, posterio
     if jobs == 1 or len(files) == 1:
         return [_classify_file(f, models, settings, posterior, channels) for f in files]
     paths = tuple(None if m is None else str(m.path) for m in models)
-    with ProcessPoolExecutor(min(jobs, len(files)), mp_context=get_context("spawn"), initializer=_load_worker_model,
+    with ProcessPoolExecutor(min(jobs, len(files)), mp_context=get_context("spawn"), initializer=_load_worker_models,
                              initargs=paths) as pool:
         try:
             return list(pool.map(_classify_in_worker, files, repeat(settings), repeat(posterior), repeat(channels)))
@@ -418,7 +418,7 @@ def _classify_files(files: list[Path], models: _Models, settings: dict, posterio
 _worker_models: _Models | None = None  # a worker process's models, loaded once by its initializer
 
 
-def _load_worker_model(path: str, wide: str | None) -> None:
+def _load_worker_models(path: str, wide: str | None) -> None:
     global _worker_models
     _worker_models = (Model(path), None if wide is None else Model(wide))
 
@@ -447,8 +447,7 @@ def _classify_recording(recording: Recording, label: str, models: _Models, setti
         chosen = chosen_channels(recording, channels)
         if not chosen:
             return [], no_current(recording, label, "channels=[...]")
-        if wide is not None and len(chosen) > ENSEMBLE_MAX_CHANNELS:
-            model = wide
+        model = for_width(len(chosen), model, wide)
         classified = classify_recording(recording, chosen, model, DetectorConfig(window=model.window, **settings),
                                         posterior)
     except RapheError as exc:

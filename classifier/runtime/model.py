@@ -15,7 +15,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from raphe.core.errors import RapheError
 from raphe.core.native import native_stderr_silenced
-from raphe.core.specs import DECISION_THRESHOLD, MIN_SPIKES, MODEL_FORMAT, WindowSpec
+from raphe.core.specs import DECISION_THRESHOLD, ENSEMBLE_MAX_CHANNELS, MIN_SPIKES, MODEL_FORMAT, WindowSpec
 
 from .firing import FiringModel
 from .novelty import Novelty
@@ -219,6 +219,12 @@ def stand_in(requested, num_threads: int = 1) -> Model | None:
     if not metadata.get("ensemble", {}).get("distilled_from", {}).get("stands_in"):
         return None
     return Model(SHIPPED["student"], num_threads)
+
+
+def for_width(channels: int, model, wide, most: int = ENSEMBLE_MAX_CHANNELS):
+    """The model (or its path) that serves a stream or file of ``channels`` channels: ``wide`` where
+    there is one (see :func:`stand_in`) and the channels are more than ``most``, else ``model``."""
+    return wide if wide is not None and channels > most else model
 
 
 def level(value) -> float:

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from raphe.classifier.runtime.cells import Cell, CellState
 from raphe.classifier.runtime.firing import MIN_ISIS, Train
-from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.model import Model, for_width
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
@@ -276,12 +276,10 @@ class Service:
         width is known, see ``_note_width``)."""
         model = self._stream_models.get(stream)
         if model is None:
-            model = self.model
-            if self.wide_model is not None:
-                width = sum(1 for key in self.subscriber.stats.channels if key[0] == stream)
-                if width > self.options.wide_channels:
-                    model = self.wide_model
-                    self._write("model", {"stream": stream, "channels": width, "model": self._model_info[id(model)]})
+            width = sum(1 for key in self.subscriber.stats.channels if key[0] == stream)
+            model = for_width(width, self.model, self.wide_model, self.options.wide_channels)
+            if model is not self.model:
+                self._write("model", {"stream": stream, "channels": width, "model": self._model_info[id(model)]})
             self._stream_models[stream] = model
         return model
 

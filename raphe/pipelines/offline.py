@@ -16,10 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from raphe.classifier.runtime.cells import Cell, CellState
-from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.model import Model, for_width
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.core.errors import RapheError
-from raphe.core.specs import ENSEMBLE_MAX_CHANNELS
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Events
 from raphe.outputs.nwb import NwbMetadata, write_nwb
@@ -180,8 +179,7 @@ def classify_file(job: FileJob) -> FileOutcome:
         chosen = chosen_channels(recording, job.channels)
         if not chosen:
             return FileOutcome(job.path, [], skipped=no_current(recording, job.path, "--channels"))
-        if job.wide is not None and len(chosen) > ENSEMBLE_MAX_CHANNELS:
-            model = worker_model(job.wide)
+        model = worker_model(for_width(len(chosen), job.model, job.wide))
         classified = classify_recording(recording, chosen, model, config, job.posterior,
                                         keep_history=job.nwb_dir is not None or job.report_dir is not None)
     except RapheError as exc:
