@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.helpers import ABF_DIR
@@ -16,6 +17,8 @@ from tests.helpers import ABF_DIR
 RESULTS: dict[str, float] = {}
 LATENCY: list[dict] = []
 SUSTAINED: dict = {}
+# RAPHE_BENCH_QUICK=1: every benchmark short, so that CI runs the suite without it rotting
+QUICK = os.environ.get("RAPHE_BENCH_QUICK") == "1"
 REPORT_DIR = Path(os.environ.get("RAPHE_BENCH_OUT", Path(__file__).resolve().parents[1] / "build" / "bench"))
 
 
@@ -24,6 +27,13 @@ def record(benchmark, name: str, amount: float, unit: str) -> None:
     rate = amount / benchmark.stats.stats.median
     RESULTS[name] = rate
     benchmark.extra_info[unit] = rate
+
+
+def record_with_p99(benchmark, name: str, unit: str) -> None:
+    """:func:`record` of one item a round, and under ``name (at the 99th percentile round)`` the rate
+    of the 99th-percentile round: what a rig's p99 sees."""
+    record(benchmark, name, 1, unit)
+    RESULTS[f"{name} (at the 99th percentile round)"] = 1.0 / float(np.percentile(benchmark.stats.stats.data, 99))
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +48,7 @@ def pytest_terminal_summary(terminalreporter):
     if RESULTS or LATENCY or SUSTAINED:
         from benchmarks.report import write as write_report
 
-        summary = write_report(REPORT_DIR, RESULTS, LATENCY, SUSTAINED, os.environ.get("RAPHE_BENCH_QUICK") == "1")
+        summary = write_report(REPORT_DIR, RESULTS, LATENCY, SUSTAINED, QUICK)
         terminalreporter.write_line(f"raphe benchmark report: {summary} (results.json, latency.png beside it)")
     if not RESULTS:
         return

@@ -5,7 +5,6 @@ what a process left for that long is far slower to reach again, whatever it did 
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -16,9 +15,8 @@ from raphe.classifier.runtime.model import Model
 from raphe.outputs.update import SpikeUpdate
 from raphe.outputs.wire import serialized
 
-from .conftest import RESULTS, record
+from .conftest import QUICK, record_with_p99
 
-QUICK = os.environ.get("RAPHE_BENCH_QUICK") == "1"
 PAUSE_S = 0.05
 
 
@@ -51,5 +49,4 @@ def test_a_spikes_bookkeeping_after_a_pause(benchmark, pause):
     rounds = 10 if QUICK else (3000 if setup is None else 200)
     benchmark.pedantic(once, setup=setup, rounds=rounds, iterations=1)
     label = f"a spike's bookkeeping, {pause if setup is None else f'after {PAUSE_S * 1000:.0f} ms {pause}'}"
-    record(benchmark, label, 1, "spikes/s")
-    RESULTS[f"{label} (at the 99th percentile round)"] = 1.0 / float(np.percentile(benchmark.stats.stats.data, 99))
+    record_with_p99(benchmark, label, "spikes/s")

@@ -8,12 +8,11 @@ this run (``benchmarks/conftest.py``), and printed at the end of the module.
 from __future__ import annotations
 
 import copy
-import os
 
 import numpy as np
 import pytest
 
-from benchmarks.conftest import RESULTS, record
+from benchmarks.conftest import QUICK, RESULTS, record
 from raphe.classifier.synthetic.template import SER, draw_cell, draw_day, synth_trace
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
@@ -22,7 +21,7 @@ RATE = 40_000.0
 CHANNELS = 64
 BLOCK = 400  # 10 ms
 SECONDS = 1.1  # two full noise segments after the first one, at the default 0.5 s
-ROUNDS = 5 if os.environ.get("RAPHE_BENCH_QUICK") == "1" else 40
+ROUNDS = 5 if QUICK else 40
 RULES = {"absolute": DetectorConfig(relative=False), "relative": DetectorConfig(),
          "adaptive": DetectorConfig(adaptive_k=5.0)}
 

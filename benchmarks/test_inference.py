@@ -18,10 +18,9 @@ import pytest
 from raphe.classifier.runtime.model import DEFAULT_DIR, Model
 from raphe.core.specs import MODEL_FORMAT, SEED_WINDOW
 
-from .conftest import RESULTS, record
+from .conftest import QUICK, record, record_with_p99
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-QUICK = os.environ.get("RAPHE_BENCH_QUICK") == "1"
 QUICK_ROUNDS = 50
 keras = pytest.importorskip("keras")
 
@@ -212,6 +211,4 @@ def test_one_window_with_and_without_xnnpack(benchmark, model_name, xnnpack, win
 
     benchmark.pedantic(once, rounds=QUICK_ROUNDS if QUICK else 3000, warmup_rounds=50, iterations=1)
     label = f"inference {model_name}, {'XNNPACK' if xnnpack else 'built-in kernels only'}"
-    record(benchmark, label, 1, "windows/s")
-    p99 = float(np.percentile(benchmark.stats.stats.data, 99))
-    RESULTS[f"{label} (at the 99th percentile round)"] = 1.0 / p99
+    record_with_p99(benchmark, label, "windows/s")

@@ -7,15 +7,12 @@ run, and the latency distribution goes to the report (``benchmarks/conftest.py``
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
-from benchmarks.conftest import LATENCY, SUSTAINED, record
+from benchmarks.conftest import LATENCY, QUICK, SUSTAINED, record
 from benchmarks.latency import Case, run
 
-QUICK = os.environ.get("RAPHE_BENCH_QUICK") == "1"
 SECONDS = 1.0 if QUICK else 4.0
 P99_LIMIT_MS = 5.0
 

@@ -5,18 +5,15 @@ rig's slow cells give (the relay's threads then wake from sleep)."""
 
 from __future__ import annotations
 
-import os
 import time
 
-import numpy as np
 import pytest
 import zmq
 
 from raphe.outputs.wire import Outputs
 
-from .conftest import RESULTS, record
+from .conftest import QUICK, record_with_p99
 
-QUICK = os.environ.get("RAPHE_BENCH_QUICK") == "1"
 CONTENT = b'{"update":' + b"1" * 900 + b"}"  # about the size of a POSTERIOR header
 EVENT = b'{"event_type":"spike"}'
 
@@ -72,5 +69,4 @@ def test_one_posterior_to_one_client(benchmark, route, pause_ms):
             outputs.close()
         context.term()
     label = f"one POSTERIOR to one client, {route}, {'back to back' if not pause_ms else f'after {pause_ms} ms'}"
-    record(benchmark, label, 1, "messages/s")
-    RESULTS[f"{label} (at the 99th percentile round)"] = 1.0 / float(np.percentile(benchmark.stats.stats.data, 99))
+    record_with_p99(benchmark, label, "messages/s")
