@@ -12,12 +12,22 @@ import pytest
 
 from raphe.classifier.runtime.cells import Cell
 from raphe.classifier.runtime.model import Model
+from raphe.classifier.synthetic import template
 from raphe.outputs.update import SpikeUpdate
 from raphe.outputs.wire import serialized
 
 from .conftest import QUICK, record_with_p99
 
 PAUSE_S = 0.05
+
+
+def spike_windows(model: Model, count: int = 64) -> np.ndarray:
+    """Windows of one synthetic SER cell (the template generator's), a little jittered, with rig
+    noise: windows the model knows, so each moves the posterior."""
+    rng = np.random.default_rng(0)
+    cell, t_ms = template.draw_cell("SER", rng), model.window.time_ms()
+    return np.array([template.action_current(cell, t_ms - 0.1, rng.normal(1.0, 0.03), rng.normal(1.0, 0.05))
+                     + rng.normal(0.0, 3.0, len(t_ms)) for _ in range(count)], np.float32)
 
 
 def busy(seconds: float) -> None:
@@ -30,8 +40,9 @@ def busy(seconds: float) -> None:
 def test_a_spikes_bookkeeping_after_a_pause(benchmark, pause):
     model = Model()
     cell = Cell("rig", 0, "A", 40_000.0, model.classes, model.posterior_config())
-    windows = np.random.default_rng(0).normal(0.0, 30.0, (64, 160)).astype(np.float32)
+    windows = spike_windows(model)
     probabilities, novel = model.predict(windows), model.novel(windows)
+    assert not novel.any()  # a novel window skips the posterior and the firing evidence: not a spike's cost
     info = {"name": model.metadata.get("name", ""), "variant": model.variant, "sha256": model.checksum}
     spike = [0]
 

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .firing import Train
-from .posterior import DISAGREE, NOT_CLASSIFIABLE, UNDECIDED, CellPosterior, PosteriorConfig, leanings
+from .posterior import DISAGREE, NOT_CLASSIFIABLE, UNDECIDED, PosteriorConfig, leanings
+from .running_posterior import CellPosterior
 
 # A cell is not classifiable once more than NOVEL_SHARE of its windows are novel, from
 # MIN_WINDOWS_FOR_NOVELTY windows on, and is again only when the share falls to NOVEL_RELEASE: a

@@ -93,6 +93,16 @@ def _log_probabilities_into(values, mean, scale, weights, bias, out):
     out -= top + np.log(total)
 
 
+@njit(cache=True)
+def _evidence_into(isi, start, stop, features, mean, scale, weights, bias, columns, out):
+    """The log-probabilities of the intervals ``isi[start:stop]`` into ``out``, in the order of ``columns``."""
+    features_into(isi[start:stop], features)
+    every = np.empty(weights.shape[0])
+    _log_probabilities_into(features, mean, scale, weights, bias, every)
+    for i in range(len(columns)):
+        out[i] = every[columns[i]]
+
+
 def features(isi: np.ndarray) -> np.ndarray:
     """The features (len(FEATURES),) of a sequence of at least 2 intervals (s)."""
     out = np.empty(len(FEATURES))
@@ -195,10 +205,15 @@ class Train:
     def spike(self, time_s: float, model: FiringModel, columns: np.ndarray) -> np.ndarray | None:
         """Add a spike and return what ``model`` makes of the intervals so far (log-probabilities in
         the order of ``columns``, see ``FiringModel.in_classes``), or None before it speaks: the
-        runtime's step, replayed as is by the calibration."""
+        runtime's step, replayed as is by the calibration. One numba call from the intervals to
+        the evidence: at a rig's pace each numpy call on the way would find the process cold."""
         self.add(time_s)
-        values = self.features()
-        return None if values is None else model.log_probabilities(values)[columns]
+        if self._count < MIN_ISIS:
+            return None
+        out = np.empty(len(columns))
+        _evidence_into(self._isi, max(0, self._count - WINDOW_ISIS), self._count, self._features, model.mean,
+                       model.scale, model.weights, model.bias, columns, out)
+        return out
 
     def recent_intervals(self) -> np.ndarray:
         """The last ``WINDOW_ISIS`` intervals, the ones the model reads (s, oldest first; a view that

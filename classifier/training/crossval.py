@@ -29,7 +29,8 @@ from raphe.classifier.evaluation.outcomes import Outcomes, cell_outcomes, figure
 from raphe.classifier.evaluation.report import json_safe
 from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.model import Model
-from raphe.classifier.runtime.posterior import CellPosterior, PosteriorConfig
+from raphe.classifier.runtime.posterior import PosteriorConfig
+from raphe.classifier.runtime.running_posterior import CellPosterior
 from raphe.core.errors import RapheError
 from raphe.core.specs import ATYPICAL_UDI_MS, DECISION_THRESHOLD
 from raphe.core.staged import staged

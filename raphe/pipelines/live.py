@@ -21,7 +21,7 @@ import numpy as np
 from rich.table import Table
 
 from raphe.classifier.runtime.cells import Cell, CellState
-from raphe.classifier.runtime.firing import MIN_ISIS, Train
+from raphe.classifier.runtime.firing import MIN_ISIS
 from raphe.classifier.runtime.model import Model, for_width
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.detector.config import DetectorConfig
@@ -112,14 +112,15 @@ class Service:
         self.subscriber = source
 
     def _warm_up(self) -> None:
-        """Load the detector's and the firing model's kernels and run the interpreter once, so the first
-        spike waits for none of them (compiling them, on a machine's first run, takes seconds)."""
+        """Load the detector's kernels and a cell's (its firing evidence and its posterior), and run the
+        interpreter once, so the first spike waits for none of them (compiling them, on a machine's
+        first run, takes seconds)."""
         Detector(1, self.model.window.sample_rate_hz, self.detector_config).process(np.zeros((1, 64), np.float32), 0)
-        firing = self.posterior.firing
-        if firing is not None:
-            train, columns = Train(), firing.in_classes(self.model.classes)
-            for k in range(MIN_ISIS + 1):
-                train.spike(0.5 * k, firing, columns)
+        scratch = Cell("warm-up", 0, "", self.model.window.sample_rate_hz, self.model.classes, self.posterior)
+        classes = len(self.model.classes)
+        even, blank = np.full(classes, 1.0 / classes, np.float32), np.zeros(self.model.n_points, np.float32)
+        for k in range(MIN_ISIS + 2):  # past MIN_ISIS intervals, so the firing model speaks
+            scratch.add_spike(int(k * scratch.sample_rate / 2), even, blank)
         self._keep_warm()
 
     def _keep_warm(self) -> None:

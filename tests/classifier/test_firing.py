@@ -12,7 +12,8 @@ from raphe.classifier.evaluation.calibration import Fit, Group, fit_joint
 from raphe.classifier.runtime import firing as fm
 from raphe.classifier.runtime import windows as ws
 from raphe.classifier.runtime.model import DEFAULT_DIR
-from raphe.classifier.runtime.posterior import CellPosterior, PosteriorConfig, leanings
+from raphe.classifier.runtime.posterior import PosteriorConfig, leanings
+from raphe.classifier.runtime.running_posterior import CellPosterior
 from raphe.classifier.synthetic import firing_variety as fv
 from raphe.classifier.training.firing import cell_trains, train_firing_model
 from raphe.core.errors import RapheError

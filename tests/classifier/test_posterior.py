@@ -7,7 +7,8 @@ import pytest
 
 from raphe.classifier.evaluation import calibration
 from raphe.classifier.runtime import posterior
-from raphe.classifier.runtime.posterior import UNDECIDED, CellPosterior, PosteriorConfig
+from raphe.classifier.runtime.posterior import UNDECIDED, PosteriorConfig
+from raphe.classifier.runtime.running_posterior import CellPosterior
 
 
 def test_naive_product_by_hand():
