@@ -100,6 +100,11 @@ CALIBRATE := calibrate $(MODEL_BUILD)/model $(foreach g,$(GENERATORS),$(MODEL_BU
 	--firing $(MODEL_BUILD)/model/raphe-firing.json \
 	--across $(MODEL_BUILD)/without-template/without-template-dynamic.tflite \
 	$(MODEL_BUILD)/without-biophysical/without-biophysical-dynamic.tflite
+# The cascade: the student, with the ensemble for the windows it is unsure of; its margin chosen on the
+# calibration cells, and the pair measured on each generator's test windows (windows and cells).
+CASCADE := cascade $(MODEL_BUILD)/model/raphe-student-dynamic.tflite $(MODEL_BUILD)/model/raphe-default-dynamic.tflite \
+	$(foreach g,$(GENERATORS),--choose $(g)=$(MODEL_BUILD)/calibration-$(g)) \
+	$(foreach g,$(GENERATORS),--check $(g)=$(MODEL_BUILD)/test-$(g)) --out $(MODEL_BUILD)/model/raphe-cascade.json
 EVALUATE := evaluate $(MODEL_BUILD)/model $(foreach g,$(GENERATORS),$(MODEL_BUILD)/test-$(g)) --out-dir $(MODEL_BUILD)/report
 # The headline: every fold on the generator it never saw (and on those it did), each evidence, and
 # every generator's conflict cells.
@@ -119,7 +124,7 @@ default-model: $(EVERYTHING)
 
 # The student, the posterior of the default model and its judgement (about 40 minutes; run by
 # default-model, or alone on its build): the held-out sets, the student (checked on them), the
-# firing model, the fit across generators, the report and the matrix.
+# firing model, the fit across generators, the cascade, the report and the matrix.
 default-posterior: $(EVERYTHING)
 	test -d $(MODEL_BUILD)/without-biophysical || $(MAKE) --no-print-directory default-model
 	rm -rf $(MODEL_BUILD)/firing-* $(MODEL_BUILD)/calibration-* $(MODEL_BUILD)/test-* $(MODEL_BUILD)/report \
@@ -129,6 +134,7 @@ default-posterior: $(EVERYTHING)
 	$(BIN)/raphe $(DISTILL)
 	$(BIN)/raphe $(FIRING_MODEL)
 	$(BIN)/raphe $(CALIBRATE)
+	$(BIN)/raphe $(CASCADE)
 	$(BIN)/raphe $(EVALUATE)
 	$(BIN)/raphe $(MATRIX)
 	find classifier/default -type f ! -name compare.md ! -name 'confusion-*.png' -delete  # compare-families' are kept
@@ -144,13 +150,15 @@ default-model-recipe:
 		'```' $(foreach g,$(GENERATORS),"raphe $(call SHAPES,$(g))") "raphe $(TRAIN)" \
 		"raphe $(FOLD_T)" "raphe $(FOLD_B)" $(foreach g,template biophysical,"raphe $(call TRAINS,$(g))") \
 		$(foreach g,$(GENERATORS),"raphe $(call CALIBRATION_CELLS,$(g))" "raphe $(call TEST_CELLS,$(g))") \
-		"raphe $(DISTILL)" "raphe $(FIRING_MODEL)" "raphe $(CALIBRATE)" "raphe $(EVALUATE)" "raphe $(MATRIX)" '```' "" \
+		"raphe $(DISTILL)" "raphe $(FIRING_MODEL)" "raphe $(CALIBRATE)" "raphe $(CASCADE)" "raphe $(EVALUATE)" "raphe $(MATRIX)" '```' "" \
 		"Training data: synthetic cells only. The shipped ensemble: 160 cells of each of two" \
 		"generators (template: days s1-d01 ... s1-d08; biophysical: b1-d01 ... b1-d08), each day at its own sample" \
 		"rate (20, 25, 40 or 50 kHz). The compartmental generator's cells (c1-*) trained only the two" \
 		"leave-one-generator-out folds (without-template, without-biophysical); the shipped ensemble is itself the" \
 		"fold without compartmental. Its student learned the ensemble's answers (never a label) on windows of the" \
-		"same cells and of the compartmental training cells, and was checked on each generator's test windows. Firing model: the spike trains of 160 cells of template and biophysical with" \
+		"same cells and of the compartmental training cells, and was checked on each generator's test windows. The" \
+		"cascade (raphe-cascade.json: the student, and the ensemble for the windows the student is unsure of) had its" \
+		"margin chosen on the calibration cells below and was measured on the test cells. Firing model: the spike trains of 160 cells of template and biophysical with" \
 		"varied firing (days s11-*, b11-*). Cell posterior (tempering, waveform cap, firing weight, margins," \
 		"conflict level) fitted once for the shipped models and the two folds together, on 100 cells of each of the" \
 		"three generators from 4 other days (s13-*, b13-*, c13-*), each (model, generator) a group that must hold;" \

@@ -34,7 +34,9 @@ import numpy as np
 import orjson
 
 from raphe.classifier.runtime.cells import CellState
-from raphe.classifier.runtime.model import Model, for_width, stand_in
+from raphe.classifier.runtime.cascade import Cascade
+from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.serving import for_width, load, stand_in
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.core.errors import RapheError
 from raphe.core.specs import DATA_ENDPOINT, MIN_SPIKES
@@ -127,7 +129,7 @@ class CellResult:
         return f"<CellResult {self.cell}: {self.decision} ({posterior}), {self.n_spikes} spikes>"
 
 
-def classify(source, *, model: str | Path | Model | None = None, rate: float | None = None, units: str = "pA",
+def classify(source, *, model: str | Path | Model | Cascade | None = None, rate: float | None = None, units: str = "pA",
              channels: Sequence[int | str] | None = None, evidence: str | None = None,
              threshold: float | None = None, absolute: bool = False, adaptive: float | None = None,
              polarity: str = "neg", refractory_ms: float = 2.0, decision_threshold: float | None = None,
@@ -147,8 +149,9 @@ def classify(source, *, model: str | Path | Model | None = None, rate: float | N
           spikeinterface itself is not needed by raphe): each segment a sweep, one after another,
           its traces as ``get_traces()`` returns them, in ``units`` (scale raw ADC counts first).
     model : a model's ``.tflite`` or ``.json``, a shipped one's name (``default``, ``ensemble``,
-        ``student``) or a loaded :class:`~raphe.classifier.runtime.model.Model` (default: the default
-        model, the ensemble, with the student for a recording of more than 4 channels where it
+        ``student``, ``cascade``), a cascade's file, or a loaded
+        :class:`~raphe.classifier.runtime.model.Model` or :class:`~raphe.classifier.runtime.cascade.Cascade`
+        (default: the default model, the ensemble, with the cascade for a recording of more than 4 channels where it
         stands in for the ensemble, as on the command line; ``CellResult.model`` says which).
     rate : the sample rate of an array in Hz (needed for arrays; other sources carry their own).
     units : the units of an array's or a SpikeInterface recording's samples (default ``"pA"``).
@@ -192,8 +195,9 @@ def classify(source, *, model: str | Path | Model | None = None, rate: float | N
     """
     if not (isinstance(jobs, int) and jobs >= 1):
         raise RapheError(f"jobs must be a whole number >= 1 (got {jobs!r})")
-    wide = stand_in(model)
+    requested = model
     model, posterior = _model(model, decision_threshold, min_spikes, evidence)
+    wide = stand_in(requested, ensemble=model)
     settings = rule_settings(threshold, absolute, adaptive, polarity, refractory_ms)
     DetectorConfig(window=model.window, **settings)  # bad settings are refused before any file is read
     wanted = None if channels is None else [str(c) for c in channels]
@@ -324,7 +328,7 @@ class Updates:
 
 
 @contextmanager
-def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = None, units: str | None = None,
+def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | Cascade | None = None, units: str | None = None,
           scale: float = 1.0, evidence: str | None = None, threshold: float | None = None, absolute: bool = False,
           adaptive: float | None = None, polarity: str = "neg", refractory_ms: float = 2.0,
           decision_threshold: float | None = None, min_spikes: int = MIN_SPIKES,
@@ -338,7 +342,7 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = No
     Parameters
     ----------
     connect : the rig's data endpoint (default tcp://127.0.0.1:5556, where `raphe replay` publishes).
-    model : as for :func:`classify` (default: the default model, the ensemble, with the student for
+    model : as for :func:`classify` (default: the default model, the ensemble, with the cascade for
         a stream of more than 4 channels where it stands in for the ensemble, as `raphe serve` does).
     evidence, decision_threshold, min_spikes : as for :func:`classify` (defaults: by the model, the model's, 5).
     threshold, absolute, adaptive, polarity, refractory_ms : as for :func:`classify` (defaults: -50, or
@@ -366,8 +370,9 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = No
     ...             print(update.cell, "is serotonergic after", update.n_spikes, "spikes")
     ...             break
     """
-    wide = stand_in(model)
+    requested = model
     model, posterior = _model(model, decision_threshold, min_spikes, evidence)
+    wide = stand_in(requested, ensemble=model)
     settings = rule_settings(threshold, absolute, adaptive, polarity, refractory_ms)
     DetectorConfig(window=model.window, **settings)  # bad settings are refused before any socket is bound
     with Outputs(posterior_endpoint, events_endpoint) as outputs:
@@ -380,13 +385,13 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | None = No
             source.close()  # the service's subscription: closing it is all Service.close does
 
 
-def _model(model: str | Path | Model | None, decision_threshold: float | None, min_spikes: int,
-           evidence: str | None) -> tuple[Model, PosteriorConfig]:
+def _model(model: str | Path | Model | Cascade | None, decision_threshold: float | None, min_spikes: int,
+           evidence: str | None) -> tuple[Model | Cascade, PosteriorConfig]:
     """The model and its posterior, as the command line's ``--model``, ``--decision-threshold``,
     ``--min-spikes`` and ``--evidence`` give them."""
     if not (isinstance(min_spikes, int) and min_spikes >= 1):
         raise RapheError(f"min_spikes must be a whole number >= 1 (got {min_spikes!r})")
-    model = model if isinstance(model, Model) else Model(model)
+    model = model if isinstance(model, (Model, Cascade)) else load(model)
     return model, model.posterior_config(decision_threshold, min_spikes, evidence)
 
 
@@ -398,7 +403,7 @@ def _is_paths(source) -> bool:
 
 _Outcome = tuple[list[CellResult], str]  # a file's cells, and the line saying why it gave none (or "")
 # The model, and the one for files of more than ENSEMBLE_MAX_CHANNELS channels (or None).
-_Models = tuple[Model, Model | None]
+_Models = tuple[Model | Cascade, Cascade | None]
 
 
 def _classify_files(files: list[Path], models: _Models, settings: dict, posterior: PosteriorConfig,
@@ -420,7 +425,7 @@ _worker_models: _Models | None = None  # a worker process's models, loaded once 
 
 def _load_worker_models(path: str, wide: str | None) -> None:
     global _worker_models
-    _worker_models = (Model(path), None if wide is None else Model(wide))
+    _worker_models = (load(path), None if wide is None else load(wide))
 
 
 def _classify_in_worker(path: Path, settings: dict, posterior: PosteriorConfig,

@@ -78,22 +78,19 @@ def test_an_array_gives_what_classify_gives_its_file(cells_files):
                                                                         row["posterior"])
 
 
-def test_a_wide_array_goes_to_the_student_where_it_stands_in_and_the_model_is_left_to_raphe(cells_files):
-    """An array of more than ENSEMBLE_MAX_CHANNELS channels is classified by the shipped student where
-    no model is named and its metadata says it stands in for the ensemble (from its measured
-    agreement), else by the ensemble; by the ensemble where the ensemble is named, and a narrow one
-    by the ensemble."""
-    from raphe.classifier.runtime.model import SHIPPED, Model, stand_in
+def test_a_wide_array_goes_to_the_cascade_where_it_stands_in_and_the_model_is_left_to_raphe(cells_files):
+    """An array of more than ENSEMBLE_MAX_CHANNELS channels is classified by the shipped cascade where
+    no model is named and its file says it stands in for the ensemble (from its measured agreement),
+    else by the ensemble; by the ensemble where the ensemble is named, and a narrow one by the ensemble."""
+    from raphe.classifier.runtime.model import SHIPPED
     from raphe.core.specs import ENSEMBLE_MAX_CHANNELS
 
-    stands_in = bool(Model("student").metadata["ensemble"]["distilled_from"].get("stands_in"))
-    assert (stand_in(None) is not None) == (stand_in("default") is not None) == stands_in
-    assert stand_in("ensemble") is None and stand_in("student") is None and stand_in(Model()) is None
+    stands_in = bool(json.loads(SHIPPED["cascade"].read_text())["stands_in"])
     recording = Recording(cells_files[0])
     trace = recording.sweeps[0].traces[0][:int(4 * recording.sample_rate)]
     wide = np.stack([trace] * (ENSEMBLE_MAX_CHANNELS + 1))
-    student, ensemble = SHIPPED["student"].name, SHIPPED["ensemble"].name
-    assert {r.model for r in raphe.classify(wide, rate=recording.sample_rate)} == {student if stands_in else ensemble}
+    cascade, ensemble = SHIPPED["cascade"].name, SHIPPED["ensemble"].name
+    assert {r.model for r in raphe.classify(wide, rate=recording.sample_rate)} == {cascade if stands_in else ensemble}
     assert {r.model for r in raphe.classify(wide, rate=recording.sample_rate, model="ensemble")} == {ensemble}
     assert {r.model for r in raphe.classify(wide[:ENSEMBLE_MAX_CHANNELS], rate=recording.sample_rate)} == {ensemble}
 

@@ -219,10 +219,3 @@ class Train:
         """The last ``WINDOW_ISIS`` intervals, the ones the model reads (s, oldest first; a view that
         the next spike may change)."""
         return self._isi[max(0, self._count - WINDOW_ISIS):self._count]
-
-    def features(self) -> np.ndarray | None:
-        """The features of the last ``WINDOW_ISIS`` intervals, or None before ``MIN_ISIS``."""
-        if self._count < MIN_ISIS:
-            return None
-        features_into(self.recent_intervals(), self._features)
-        return self._features

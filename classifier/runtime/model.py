@@ -15,7 +15,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from raphe.core.errors import RapheError
 from raphe.core.native import native_stderr_silenced
-from raphe.core.specs import DECISION_THRESHOLD, ENSEMBLE_MAX_CHANNELS, MIN_SPIKES, MODEL_FORMAT, WindowSpec
+from raphe.core.specs import CASCADE_FORMAT, DECISION_THRESHOLD, MIN_SPIKES, MODEL_FORMAT, WindowSpec
 
 from .firing import FiringModel
 from .novelty import Novelty
@@ -23,10 +23,12 @@ from .posterior import PosteriorConfig
 
 DEFAULT_DIR = Path(__file__).parents[1] / "default"
 # The shipped models by name: the ensemble, the student distilled from it (about ten times cheaper
-# per window; its metadata says whether it was measured to stand in for the ensemble), and the one
-# raphe uses unless told otherwise.
+# per window), the cascade of the two (runtime.cascade: the student, and the ensemble for the
+# windows the student is unsure of; its file says whether it was measured to stand in for the
+# ensemble), and the one raphe uses unless told otherwise.
 SHIPPED = {"ensemble": DEFAULT_DIR / "raphe-default-dynamic.tflite",
-           "student": DEFAULT_DIR / "raphe-student-dynamic.tflite"}
+           "student": DEFAULT_DIR / "raphe-student-dynamic.tflite",
+           "cascade": DEFAULT_DIR / "raphe-cascade.json"}
 SHIPPED["default"] = SHIPPED["ensemble"]
 DEFAULT_MODEL = SHIPPED["default"]
 BATCH = 64
@@ -38,15 +40,24 @@ def sidecar(path: Path) -> tuple[Path, Path]:
 
 
 def read_metadata(path: str | Path) -> tuple[dict, bytes]:
-    """The metadata and the verified flatbuffer of a model; one clear error for anything else."""
+    """The metadata and the verified flatbuffer of a model; one clear error for anything else (a
+    cascade's file among them: it holds no network of its own)."""
     tflite, meta_path = sidecar(Path(path))
-    for p in (tflite, meta_path):
-        if not p.is_file():
-            raise RapheError(f"{path}: not a raphe model ({p.name} is missing; a model is NAME.tflite + NAME.json)")
+
+    def missing(p: Path) -> RapheError:
+        return RapheError(f"{path}: not a raphe model ({p.name} is missing; a model is NAME.tflite + NAME.json)")
+
+    if not meta_path.is_file():
+        raise missing(meta_path if tflite.is_file() else tflite)
     try:
         metadata = json.loads(meta_path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         raise RapheError(f"{meta_path}: not a raphe model (metadata is not readable JSON)") from None
+    if isinstance(metadata, dict) and metadata.get("format") == CASCADE_FORMAT:
+        raise RapheError(f"{meta_path}: a cascade, not a model: serve, classify and the Python API take it, this "
+                         "takes a model's .tflite or .json")
+    if not tflite.is_file():
+        raise missing(tflite)
     if not isinstance(metadata, dict) or metadata.get("format") != MODEL_FORMAT:
         raise RapheError(f"{meta_path}: not a raphe model (format is not {MODEL_FORMAT!r})")
     content = tflite.read_bytes()
@@ -176,6 +187,10 @@ class Model:
             return np.zeros(len(windows), dtype=bool)
         return self.novelty.is_novel(windows)
 
+    def warm(self, windows: np.ndarray) -> None:
+        """Run ``windows`` through the interpreter, to keep its memory close (see ``Service._keep_warm``)."""
+        self.predict(windows)
+
     def predict_one(self, window: np.ndarray) -> np.ndarray:
         """Probabilities (C,) for one window of ``n_points`` values."""
         interpreter = self._single
@@ -206,25 +221,6 @@ class Model:
             interpreter.invoke()
             out[start:start + count] = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[:count]
         return out
-
-
-def stand_in(requested, num_threads: int = 1) -> Model | None:
-    """Where the choice of model was left to raphe (``requested``, the model asked for, is None or
-    ``"default"``): the shipped student, for the wide streams (and files), if its metadata says it
-    stands in for the ensemble (it agreed with it on at least ``STAND_IN_AGREEMENT`` of the held-out
-    windows of every generator checked); else None. Only its metadata is read unless it does."""
-    if not (requested is None or (isinstance(requested, str) and requested == "default")):
-        return None
-    metadata, _ = read_metadata(SHIPPED["student"])
-    if not metadata.get("ensemble", {}).get("distilled_from", {}).get("stands_in"):
-        return None
-    return Model(SHIPPED["student"], num_threads)
-
-
-def for_width(channels: int, model, wide, most: int = ENSEMBLE_MAX_CHANNELS):
-    """The model (or its path) that serves a stream or file of ``channels`` channels: ``wide`` where
-    there is one (see :func:`stand_in`) and the channels are more than ``most``, else ``model``."""
-    return wide if wide is not None and channels > most else model
 
 
 def level(value) -> float:

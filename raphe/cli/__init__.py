@@ -11,12 +11,12 @@ import sys
 
 from raphe.core.errors import RapheError
 
-from . import (bench, calibrate, classify, compare, crossval, demo, detect, distill, evaluate, export, firing_model,
+from . import (bench, calibrate, cascade, classify, compare, crossval, demo, detect, distill, evaluate, export, firing_model,
                info, keys, listen, matrix, replay, serve, synth, train)
 from .options import Parser, with_config
 
-COMMANDS = (info, replay, listen, detect, serve, classify, bench, synth, train, firing_model, crossval, distill, evaluate,
-            matrix, compare, calibrate, export, keys, demo)
+COMMANDS = (info, replay, listen, detect, serve, classify, bench, synth, train, firing_model, crossval, distill, cascade,
+            evaluate, matrix, compare, calibrate, export, keys, demo)
 
 
 def build_parser() -> Parser:

@@ -39,7 +39,7 @@ def add_arguments(p: Parser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from raphe.classifier.runtime.model import stand_in
+    from raphe.classifier.runtime.serving import stand_in
     from raphe.core.staged import check_folder, check_writable
     from raphe.outputs.nwb import NwbMetadata
     from raphe.outputs.results import write_cells_csv
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from raphe.pipelines.offline import classify_paths
 
     model, posterior = load_model(args)
-    wide = stand_in(args.model)
+    wide = stand_in(args.model, ensemble=model)
     if args.out:
         check_writable(args.out)
     if args.nwb:

@@ -82,9 +82,9 @@ def named(text: str) -> tuple[str, str]:
 
 
 def add_model_options(p: Parser) -> None:
-    p.add_argument("--model", help="a model's .tflite or .json, or a shipped one: default, ensemble, student "
-                        f"(default: default, the ensemble; a stream or file of more than {ENSEMBLE_MAX_CHANNELS} "
-                        "channels gets the student where it stands in for the ensemble)")
+    p.add_argument("--model", help="a model's .tflite or .json, a cascade's .json, or a shipped one: default, ensemble, "
+                        f"student, cascade (default: default, the ensemble; a stream or file of more than "
+                        f"{ENSEMBLE_MAX_CHANNELS} channels gets the cascade where it stands in for the ensemble)")
     p.add_argument("--decision-threshold", type=float,
                    help="posterior a class must reach to be decided, one for every class (default: the "
                         f"thresholds the model's risk control chose per class, else {DECISION_THRESHOLD:g})")
@@ -99,9 +99,9 @@ def add_model_options(p: Parser) -> None:
 def load_model(args: argparse.Namespace, threads: int = 1):
     """The model of ``--model`` (its interpreters on ``threads`` threads) and the posterior of
     ``--decision-threshold``, ``--min-spikes`` and ``--evidence``."""
-    from raphe.classifier.runtime.model import Model
+    from raphe.classifier.runtime.serving import load
 
-    model = Model(args.model, num_threads=threads)
+    model = load(args.model, num_threads=threads)
     posterior = model.posterior_config(args.decision_threshold, args.min_spikes, args.evidence)
     if model.posterior_note:
         print(model.posterior_note, file=sys.stderr)

@@ -68,9 +68,10 @@ DECISION_THRESHOLD = 0.99
 MIN_SPIKES = 5
 
 # Where `serve` (and `classify`) are not told a model, a stream (a file) of more than this many
-# channels is served by the student in place of the ensemble: beyond it the ensemble does not keep
-# a rig's pace with p99 under 5 ms on a two-core machine (docs/performance.md), and the student
-# stands in for it (docs/default-model.md).
+# channels is served by the cascade (the student, and the ensemble for the windows it is unsure of)
+# in place of the ensemble, where the cascade stands in for it: beyond a few channels the ensemble's
+# p99 runs to tens of ms on a two-core machine, while up to here it keeps up and every window of a
+# cell gets its own answer (docs/performance.md, docs/default-model.md).
 ENSEMBLE_MAX_CHANNELS = 4
 
 # A live service keeps at most this many cells (about 15 KB each); blocks of further channels are refused.
@@ -78,9 +79,13 @@ MAX_CELLS = 4096
 
 # The seed kept at most 700 windows per cell.
 MAX_WINDOWS_PER_CELL = 700
-# A student distilled from an ensemble stands in for it where it gives the same most probable class
-# on at least this share of held-out windows of every data source checked (and decides the same cells).
+# A student (or a cascade) stands in for its ensemble where it gives the same most probable class on
+# at least this share of held-out windows of every data source checked (and decides no cell otherwise).
 STAND_IN_AGREEMENT = 0.995
+# A cascade's margin (runtime.cascade) is chosen for this agreement with the ensemble on the sets it
+# is chosen on: above STAND_IN_AGREEMENT, so that the sets it is checked on, which it never saw,
+# have room to fall short of the choice.
+CASCADE_TARGET = 0.998
 # At most this many epochs of distillation.
 STUDENT_EPOCHS = 40
 # The default classes: serotonergic and non-serotonergic (a lab's model may have others).
@@ -92,3 +97,5 @@ CLASSES = (SER, NSER)
 ATYPICAL_UDI_MS = 0.9
 
 MODEL_FORMAT = "raphe-model"
+# A cascade of a student and its ensemble (classifier.runtime.cascade): a JSON file beside the two.
+CASCADE_FORMAT = "raphe-cascade-1"

@@ -22,7 +22,9 @@ from rich.table import Table
 
 from raphe.classifier.runtime.cells import Cell, CellState
 from raphe.classifier.runtime.firing import MIN_ISIS
-from raphe.classifier.runtime.model import Model, for_width
+from raphe.classifier.runtime.cascade import Cascade
+from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.serving import for_width
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
@@ -82,7 +84,7 @@ class Service:
     """
 
     def __init__(self, source, model: Model, posterior: PosteriorConfig, sinks: Sinks,
-                 options: ServeOptions = ServeOptions(), wide_model: Model | None = None):
+                 options: ServeOptions = ServeOptions(), wide_model: Cascade | None = None):
         self.model = model
         self.wide_model = wide_model
         self._stream_models: dict[str, Model] = {}
@@ -130,7 +132,7 @@ class Service:
         when touched every 50 ms), so the service touches it at least every ``keep_warm_s``."""
         blank = np.zeros((1, self.model.n_points), np.float32)
         for model in {id(m): m for m in (self.model, *self._stream_models.values())}.values():
-            model.predict(blank)
+            model.warm(blank)
             model.novel(blank)
         self._warm_at = time.monotonic()
 
@@ -230,7 +232,7 @@ class Service:
                 rows = np.array([id(m) == key for m in models])
                 probabilities[rows] = model.predict(windows[rows])
         predicted = time.perf_counter()
-        novel = self.model.novel(windows)  # a student carries its teacher's novelty summary
+        novel = self.model.novel(windows)  # a student carries its teacher's novelty summary, a cascade its ensemble's
         scored = time.perf_counter()
         updates = []
         for s, p, w, n, m in zip(spikes, probabilities, windows, novel, models):

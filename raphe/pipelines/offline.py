@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from raphe.classifier.runtime.cells import Cell, CellState
-from raphe.classifier.runtime.model import Model, for_width
+from raphe.classifier.runtime.cascade import Cascade
+from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.serving import for_width, load
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.core.errors import RapheError
 from raphe.detector.config import DetectorConfig
@@ -157,14 +159,14 @@ class FileOutcome:
     failed: str = ""
 
 
-_WORKER_MODELS: dict[str, Model] = {}
+_WORKER_MODELS: dict[str, Model | Cascade] = {}
 
 
-def worker_model(path: str) -> Model:
+def worker_model(path: str) -> Model | Cascade:
     """The model at ``path``, loaded once per process."""
     model = _WORKER_MODELS.get(path)
     if model is None:
-        model = _WORKER_MODELS[path] = Model(path)
+        model = _WORKER_MODELS[path] = load(path)
     return model
 
 
@@ -211,7 +213,7 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
                    channels: list[str] | None = None, on_row=None, console: Console | None = None,
                    jobs: int = 1, scheduler: str | None = None, nwb_dir: str | Path | None = None,
                    nwb_metadata: NwbMetadata = NwbMetadata(), report_dir: str | Path | None = None,
-                   wide_model: Model | None = None) -> ClassifyResult:
+                   wide_model: Cascade | None = None) -> ClassifyResult:
     """Classify every cell of every file; ``on_row`` gets each cell's row as soon as its file is done.
 
     Parameters
@@ -228,7 +230,7 @@ def classify_paths(paths: list[str | Path], model: Model, detector_settings: dic
     report_dir : also draw why each cell ended as it did, ``report_dir/<name>-<channel>.png`` (see
         ``raphe.pipelines.why``).
     wide_model : classifies the files of more than ``ENSEMBLE_MAX_CHANNELS`` channels, in place of
-        ``model`` (as `serve` serves such streams; see ``raphe.classifier.runtime.model.stand_in``).
+        ``model`` (as `serve` serves such streams; see ``raphe.classifier.runtime.serving.stand_in``).
 
     The rows, in file order, are the same however the files were spread; ``on_row`` sees them in the
     order files finish. On Ctrl-C the files finished so far are kept.

@@ -34,7 +34,7 @@ from rich.console import Console, Group
 from rich.text import Text
 
 from raphe.classifier.runtime.cells import CellState
-from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.serving import load
 from raphe.core.errors import RapheError
 from raphe.outputs.log import RecordLog
 from raphe.outputs.tables import cells_table, timings_table
@@ -111,13 +111,13 @@ def run_worker(spec: WorkerSpec) -> None:
     """One worker: its share of the channels, served until told to stop, then its summary sent."""
     forwarder = Forwarder(spec.collector, spec.shard[0])
     try:
-        model = Model(spec.model, spec.threads)
+        model = load(spec.model, spec.threads)
         posterior = model.posterior_config(spec.threshold, spec.min_spikes, spec.evidence)
         options = ServeOptions(spec.detector_settings, max_cells=spec.max_cells, forget_after_s=spec.forget_after_s,
                                shard=spec.shard)
         service = Service(subscribe(spec.connect, spec.units, spec.scale, spec.curve), model, posterior,
                           Sinks(forwarder, forwarder if spec.logging else None), options,
-                          None if spec.wide is None else Model(spec.wide, spec.threads))
+                          None if spec.wide is None else load(spec.wide, spec.threads))
     except RapheError as exc:
         forwarder.send(FAILED, {"error": str(exc)})
         forwarder.close()

@@ -35,20 +35,26 @@ def test_features_are_their_definitions(n):
 
 
 def test_the_train_reads_the_last_256_intervals_and_leaves_long_gaps_out():
+    """After every spike, the evidence of the running train (one numba call over its buffer, which
+    shifts every 256 intervals, in the columns asked for) is the model's reading of the features
+    of the last 256 usable intervals, and nothing before MIN_ISIS of them."""
+    model = fm.FiringModel(DEFAULT_DIR / "raphe-firing.json")
+    columns = model.in_classes(tuple(reversed(model.classes)))
     train = fm.Train()
     rng = np.random.default_rng(1)
     times = np.cumsum(rng.uniform(0.05, 0.5, 700))
     times[400:] += 30.0  # a sweep gap: one interval of 30 s that is not firing
     for k, t in enumerate(times):
-        train.add(float(t))
-        if k + 1 <= fm.MIN_ISIS:
-            assert train.features() is None
-    assert train.n_isi == len(times) - 2
-    usable = fm.usable_intervals(times)
-    assert len(usable) == len(times) - 2
-    np.testing.assert_allclose(train.features(), fm.features(usable[-fm.WINDOW_ISIS:]), rtol=1e-12)
+        got = train.spike(float(t), model, columns)
+        usable = fm.usable_intervals(times[:k + 1])
+        if len(usable) < fm.MIN_ISIS:
+            assert got is None
+        else:
+            want = model.log_probabilities(fm.features(usable[-fm.WINDOW_ISIS:]))[columns]
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert train.n_isi == len(times) - 2 == len(fm.usable_intervals(times))
     train.reset()
-    assert train.features() is None and train.n_isi == 0
+    assert train.n_isi == 0 and train.spike(times[-1] + 0.1, model, columns) is None
 
 
 def test_an_interval_across_lost_samples_is_left_out():
@@ -75,7 +81,7 @@ def test_novel_spikes_stay_out_of_the_train_and_a_restart_starts_it_afresh():
     assert not np.allclose(cell.posterior.parts["firing"], 0.5)
     cell.origin = 7
     cell.restart(1000.0)
-    assert cell.train.n_isi == 0 and cell.train.features() is None and cell.origin == 0
+    assert cell.train.n_isi == 0 and cell.train.recent_intervals().size == 0 and cell.origin == 0
     assert cell.state().spikes_to_decision is None and np.allclose(cell.posterior.parts["firing"], 0.5)
 
 

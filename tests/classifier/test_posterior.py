@@ -186,30 +186,45 @@ def test_bad_configuration_is_refused():
         PosteriorConfig(min_spikes=0)
 
 
-def test_the_running_update_agrees_with_the_vectorized_rule_the_fit_uses():
-    """The live path's spike-by-spike update and calibration's array arithmetic are one rule: the same
-    parts and the same disagreement after every spike, with a cap, margins, firing and a conflict
-    level, for two classes and for three."""
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-12), (np.float32, 1e-6)])
+def test_the_running_update_agrees_with_the_vectorized_rule_the_fit_uses(dtype, rtol):
+    """The live path's spike-by-spike update (one numba call) and calibration's array arithmetic are
+    one rule: the same parts, mean, disagreement and decision after every spike, with a cap,
+    margins, firing that speaks and then falls silent, a conflict level and per-class thresholds,
+    for two classes and for three, on the float64 of the fit and on the interpreter's float32 (whose
+    log the array rule takes in float32: hence the looser tolerance)."""
     from raphe.classifier.runtime.firing import FiringModel
     from raphe.classifier.runtime.model import DEFAULT_DIR
 
     firing = FiringModel(DEFAULT_DIR / "raphe-firing.json")
     rng = np.random.default_rng(12)
     for k in (2, 3):
+        thresholds = (0.6, 0.7, 0.55)[:k]
         config = PosteriorConfig(alpha=0.7, beta=0.2, margin=0.5, waveform_cap=2.5, evidence="both", firing=firing,
-                                 firing_weight=1.3, firing_margin=0.25, joint_margin=1.0, conflict=1.0)
+                                 firing_weight=1.3, firing_margin=0.25, joint_margin=1.0, conflict=1.0, min_spikes=3,
+                                 thresholds=thresholds)
         cell = CellPosterior(tuple("abc"[:k]), config)
-        probs = rng.dirichlet(np.ones(k), 60)
+        probs = rng.dirichlet(np.r_[3.0, np.full(k - 1, 0.5)], 60).astype(dtype)
         f = np.log(rng.dirichlet(np.ones(k), 60))
         evidence, weighted = np.zeros(k), np.zeros(k)
+        decisions = set()
         for n in range(1, 61):
-            speaks = n > 8
+            speaks = 8 < n < 40  # the firing model's last word stands once it falls silent
             cell.update(probs[n - 1], f[n - 1] if speaks else None)
             evidence += posterior.log_evidence(probs[n - 1])
             z = posterior.capped(posterior.tempered_evidence(evidence, n, 0.7, 0.2), 2.5)
             if speaks:
                 weighted = 1.3 * f[n - 1]
-            np.testing.assert_allclose(cell.parts["waveform"], posterior.with_margin(z, 0.5), rtol=1e-12)
-            np.testing.assert_allclose(cell.parts["firing"], posterior.with_margin(weighted, 0.25), rtol=1e-12)
-            np.testing.assert_allclose(cell.parts["joint"], posterior.with_margin(z + weighted, 1.0), rtol=1e-12)
-            assert cell.disagree == bool(posterior.disagreement(z, weighted, 1.0))
+            joint = posterior.with_margin(z + weighted, 1.0)
+            np.testing.assert_allclose(cell.parts["waveform"], posterior.with_margin(z, 0.5), rtol=rtol)
+            np.testing.assert_allclose(cell.parts["firing"], posterior.with_margin(weighted, 0.25), rtol=rtol)
+            np.testing.assert_allclose(cell.parts["joint"], joint, rtol=rtol)
+            np.testing.assert_allclose(cell.mean_spike_probability, probs[:n].astype(np.float64).mean(axis=0),
+                                       rtol=1e-12)
+            disagree = bool(posterior.disagreement(z, weighted, 1.0))
+            assert cell.disagree == disagree
+            best = int(joint.argmax())
+            decided = n >= 3 and joint[best] >= thresholds[best] and not disagree
+            assert cell.decision == ("abc"[best] if decided else posterior.UNDECIDED)
+            decisions.add(cell.decision)
+        assert len(decisions) > 1  # the case moved between decisions, not one answer throughout

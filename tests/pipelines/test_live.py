@@ -15,6 +15,7 @@ import zmq
 from rich.console import Console
 
 from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.serving import load
 from raphe.classifier.synthetic import template as synthetic
 from raphe.detector.config import DetectorConfig
 from raphe.detector.online import Detector
@@ -365,7 +366,7 @@ def test_packed_blocks_give_what_open_ephys_messages_give():
 
 
 def test_a_wide_stream_is_served_by_the_wide_model_and_ends_as_classify_ends_it_with_that_model():
-    """A service with a wide model (here the shipped student) for streams of more than 2 channels: the
+    """A service with a wide model (here the shipped cascade) for streams of more than 2 channels: the
     one-channel stream's spikes go to the service's model, the three-channel stream's to the wide
     one, even those of its first channel's first second, handled before any other channel of it
     had come (they wait until the stream's width is known); each POSTERIOR message names its model,
@@ -374,7 +375,7 @@ def test_a_wide_stream_is_served_by_the_wide_model_and_ends_as_classify_ends_it_
     from raphe.replay.recording import Channel as RecordingChannel
     from raphe.replay.recording import Recording as InMemory
 
-    ensemble, student = Model("ensemble"), Model("student")
+    ensemble, cascade = Model("ensemble"), load("cascade")
     traces = [spiking_trace(3.0, 40_000.0, seed=s) for s in range(4)]
     streams = {"narrow": traces[:1], "wide": traces[1:]}
     log = []
@@ -388,7 +389,7 @@ def test_a_wide_stream_is_served_by_the_wide_model_and_ends_as_classify_ends_it_
     with Publisher("tcp://127.0.0.1:*", heartbeat=False, lossless=True) as pub, \
             Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:
         service = Service(subscribe(pub.endpoint), ensemble, ensemble.posterior_config(), Sinks(outputs, Log()),
-                          ServeOptions(wide_channels=2), wide_model=student)
+                          ServeOptions(wide_channels=2), wide_model=cascade)
         collector = collect(outputs.posterior_endpoint, heard, stop)
         try:
             assert pub.wait_for_subscribers(1, timeout_s=10)
@@ -410,14 +411,14 @@ def test_a_wide_stream_is_served_by_the_wide_model_and_ends_as_classify_ends_it_
             stop.set()
             collector.join(5)
             service.close()
-    names = {m.checksum: m for m in (ensemble, student)}
+    names = {m.checksum: m for m in (ensemble, cascade)}
     used = {}
     for message in heard:
         content = decode_posterior(message)["content"]
         used.setdefault(content["stream"], set()).add(content["model"]["sha256"])
-    assert used == {"narrow": {ensemble.checksum}, "wide": {student.checksum}}
+    assert used == {"narrow": {ensemble.checksum}, "wide": {cascade.checksum}}
     assert [(r["stream"], r["channels"], r["model"]["sha256"]) for r in log if r["kind"] == "model"] == \
-        [("wide", 3, student.checksum)]
+        [("wide", 3, cascade.checksum)]
     config = DetectorConfig(window=ensemble.window)
     for stream, chosen in streams.items():
         model = names[next(iter(used[stream]))]
