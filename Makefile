@@ -112,6 +112,7 @@ MATRIX := matrix --model without-compartmental=$(MODEL_BUILD)/model/raphe-defaul
 	--model without-template=$(MODEL_BUILD)/without-template/without-template-dynamic.tflite \
 	--model without-biophysical=$(MODEL_BUILD)/without-biophysical/without-biophysical-dynamic.tflite \
 	--model student=$(MODEL_BUILD)/model/raphe-student-dynamic.tflite \
+	--model cascade=$(MODEL_BUILD)/model/raphe-cascade.json \
 	$(foreach g,$(GENERATORS),--data $(g)=$(MODEL_BUILD)/test-$(g)) --evidence waveform both --conflict \
 	--out-dir $(MODEL_BUILD)/matrix
 default-model: $(EVERYTHING)

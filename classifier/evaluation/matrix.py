@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from raphe.classifier.runtime import windows as ws
+from raphe.classifier.runtime.cascade import Cascade
 from raphe.classifier.runtime.model import Model
+from raphe.classifier.runtime.serving import load
 from raphe.core.errors import RapheError
 from raphe.core.specs import ATYPICAL_UDI_MS
 from raphe.core.staged import staged
@@ -30,7 +32,7 @@ from .report import json_safe
 THRESHOLDS = np.r_[0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9999]
 
 
-def judge(model: Model, data: ws.WindowSet, evidences: tuple[str | None, ...] = (None,)) -> list[tuple[dict, list[dict]]]:
+def judge(model: Model | Cascade, data: ws.WindowSet, evidences: tuple[str | None, ...] = (None,)) -> list[tuple[dict, list[dict]]]:
     """The figures of ``model`` on ``data`` and its trade-off curve, per evidence (None: the model's default)."""
     if any(e in ("firing", "both") for e in evidences) and not data.has_times:
         raise RapheError("judging firing evidence needs spike times (time_s) on every window; "
@@ -48,10 +50,10 @@ def judge(model: Model, data: ws.WindowSet, evidences: tuple[str | None, ...] = 
 
 def matrix(models: dict[str, str | Path], data: dict[str, str | Path], out: str | Path | None = None,
            evidences: tuple[str, ...] = (), conflict: bool = False) -> dict:
-    """Judge every model (name -> .tflite) on every data set (name -> window set), with each of
+    """Judge every model (name -> .tflite, or a cascade's .json) on every data set (name -> window set), with each of
     ``evidences`` (default: each model's own), and with ``conflict`` on each set's conflict cells
     too (``evaluation.conflict``); write ``matrix.md``, ``matrix.json`` and ``tradeoff.png`` to ``out``."""
-    loaded = {name: Model(path) for name, path in models.items()}
+    loaded = {name: load(path) for name, path in models.items()}
     sets = {name: ws.load(path) for name, path in data.items()}
     if conflict:
         if not all(s.has_times for s in sets.values()):

@@ -12,7 +12,7 @@ EXAMPLE = "raphe matrix --model both=model/m-dynamic.tflite --data template=test
 
 def add_arguments(p: Parser) -> None:
     p.add_argument("--model", type=named, action="append", required=True, metavar="NAME=MODEL",
-                   help="a model's .tflite or .json, named for the table (repeat for each model)")
+                   help="a model's .tflite or .json, or a cascade's .json, named for the table (repeat for each model)")
     p.add_argument("--data", type=named, action="append", required=True, metavar="NAME=DATA",
                    help="a labelled window set of held-out days (.npz, `raphe synth` folder), named (repeat)")
     p.add_argument("--out-dir", dest="out", help="folder for matrix.md, matrix.json and tradeoff.png")

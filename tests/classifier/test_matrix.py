@@ -50,6 +50,20 @@ def test_a_template_model_judged_on_both_generators(sources, tmp_path):
     assert "fitted_on" in json.loads(model.with_suffix(".json").read_text())["posterior"]
 
 
+def test_a_cascade_is_judged_beside_its_ensemble(sources, tmp_path):
+    """`raphe matrix` takes a cascade's file like a model's: the shipped cascade and its ensemble on
+    the same cells, each judged by the ensemble's posterior."""
+    out = tmp_path / "report"
+    result = run_raphe("matrix", "--model", "ensemble=ensemble", "--model", "cascade=cascade",
+                       "--data", f"biophysical={sources / 'biophysical-test'}", "--out-dir", out)
+    assert result.returncode == 0, result.stderr
+    matrix = json.loads((out / "matrix.json").read_text())
+    assert [e["model"] for e in matrix["entries"]] == ["ensemble", "cascade"]
+    assert matrix["models"]["cascade"]["path"].endswith("raphe-cascade.json")
+    assert matrix["models"]["cascade"]["posterior"] == matrix["models"]["ensemble"]["posterior"]
+    assert all(e["figures"]["cells"] == 8 for e in matrix["entries"])
+
+
 def test_bad_matrix_arguments_give_one_line(tmp_path):
     result = run_raphe("matrix", "--model", "nameless", "--data", "x=y")
     assert result.returncode == 2 and "NAME=PATH" in result.stderr
