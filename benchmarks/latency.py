@@ -140,7 +140,7 @@ def service(connect: str, out: str, deadline_s: float, bound, model_name: str, k
     pushed to LSL outlets."""
     import os
 
-    from raphe.classifier.runtime.serving import load, stand_in
+    from raphe.classifier.runtime.serving import chosen
     from raphe.pipelines.live import Service
     from raphe.pipelines.wiring import ServeOptions, Sinks, subscribe
     from raphe.pipelines.loop import settle_collector
@@ -148,8 +148,7 @@ def service(connect: str, out: str, deadline_s: float, bound, model_name: str, k
     from raphe.outputs.wire import Outputs
     from raphe.outputs.web import WebView
 
-    model = load(model_name, num_threads=threads)
-    wide = stand_in(model_name, threads, model)  # as `raphe serve` without --model, for "default"
+    model, wide = chosen(model_name, threads)  # as `raphe serve`: for "default", the cascade on wide streams
     view_server = WebView("127.0.0.1:0") if web else None
     outlets = None
     if lsl:
@@ -192,12 +191,11 @@ def sharded(connect: str, out: str, deadline_s: float, bound, model_name: str, w
 
     from rich.console import Console
 
-    from raphe.classifier.runtime.serving import load, stand_in
+    from raphe.classifier.runtime.serving import chosen
     from raphe.pipelines.shards import WorkerSpec, serve_sharded
     from raphe.outputs.wire import Outputs
 
-    model = load(model_name)
-    wide = stand_in(model_name, ensemble=model)
+    model, wide = chosen(model_name)
     spec = WorkerSpec(connect, str(model.path), None, 5, None, {}, None, 1.0, 4096, None, None, deadline_s, 1.0,
                       False, wide=None if wide is None else str(wide.path))
     with Outputs("tcp://127.0.0.1:*", "tcp://127.0.0.1:*") as outputs:

@@ -36,7 +36,7 @@ import orjson
 from raphe.classifier.runtime.cells import CellState
 from raphe.classifier.runtime.cascade import Cascade
 from raphe.classifier.runtime.model import Model
-from raphe.classifier.runtime.serving import for_width, load, stand_in
+from raphe.classifier.runtime.serving import chosen, for_width, load
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.core.errors import RapheError
 from raphe.core.specs import DATA_ENDPOINT, MIN_SPIKES
@@ -195,9 +195,7 @@ def classify(source, *, model: str | Path | Model | Cascade | None = None, rate:
     """
     if not (isinstance(jobs, int) and jobs >= 1):
         raise RapheError(f"jobs must be a whole number >= 1 (got {jobs!r})")
-    requested = model
-    model, posterior = _model(model, decision_threshold, min_spikes, evidence)
-    wide = stand_in(requested, ensemble=model)
+    model, wide, posterior = _model(model, decision_threshold, min_spikes, evidence)
     settings = rule_settings(threshold, absolute, adaptive, polarity, refractory_ms)
     DetectorConfig(window=model.window, **settings)  # bad settings are refused before any file is read
     wanted = None if channels is None else [str(c) for c in channels]
@@ -370,9 +368,7 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | Cascade |
     ...             print(update.cell, "is serotonergic after", update.n_spikes, "spikes")
     ...             break
     """
-    requested = model
-    model, posterior = _model(model, decision_threshold, min_spikes, evidence)
-    wide = stand_in(requested, ensemble=model)
+    model, wide, posterior = _model(model, decision_threshold, min_spikes, evidence)
     settings = rule_settings(threshold, absolute, adaptive, polarity, refractory_ms)
     DetectorConfig(window=model.window, **settings)  # bad settings are refused before any socket is bound
     with Outputs(posterior_endpoint, events_endpoint) as outputs:
@@ -386,13 +382,13 @@ def serve(connect: str = DATA_ENDPOINT, *, model: str | Path | Model | Cascade |
 
 
 def _model(model: str | Path | Model | Cascade | None, decision_threshold: float | None, min_spikes: int,
-           evidence: str | None) -> tuple[Model | Cascade, PosteriorConfig]:
-    """The model and its posterior, as the command line's ``--model``, ``--decision-threshold``,
-    ``--min-spikes`` and ``--evidence`` give them."""
+           evidence: str | None) -> tuple[Model | Cascade, Cascade | None, PosteriorConfig]:
+    """The model, the model of wide recordings (or None) and the posterior, as the command line's
+    ``--model``, ``--decision-threshold``, ``--min-spikes`` and ``--evidence`` give them."""
     if not (isinstance(min_spikes, int) and min_spikes >= 1):
         raise RapheError(f"min_spikes must be a whole number >= 1 (got {min_spikes!r})")
-    model = model if isinstance(model, (Model, Cascade)) else load(model)
-    return model, model.posterior_config(decision_threshold, min_spikes, evidence)
+    model, wide = chosen(model)
+    return model, wide, model.posterior_config(decision_threshold, min_spikes, evidence)
 
 
 def _is_paths(source) -> bool:

@@ -66,7 +66,7 @@ class CellPosterior:
             self._sums, probs, firing_log_probs if speaks else self._no_firing, speaks, factor, self.n_spikes,
             c.waveform_cap, c.firing_weight, self._margins, c.conflict, self._thresholds, self._deciding_row)
         self.parts = dict(zip(PARTS, rows))
-        self.posterior = self.parts[PARTS[self._deciding_row]]
+        self.posterior = self.parts[self.deciding]
         self.mean_spike_probability = rows[len(PARTS)]
         self.disagree = c.evidence == "both" and disagree
         decided = self.n_spikes >= c.min_spikes and reached and not self.disagree

@@ -27,6 +27,14 @@ def load(path: str | Path | None = None, num_threads: int = 1) -> Model | Cascad
     return Model(path, num_threads)
 
 
+def chosen(requested, num_threads: int = 1) -> tuple[Model | Cascade, Cascade | None]:
+    """The model asked for (a name or file as for :func:`load`, one already loaded, or None for the
+    default) and, where the choice was left to raphe, the model of its wide streams
+    (:func:`stand_in`, sharing the loaded ensemble), or None."""
+    model = requested if isinstance(requested, (Model, Cascade)) else load(requested, num_threads)
+    return model, stand_in(requested, num_threads, model)
+
+
 def stand_in(requested, num_threads: int = 1, ensemble: Model | None = None) -> Cascade | None:
     """Where the choice of model was left to raphe (``requested``, the model asked for, is None or
     ``"default"``): the shipped cascade, for the wide streams (and files), if its file says it

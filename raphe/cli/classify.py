@@ -39,15 +39,13 @@ def add_arguments(p: Parser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from raphe.classifier.runtime.serving import stand_in
     from raphe.core.staged import check_folder, check_writable
     from raphe.outputs.nwb import NwbMetadata
     from raphe.outputs.results import write_cells_csv
     from raphe.outputs.tables import classify_table
     from raphe.pipelines.offline import classify_paths
 
-    model, posterior = load_model(args)
-    wide = stand_in(args.model, ensemble=model)
+    model, wide, posterior = load_model(args)
     if args.out:
         check_writable(args.out)
     if args.nwb:

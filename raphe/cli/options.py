@@ -97,15 +97,16 @@ def add_model_options(p: Parser) -> None:
 
 
 def load_model(args: argparse.Namespace, threads: int = 1):
-    """The model of ``--model`` (its interpreters on ``threads`` threads) and the posterior of
+    """The model of ``--model`` (its interpreters on ``threads`` threads), the model of wide streams
+    where ``--model`` is left to raphe (see ``serving.stand_in``; else None), and the posterior of
     ``--decision-threshold``, ``--min-spikes`` and ``--evidence``."""
-    from raphe.classifier.runtime.serving import load
+    from raphe.classifier.runtime.serving import chosen
 
-    model = load(args.model, num_threads=threads)
+    model, wide = chosen(args.model, threads)
     posterior = model.posterior_config(args.decision_threshold, args.min_spikes, args.evidence)
     if model.posterior_note:
         print(model.posterior_note, file=sys.stderr)
-    return model, posterior
+    return model, wide, posterior
 
 
 def add_units_options(p: Parser) -> None:

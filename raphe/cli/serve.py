@@ -58,7 +58,6 @@ def add_arguments(p: Parser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from raphe.classifier.runtime.serving import stand_in
     from raphe.core.errors import RapheError
     from raphe.detector.config import DetectorConfig
     from raphe.outputs.snapshot import LiveView
@@ -75,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
         if given:
             raise RapheError(f"--workers {args.workers} cannot be combined with {', '.join(given)} yet; "
                              "serve with one process for those")
-    model, posterior = load_model(args, args.threads)
-    wide = stand_in(args.model, args.threads, model)
+    model, wide, posterior = load_model(args, args.threads)
     settings = detector_settings(args)
     DetectorConfig(window=model.window, **settings)  # refuse bad settings before any socket is bound
     serving, connecting = curves(args)
