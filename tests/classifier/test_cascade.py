@@ -62,6 +62,32 @@ def test_the_cascade_answers_as_the_student_where_it_is_sure_and_as_the_ensemble
     assert cascade.posterior_config() == cascade.ensemble.posterior_config()
 
 
+@pytest.mark.parametrize("classes", [2, 3, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_unsure_is_the_gap_between_the_two_most_probable_classes(classes, dtype):
+    rng = np.random.default_rng(classes)
+    probabilities = rng.dirichlet(np.ones(classes), 20_000).astype(dtype)
+    probabilities[:2_000] = np.round(probabilities[:2_000], 2)  # ties, and gaps exactly at a margin
+    ranked = np.sort(probabilities, axis=1)
+    gap = ranked[:, -1] - ranked[:, -2]  # in the probabilities' own type
+    for margin in (0.01, 0.08, 0.3):
+        expected = gap < dtype(margin)
+        assert 0 < expected.sum() < len(expected)
+        np.testing.assert_array_equal(unsure(probabilities, margin), expected)
+    assert unsure(probabilities, 1.0).all() and not unsure(probabilities, 0.0).any()
+
+
+def test_a_padded_batch_answers_as_its_windows_one_by_one_after_a_fuller_batch(cascade):
+    """A batch's interpreter keeps its input buffer between calls: a smaller batch in it answers for
+    its own windows, as each alone, whatever a fuller one left there."""
+    model = cascade.ensemble
+    windows = blended_windows(model, 16)
+    model.predict(windows[:8] * 1000.0)  # a full batch of 8 loud windows
+    smaller = model.predict(windows[8:13])  # 5 windows, padded to 8
+    alone = np.stack([model.predict_one(w) for w in windows[8:13]])
+    np.testing.assert_allclose(smaller, alone, atol=1e-6)
+
+
 def test_the_shipped_cascade_stands_in_by_what_its_file_measured(cascade):
     measured = json.loads(SHIPPED["cascade"].read_text())
     assert measured["margin"] == cascade.margin > 0
