@@ -188,6 +188,42 @@ def test_one_window_after_a_pause(benchmark, pause_ms, windows):
     record(benchmark, f"inference ensemble after a pause of {pause_ms} ms", 1, "windows/s")
 
 
+@pytest.mark.parametrize("pause_ms", [0, 50])
+@pytest.mark.parametrize("call", ["bare interpreter", "student", "cascade"])
+def test_one_window_beyond_the_interpreter(benchmark, call, pause_ms):
+    """One window the student is sure of, through the bare interpreter of the shipped student (its
+    tensors' indices found beforehand: ``set_tensor``, ``invoke``, ``get_tensor``), through
+    ``Model.predict`` of the same student, and through the shipped cascade (the student and its
+    rule for handing a window on), back to back and after 50 ms asleep, in the same run: what a
+    service's call costs beyond the interpreter's own, at a slow cell's spike above all."""
+    import time
+
+    from benchmarks.test_bookkeeping import spike_windows
+    from raphe.classifier.runtime.cascade import unsure
+    from raphe.classifier.runtime.serving import load
+
+    cascade = load("cascade")
+    student = cascade.student
+    window = spike_windows(student, 1)
+    assert not unsure(student.predict(window), cascade.margin).any()  # the ensemble is not part of this cost
+    interpreter = student._sized[1].interpreter
+    index_in, index_out = (interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"])
+
+    def bare() -> np.ndarray:
+        interpreter.set_tensor(index_in, window)
+        interpreter.invoke()
+        return interpreter.get_tensor(index_out)
+
+    once = {"bare interpreter": bare, "student": lambda: student.predict(window),
+            "cascade": lambda: cascade.predict(window)}[call]
+    for _ in range(50):
+        once()
+    setup = (lambda: time.sleep(pause_ms / 1000)) if pause_ms else None
+    benchmark.pedantic(once, setup=setup, rounds=10 if QUICK else (3000 if setup is None else 200), iterations=1)
+    record_with_p99(benchmark, f"one window through the {call}, "
+                               + ("back to back" if setup is None else f"after {pause_ms} ms asleep"), "windows/s")
+
+
 @pytest.mark.parametrize("xnnpack", [True, False])
 @pytest.mark.parametrize("model_name", ["ensemble", "student"])
 def test_one_window_with_and_without_xnnpack(benchmark, model_name, xnnpack, windows):
