@@ -95,3 +95,50 @@ def test_the_detector_sums_what_the_checks_need_in_its_own_pass():
     np.testing.assert_allclose(det.row_stats[:, 1], values.sum(axis=1), rtol=1e-9)
     np.testing.assert_allclose(det.row_stats[:, 2], (values ** 2).sum(axis=1), rtol=1e-9)
     np.testing.assert_array_equal(det.row_stats[:, 3], ((block < -50.0) & finite).sum(axis=1))
+
+
+def fed(config: DetectorConfig, traces: np.ndarray, block: int, together: bool = True) -> SignalChecks:
+    """The checks of ``traces`` (rows) fed in blocks of ``block`` samples, every row in one call
+    (``together``) or each row in a call of its own."""
+    checks = SignalChecks(RATE, config, ["pA"] * len(traces))
+    det = Detector(len(traces), RATE, config)
+    groups = [np.arange(len(traces))] if together else [np.array([r]) for r in range(len(traces))]
+    for offset in range(0, traces.shape[1], block):
+        for rows in groups:
+            part = traces[rows, offset:offset + block]
+            det.process_rows(part, rows, np.full(len(rows), offset))
+            checks.add_block(det.row_stats, rows, np.full(len(rows), offset), part.shape[1], part)
+    return checks
+
+
+@pytest.mark.parametrize("config", [DetectorConfig(), ABSOLUTE, DetectorConfig(adaptive_k=5.0),
+                                    DetectorConfig(polarity="pos", threshold=50.0)])
+def test_the_checks_count_alike_however_the_rows_are_cut_into_blocks_or_grouped(config):
+    rng = np.random.default_rng(7)
+    traces = np.stack([spiking(3.0, 4.0, rng), spiking(3.0, 8.0, rng, holding=20.0), -spiking(3.0, 6.0, rng)])
+    traces[1, 5000:5003] = np.nan
+    traces = traces.astype(np.float32)
+    reference = fed(config, traces, 20)  # 1 ms blocks
+    assert reference.opposite.sum() > 0 and (reference.segments == 1).all()
+    for other in (fed(config, traces, 200), fed(config, traces, 5000), fed(config, traces, 200, together=False)):
+        for name in ("samples", "beyond", "opposite", "segments", "_ready", "low", "high", "_last_crossing",
+                     "near_events", "far_events", "_stretch_index"):
+            np.testing.assert_array_equal(getattr(other, name), getattr(reference, name), err_msg=name)
+        for name in ("total", "total_sq", "_baseline", "_sd"):
+            np.testing.assert_allclose(getattr(other, name), getattr(reference, name), rtol=1e-9, err_msg=name)
+        assert [other.reasons(r) + other.hints(r) for r in range(3)] == \
+               [reference.reasons(r) + reference.hints(r) for r in range(3)]
+
+
+def test_transients_of_the_other_polarity_are_counted_a_refractory_period_apart():
+    config = DetectorConfig()  # negative spikes: positive transients are the other polarity
+    trace = np.random.default_rng(8).normal(0.0, 2.0, int(2.0 * RATE)).astype(np.float32)
+    refractory = int(round(config.refractory_ms * RATE / 1000.0))
+    # from the second stretch on (the level is mirrored through the first stretch's baseline)
+    apart = np.arange(12_000, 38_000, 2000)  # 13 transients, each far from the last
+    close = apart[:5] + refractory // 2  # 5 more, each within the refractory period of one before it
+    for at in np.r_[apart, close]:
+        trace[at:at + 3] += 200.0
+    for block in (20, 100, 2000):
+        checks = fed(config, trace[np.newaxis], block)
+        assert checks.opposite[0] == len(apart), block
