@@ -129,6 +129,9 @@ class Cascade:
         self.metadata = {**self.ensemble.metadata, "name": self.path.stem, "sha256": self.checksum, "cascade": meta}
         self.classes, self.window, self.novelty = self.ensemble.classes, self.ensemble.window, self.ensemble.novelty
         self.num_threads = num_threads
+        # what it was asked, and how much of it went to the ensemble (a service reports both)
+        self.windows = 0
+        self.handed_on = 0
 
     def __repr__(self) -> str:
         return f"Cascade({self.path.name}: {self.student.path.name}, then {self.ensemble.path.name} below {self.margin:g})"
@@ -167,6 +170,9 @@ class Cascade:
         """Probabilities (N, C): the student's, and the ensemble's for the windows the student is unsure of."""
         probabilities = self.student.predict(windows)
         doubtful = unsure(probabilities, self.margin)
-        if doubtful.any():
+        handed_on = int(np.count_nonzero(doubtful))
+        self.windows += len(doubtful)
+        if handed_on:
+            self.handed_on += handed_on
             probabilities[doubtful] = self.ensemble.predict(np.asarray(windows, dtype=np.float32)[doubtful])
         return probabilities

@@ -49,6 +49,8 @@ def cells_table(states: list[tuple[CellState, int]], counters: dict, spikes: int
     table.caption = (f"messages {c['messages']:,} · lost {c['lost_messages']:,} · malformed {malformed} · "
                      f"acquisitions {c['acquisitions']} · spikes {spikes:,} · outputs dropped {dropped:,}"
                      + (f" · refused blocks {c['refused_blocks']:,}" if c["refused_blocks"] else "")
+                     + (f" · cascade: {c['cascade']['handed_on']:,} of {c['cascade']['windows']:,} windows to the "
+                        "ensemble" if c.get("cascade", {}).get("windows") else "")
                      + f" · {seconds:.1f} s · at: spikes to the decision · w/f: where the shapes and the "
                      f"firing point · deciding: {evidence}" + "".join(f"\n{line}" for line in why))
     table.caption_justify = "left"

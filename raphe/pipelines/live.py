@@ -446,10 +446,14 @@ class Service:
     def counters(self) -> dict:
         """The stream's counters, as `raphe listen` gives them, and what the service itself refused or dropped."""
         s = self.subscriber.stats
-        return {**s.counters(), "outputs_dropped": dict(self.sinks.wire.dropped),
-                "outputs_dropped_by": {output: dict(by) for output, by in self.sinks.wire.dropped_by.items()},
-                "cells": len(self.channels),
-                "refused_blocks": self.refused_blocks, "forgotten_cells": self.forgotten}
+        counters = {**s.counters(), "outputs_dropped": dict(self.sinks.wire.dropped),
+                    "outputs_dropped_by": {output: dict(by) for output, by in self.sinks.wire.dropped_by.items()},
+                    "cells": len(self.channels),
+                    "refused_blocks": self.refused_blocks, "forgotten_cells": self.forgotten}
+        cascade = next((m for m in (self.model, self.wide_model) if isinstance(m, Cascade)), None)
+        if cascade is not None:
+            counters["cascade"] = {"windows": cascade.windows, "handed_on": cascade.handed_on}
+        return counters
 
     def summary(self, seconds: float) -> dict:
         """What `raphe serve --json` prints: the cells, the spikes and the stage timings."""

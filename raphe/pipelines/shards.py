@@ -215,6 +215,9 @@ class Coordinator:
         for key in ("cells", "refused_blocks", "forgotten_cells"):
             merged[key] = sum(p[key] for p in parts)
         merged["lost_messages"] = max(p["lost_messages"] for p in parts)
+        cascades = [p["cascade"] for p in parts if "cascade" in p]  # each worker's own windows
+        if cascades:
+            merged["cascade"] = {key: sum(c[key] for c in cascades) for key in ("windows", "handed_on")}
         merged["outputs_dropped"] = dict(self.outputs.dropped)
         merged["outputs_dropped_by"] = self.outputs.dropped_by
         merged["workers"] = self.n

@@ -47,7 +47,9 @@ def test_the_cascade_answers_as_the_student_where_it_is_sure_and_as_the_ensemble
     student, ensemble = cascade.student.predict(windows), cascade.ensemble.predict(windows)
     doubtful = unsure(student, cascade.margin)
     assert 0 < doubtful.sum() < len(windows) / 2
+    before = (cascade.windows, cascade.handed_on)
     got = cascade.predict(windows)
+    assert (cascade.windows - before[0], cascade.handed_on - before[1]) == (len(windows), doubtful.sum())
     np.testing.assert_array_equal(got[~doubtful], student[~doubtful])
     np.testing.assert_allclose(got[doubtful], ensemble[doubtful], atol=1e-6)
     np.testing.assert_allclose(got, answers(student, ensemble, cascade.margin), atol=1e-6)

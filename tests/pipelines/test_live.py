@@ -419,6 +419,11 @@ def test_a_wide_stream_is_served_by_the_wide_model_and_ends_as_classify_ends_it_
     assert used == {"narrow": {ensemble.checksum}, "wide": {cascade.checksum}}
     assert [(r["stream"], r["channels"], r["model"]["sha256"]) for r in log if r["kind"] == "model"] == \
         [("wide", 3, cascade.checksum)]
+    # the cascade answered every spike of the wide stream and no other, and says how many it handed on
+    wide_spikes = sum(service.channels[("wide", c)].cell.n_spikes for c in range(3))
+    counted = [r["cascade"] for r in log if r["kind"] == "counters"]
+    assert counted == [service.counters()["cascade"]] and counted[0]["windows"] == wide_spikes
+    assert 0 <= counted[0]["handed_on"] <= counted[0]["windows"]
     config = DetectorConfig(window=ensemble.window)
     for stream, chosen in streams.items():
         model = names[next(iter(used[stream]))]
