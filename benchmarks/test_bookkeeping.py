@@ -43,7 +43,7 @@ def test_a_spikes_bookkeeping_after_a_pause(benchmark, pause):
     windows = spike_windows(model)
     probabilities, novel = model.predict(windows), model.novel(windows)
     assert not novel.any()  # a novel window skips the posterior and the firing evidence: not a spike's cost
-    info = {"name": model.metadata.get("name", ""), "variant": model.variant, "sha256": model.checksum}
+    info = model.identity
     spike = [0]
 
     def once() -> None:

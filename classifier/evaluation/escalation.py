@@ -112,8 +112,7 @@ def build_cascade(student_path: str | Path, ensemble_path: str | Path, choose: d
 
 
 def member(model: Model) -> dict:
-    return {"file": model.path.with_suffix(".tflite").name, "sha256": model.checksum,
-            "name": model.metadata.get("name", model.path.stem), "variant": model.variant}
+    return {"file": model.path.with_suffix(".tflite").name, **model.identity}
 
 
 def other_class(ensemble, cascade) -> int:

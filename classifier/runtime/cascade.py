@@ -145,6 +145,11 @@ class Cascade:
         return self.ensemble.variant
 
     @property
+    def identity(self) -> dict:
+        """As :attr:`Model.identity`: the cascade's own file's name and sha256, its ensemble's variant."""
+        return {"name": self.metadata["name"], "variant": self.variant, "sha256": self.checksum}
+
+    @property
     def firing(self) -> FiringModel | None:
         return self.ensemble.firing
 

@@ -185,6 +185,12 @@ class Model:
     def variant(self) -> str:
         return str(self.metadata.get("variant", ""))
 
+    @property
+    def identity(self) -> dict:
+        """What names this model in every output: its name (the file's stem where the metadata has
+        none), variant and sha256."""
+        return {"name": self.metadata.get("name", self.path.stem), "variant": self.variant, "sha256": self.checksum}
+
     def _interpreter(self, batch: int) -> BatchInterpreter:
         with native_stderr_silenced():
             interpreter = Interpreter(model_content=self._content, num_threads=self.num_threads)

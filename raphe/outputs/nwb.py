@@ -66,8 +66,9 @@ def write_nwb(path: Path, recording: Recording, classified, model: Model, metada
         raise RapheError("writing NWB needs pynwb: pip install 'raphe[nwb]' (make test installs it)") from None
     if path.exists():
         raise RapheError(f"{path}: exists (nothing overwritten; recordings of the same name need separate --nwb folders)")
-    identity = {"model": model.metadata.get("name", model.path.stem), "variant": model.variant,
-                "sha256": model.checksum, "classes": list(model.classes),
+    named = model.identity
+    identity = {"model": named["name"], "variant": named["variant"], "sha256": named["sha256"],
+                "classes": list(model.classes),
                 "detector": model.metadata.get("detector", {}), "posterior": classified.posterior_json,
                 "recording": str(recording.path)}
     nwbfile = NWBFile(session_description=RESULTS_DESCRIPTION + recording.path.name,

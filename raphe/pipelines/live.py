@@ -108,8 +108,7 @@ class Service:
         self.timings = StageTimings(STAGES)
         self.spikes = 0
         self.last_data_at: float | None = None  # time.monotonic() of the last drain that brought anything
-        self._model_info = {id(m): {"name": m.metadata.get("name", m.path.stem), "variant": m.variant,
-                                    "sha256": m.checksum} for m in (model, wide_model) if m is not None}
+        self._model_info = {id(m): m.identity for m in (model, wide_model) if m is not None}
         self._warm_up()
         self.subscriber = source
 
