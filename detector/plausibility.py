@@ -151,9 +151,14 @@ class SignalChecks:
         (flat channel, volts, the hints' range and polarity) stay silent. Every statistic depends on
         the samples and their place on the counter only, not on how the stream was cut into blocks,
         as long as no block straddles a multiple of ``noise_window_s`` on the counter (a block counts
-        in the stretch it starts in); cuts at multiples of 0.25 s, as the pipelines make, never do."""
+        in the stretch it starts in); cuts at multiples of 0.25 s, as the pipelines make, never do.
+        ``rows`` are distinct rows of these checks, ``stats`` has a row for each, and ``block``, if
+        given, is ``(len(rows), length)``: the bookkeeping runs in numba, which checks no index."""
         rows = np.asarray(rows, dtype=np.int64)
         starts = np.asarray(starts, dtype=np.int64)
+        if len(stats) < len(rows) or len(starts) != len(rows) or (
+                block is not None and np.shape(block) != (len(rows), length)):
+            raise ValueError("add_block: stats, starts and block must have a row per row given, block `length` wide")
         moved = np.empty(len(rows), np.bool_)
         if _stretches_moved(rows, starts, self.stretch, self._stretch_index, moved):
             self._close_stretches(rows[moved])
@@ -161,7 +166,8 @@ class SignalChecks:
         opposite = {"neg": 1, "pos": -1}.get(config.polarity, 0)
         level_mode = 0 if config.adaptive_k is not None else 1 if config.relative else 2
         seen = block is not None and length > 0
-        block = np.asarray(block) if seen else np.empty((len(rows), 0), np.float32)
+        # contiguous: a block cut at a stretch's end is a strided view, which numba would compile anew
+        block = np.ascontiguousarray(block) if seen else np.empty((len(rows), 0), np.float32)
         _tally(np.asarray(stats, np.float64), rows, starts, length, block, np.empty(1, block.dtype), seen,
                self.absolute and config.polarity in ("neg", "pos"), self.stretch, opposite, level_mode,
                float(config.adaptive_k or 0.0), float(config.threshold), self.refractory,

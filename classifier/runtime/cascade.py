@@ -166,9 +166,9 @@ class Cascade:
         return self.ensemble.novel(windows)
 
     def warm(self, windows: np.ndarray) -> None:
-        """Run ``windows`` through both models, whatever the student makes of them: the ensemble's
-        memory is kept close too, for the rare window that reaches it."""
-        self.student.predict(windows)
+        """Run ``windows`` through both models and the rule between them, whatever the student makes
+        of them: the ensemble's memory is kept close too, for the rare window that reaches it."""
+        unsure(self.student.predict(windows), self.margin)
         self.ensemble.predict(windows)
 
     def predict(self, windows: np.ndarray) -> np.ndarray:

@@ -185,8 +185,11 @@ class Fanout:
 
     def _admit(self) -> None:
         # asked before every send: an empty queue's exception would cost more than the send, cold
-        while not self._arrivals.empty():  # one reader (the publishing thread): not empty stays so
-            subscriber = self._arrivals.get_nowait()
+        while not self._arrivals.empty():
+            try:
+                subscriber = self._arrivals.get_nowait()
+            except queue.Empty:  # another thread took it between the two
+                return
             self.subscribers.append(subscriber)
             self.dropped.setdefault(subscriber.name, 0)
 

@@ -27,7 +27,6 @@ from raphe.classifier.runtime.model import Model
 from raphe.classifier.runtime.serving import for_width
 from raphe.classifier.runtime.posterior import PosteriorConfig
 from raphe.detector.config import DetectorConfig
-from raphe.detector.online import Detector
 from raphe.outputs.log import record, spike_record
 from raphe.outputs.tables import cells_table
 from raphe.outputs.update import SpikeUpdate
@@ -113,10 +112,11 @@ class Service:
         self.subscriber = source
 
     def _warm_up(self) -> None:
-        """Load the detector's kernels and a cell's (its firing evidence and its posterior), and run the
-        interpreter once, so the first spike waits for none of them (compiling them, on a machine's
-        first run, takes seconds)."""
-        Detector(1, self.model.window.sample_rate_hz, self.detector_config).process(np.zeros((1, 64), np.float32), 0)
+        """Load the kernels of the detector and the signal checks, a cell's (its firing evidence and its
+        posterior), and run the interpreter once (and a cascade's rule), so the first spike waits for
+        none of them (compiling them, on a machine's first run, takes seconds)."""
+        scratch_rows = bank.new_rows(self.model.window.sample_rate_hz, self.detector_config, ["pA"])
+        bank.feed(scratch_rows, np.zeros((1, 64), np.float32), np.array([0]), 0, [None])  # detector and checks
         scratch = Cell("warm-up", 0, "", self.model.window.sample_rate_hz, self.model.classes, self.posterior)
         classes = len(self.model.classes)
         even, blank = np.full(classes, 1.0 / classes, np.float32), np.zeros(self.model.n_points, np.float32)

@@ -137,7 +137,10 @@ def test_transients_of_the_other_polarity_are_counted_a_refractory_period_apart(
     # from the second stretch on (the level is mirrored through the first stretch's baseline)
     apart = np.arange(12_000, 38_000, 2000)  # 13 transients, each far from the last
     close = apart[:5] + refractory // 2  # 5 more, each within the refractory period of one before it
-    for at in np.r_[apart, close]:
+    # 3 more, each a refractory period after a counted one but within one of an uncounted one: the
+    # period runs from the last crossing, counted or not
+    chained = apart[5:8] + refractory // 2 + refractory * 3 // 4
+    for at in np.r_[apart, close, apart[5:8] + refractory // 2, chained]:
         trace[at:at + 3] += 200.0
     for block in (20, 100, 2000):
         checks = fed(config, trace[np.newaxis], block)
