@@ -421,7 +421,8 @@ _worker_models: _Models | None = None  # a worker process's models, loaded once 
 
 def _load_worker_models(path: str, wide: str | None) -> None:
     global _worker_models
-    _worker_models = (load(path), None if wide is None else load(wide))
+    model = load(path)
+    _worker_models = (model, None if wide is None else load(wide, loaded=model))
 
 
 def _classify_in_worker(path: Path, settings: dict, posterior: PosteriorConfig,

@@ -16,14 +16,15 @@ from .cascade import Cascade, is_cascade, read_cascade
 from .model import SHIPPED, Model
 
 
-def load(path: str | Path | None = None, num_threads: int = 1) -> Model | Cascade:
+def load(path: str | Path | None = None, num_threads: int = 1, loaded=None) -> Model | Cascade:
     """The model at ``path`` (a ``.tflite`` or its ``.json``, or a shipped name: ``default``,
     ``ensemble``, ``student``, ``cascade``), or the cascade where the file is one; the default
-    model for None."""
+    model for None. ``loaded``: a model already loaded, which a cascade shares where it is its
+    ensemble (rather than loading that file a second time)."""
     if path is not None:
         resolved = SHIPPED.get(str(path), Path(path))
         if is_cascade(resolved):
-            return Cascade(resolved, num_threads)
+            return Cascade(resolved, num_threads, loaded if isinstance(loaded, Model) else None)
     return Model(path, num_threads)
 
 

@@ -163,10 +163,10 @@ _WORKER_MODELS: dict[str, Model | Cascade] = {}
 
 
 def worker_model(path: str) -> Model | Cascade:
-    """The model at ``path``, loaded once per process."""
+    """The model at ``path``, loaded once per process (a cascade shares the ensemble loaded here before it)."""
     model = _WORKER_MODELS.get(path)
     if model is None:
-        model = _WORKER_MODELS[path] = load(path)
+        model = _WORKER_MODELS[path] = load(path, loaded=next(iter(_WORKER_MODELS.values()), None))
     return model
 
 

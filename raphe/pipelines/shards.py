@@ -117,7 +117,7 @@ def run_worker(spec: WorkerSpec) -> None:
                                shard=spec.shard)
         service = Service(subscribe(spec.connect, spec.units, spec.scale, spec.curve), model, posterior,
                           Sinks(forwarder, forwarder if spec.logging else None), options,
-                          None if spec.wide is None else load(spec.wide, spec.threads))
+                          None if spec.wide is None else load(spec.wide, spec.threads, model))
     except RapheError as exc:
         forwarder.send(FAILED, {"error": str(exc)})
         forwarder.close()

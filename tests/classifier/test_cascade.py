@@ -90,6 +90,14 @@ def test_a_padded_batch_answers_as_its_windows_one_by_one_after_a_fuller_batch(c
     np.testing.assert_allclose(smaller, alone, atol=1e-6)
 
 
+def test_a_cascade_loaded_beside_its_ensemble_shares_it():
+    """A worker process that loaded the ensemble loads the wide streams' cascade on it, not a second copy."""
+    ensemble, student = Model("ensemble"), Model("student")
+    assert load("cascade", loaded=ensemble).ensemble is ensemble
+    shared_not = load("cascade", loaded=student)
+    assert shared_not.ensemble is not student and shared_not.ensemble.checksum == ensemble.checksum
+
+
 def test_the_shipped_cascade_stands_in_by_what_its_file_measured(cascade):
     measured = json.loads(SHIPPED["cascade"].read_text())
     assert measured["margin"] == cascade.margin > 0
