@@ -89,7 +89,7 @@ def build_cascade(student_path: str | Path, ensemble_path: str | Path, choose: d
         agreements.append(agreement(cascade, e))
         novel = ensemble.novel(data.X)
         ends = {who: cell_outcomes(data, probs, novel, config) for who, probs in (("ensemble", e), ("cascade", cascade))}
-        checked_on[name] = {"windows": len(s), "agreement": round(agreement(cascade, e), 5),
+        checked_on[name] = {"windows": len(s), "agreement": round(agreements[-1], 5),
                             "student_alone": round(agreement(s, e), 5),
                             "escalated": round(float(unsure(s, margin).mean()), 5),
                             "cells": len(ends["ensemble"].names),

@@ -199,7 +199,7 @@ class Model:
                 interpreter.resize_tensor_input(input_index, [batch, self.n_points])
             interpreter.allocate_tensors()
         return BatchInterpreter(interpreter, input_index, interpreter.get_output_details()[0]["index"],
-                     np.zeros((batch, self.n_points), np.float32))
+                                np.zeros((batch, self.n_points), np.float32))
 
     def novel(self, windows: np.ndarray) -> np.ndarray:
         """Per window (N, n_points), whether it looks like nothing the model was trained on; all False
