@@ -117,6 +117,10 @@ class SignalChecks:
         self.absolute = not config.follows_baseline
         self.refractory = max(1, int(round(config.refractory_ms * sample_rate / 1000.0)))
         self.stretch = max(1, int(round(config.noise_window_s * sample_rate)))
+        # the rule as the block kernel takes it (see _tally)
+        self._opposite = {"neg": 1, "pos": -1}.get(config.polarity, 0)
+        self._level_mode = 0 if config.adaptive_k is not None else 1 if config.relative else 2
+        self._count_beyond = self.absolute and config.polarity in ("neg", "pos")
         self.units: list[str | None] = []
         for name, (dtype, _) in ROW_STATE.items():
             setattr(self, name, np.zeros(0, dtype))
@@ -163,13 +167,11 @@ class SignalChecks:
         if _stretches_moved(rows, starts, self.stretch, self._stretch_index, moved):
             self._close_stretches(rows[moved])
         config = self.config
-        opposite = {"neg": 1, "pos": -1}.get(config.polarity, 0)
-        level_mode = 0 if config.adaptive_k is not None else 1 if config.relative else 2
         seen = block is not None and length > 0
         # contiguous: a block cut at a stretch's end is a strided view, which numba would compile anew
         block = np.ascontiguousarray(block) if seen else np.empty((len(rows), 0), np.float32)
         _tally(np.asarray(stats, np.float64), rows, starts, length, block, np.empty(1, block.dtype), seen,
-               self.absolute and config.polarity in ("neg", "pos"), self.stretch, opposite, level_mode,
+               self._count_beyond, self.stretch, self._opposite, self._level_mode,
                float(config.adaptive_k or 0.0), float(config.threshold), self.refractory,
                MIN_SECONDS * self.sample_rate, READY_SWEEPS, READY_UNBROKEN_S * self.sample_rate,
                self.segments, self._segment_start, self._next, self.samples, self.total, self.total_sq, self.beyond,
@@ -409,18 +411,17 @@ def _stretches_moved(rows, starts, stretch, stretch_index, moved):
 
 
 @njit(cache=True, nogil=True)
-def _tally(stats, rows, starts, length, block, in_block_type, seen, count_beyond, stretch, opposite, level_mode, adaptive_k,
-           threshold, refractory, min_samples, ready_sweeps, ready_unbroken, segments, segment_start, next_sample,
-           samples, total, total_sq, beyond, stretch_index, stretch_n, stretch_sum, stretch_sq, low, high, last,
-           last_crossing, opposite_count, baseline, sd, ready):
+def _tally(stats, rows, starts, length, block, in_block_type, seen, count_beyond, stretch, opposite, level_mode,
+           adaptive_k, threshold, refractory, min_samples, ready_sweeps, ready_unbroken, segments, segment_start,
+           next_sample, samples, total, total_sq, beyond, stretch_index, stretch_n, stretch_sum, stretch_sq, low, high,
+           last, last_crossing, opposite_count, baseline, sd, ready):
     """``add_block`` over every row in one call (after the stretches that ended were closed): the
     segments, the sums, the stretch's sums and, where the samples are ``seen``, the extremes and the
     transients of the other polarity (``opposite``: 1 where the spikes are negative, -1 positive, 0
     for both: none counted) beyond the level of ``level_mode`` (0 adaptive, 1 relative, 2 absolute),
     compared in the block's own type (``in_block_type``, one element of it, casts the level); then
-    whether each row is ready. A
-    call costs one dispatch where the same in numpy took some thirty calls (at a 1 ms block, most
-    of the detect stage)."""
+    whether each row is ready. A call costs one dispatch where the same in numpy took some thirty
+    calls (at a 1 ms block, most of the detect stage)."""
     for i in range(len(rows)):
         r = rows[i]
         new = starts[i] != next_sample[r]
