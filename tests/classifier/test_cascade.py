@@ -94,8 +94,8 @@ def test_a_cascade_loaded_beside_its_ensemble_shares_it():
     """A worker process that loaded the ensemble loads the wide streams' cascade on it, not a second copy."""
     ensemble, student = Model("ensemble"), Model("student")
     assert load("cascade", loaded=ensemble).ensemble is ensemble
-    shared_not = load("cascade", loaded=student)
-    assert shared_not.ensemble is not student and shared_not.ensemble.checksum == ensemble.checksum
+    apart = load("cascade", loaded=student)  # not its ensemble: loaded on its own
+    assert apart.ensemble is not student and apart.ensemble.checksum == ensemble.checksum
 
 
 def test_the_shipped_cascade_stands_in_by_what_its_file_measured(cascade):
